@@ -1,0 +1,279 @@
+// Package cloud is the contract between kiln's core (pipeline, drift, assets)
+// and its backends. The core knows only these types and interfaces; each
+// backend (local, aws) implements them and passes the shared conformance
+// suite in package cloudtest.
+//
+// Every method takes a region explicitly: a backend value serves all the
+// regions configured for it. Methods that create things take a Token, a
+// deterministic string derived from the run's asset id, the step and the
+// region; calling them again with the same Token returns what the first call
+// made instead of making a second one.
+package cloud
+
+import (
+	"context"
+	"time"
+
+	"github.com/kiln-images/kiln/internal/config"
+)
+
+// Backend is everything the core needs from a cloud.
+type Backend interface {
+	// Name is "local" or "aws".
+	Name() string
+	// Account returns the account the backend acts as (aws: STS
+	// GetCallerIdentity). The core refuses to act when it is not allowed.
+	Account(ctx context.Context) (string, error)
+
+	Images
+	Builder
+	Tester
+	Inventory
+}
+
+// Images is a per-region image store.
+type Images interface {
+	// ListImages returns the images in region owned by the account that match
+	// f, in one paged scan. Deregistered images are not returned.
+	ListImages(ctx context.Context, region string, f Filter) ([]Image, error)
+
+	// Image returns one image. An absent image is an error matching
+	// ErrNotFound.
+	Image(ctx context.Context, region, id string) (Image, error)
+
+	// CopyImage copies an image to another (or the same) region, tagging the
+	// copy with in.Tags at creation. It is idempotent by in.Token: a second
+	// call returns the image the first made. The copy may still be pending
+	// when it returns; use WaitImage.
+	CopyImage(ctx context.Context, in CopyInput) (Image, error)
+
+	// LaunchPermissions returns who may launch the image.
+	LaunchPermissions(ctx context.Context, region, id string) (LaunchPermissions, error)
+
+	// SetLaunchPermissions makes the image's launch permissions exactly p.
+	// Making an image public in a region that blocks public access fails with
+	// an error matching ErrPublicAccessBlocked.
+	SetLaunchPermissions(ctx context.Context, region, id string, p LaunchPermissions) error
+
+	// SetDeprecation sets the image's deprecation time; the zero time removes it.
+	SetDeprecation(ctx context.Context, region, id string, t time.Time) error
+
+	// TagImage adds or replaces tags on an image (status tags such as the
+	// test result; creation tags are given at creation).
+	TagImage(ctx context.Context, region, id string, tags map[string]string) error
+
+	// DeleteImage deregisters the image and deletes the storage behind it
+	// (snapshots, blobs nothing else uses). Deleting an absent image succeeds.
+	DeleteImage(ctx context.Context, region, id string) error
+}
+
+// PublicAccessChecker is implemented by backends with an account-level switch
+// that blocks public images in a region (EC2 image block-public-access).
+type PublicAccessChecker interface {
+	PublicAccessBlocked(ctx context.Context, region string) (bool, error)
+}
+
+// Builder makes candidate images.
+type Builder interface {
+	// Build makes an image from a recipe in in.Region and returns it
+	// available. Every resource it makes, temporary or not, carries in.Tags
+	// from creation; temporary resources are removed before it returns
+	// successfully. It is idempotent by in.Token: a rerun after a crash
+	// reuses or replaces what the first attempt left.
+	Build(ctx context.Context, in BuildInput) (Image, error)
+}
+
+// Tester boots images and runs a recipe's tests in them.
+type Tester interface {
+	// TestImage boots the image without modifying it, runs in.Tests inside
+	// it and reports the outcome. A test that ran and failed is a Result with
+	// Passed false and a nil error; an error means the test could not run.
+	TestImage(ctx context.Context, in TestInput) (TestResult, error)
+}
+
+// Inventory lists and deletes every resource kind the backend creates.
+type Inventory interface {
+	// ListAssets returns the assets in region whose tags match f, each
+	// confirmed to exist, plus the untagged children of those assets
+	// (snapshots of an image, resources of a stack) with Parent set.
+	ListAssets(ctx context.Context, region string, f Filter) ([]Asset, error)
+
+	// DeleteAsset deletes one asset. Deleting an absent asset succeeds. An
+	// error matching ErrNotYet means a dependency still holds it (retry
+	// later); other errors are final.
+	DeleteAsset(ctx context.Context, a Asset) error
+}
+
+// Parameters is implemented by backends that can hold channel pointers as
+// parameters (aws: SSM parameters of data type aws:ec2:image).
+type Parameters interface {
+	// PutParameters writes name -> image id in each region, all or none: if
+	// one region fails, the regions already written are restored.
+	PutParameters(ctx context.Context, values []Parameter) error
+}
+
+// Exporter is implemented by backends that export images to files elsewhere
+// (aws: ExportImage to S3).
+type Exporter interface {
+	ExportImage(ctx context.Context, in ExportInput) (Export, error)
+}
+
+// Progress receives the steps of long operations, for display. Step returns
+// a function to call when the step ends.
+type Progress interface {
+	Step(name string) (done func(err error))
+}
+
+// Filter selects images or assets. All set fields must match.
+type Filter struct {
+	// Tags must all be present with these values; an empty value matches any
+	// value of that key.
+	Tags map[string]string
+	// IDs, when set, limits the result to these ids.
+	IDs []string
+}
+
+// ImageState is the lifecycle state of an image.
+type ImageState string
+
+const (
+	StatePending   ImageState = "pending"
+	StateAvailable ImageState = "available"
+	StateFailed    ImageState = "failed"
+)
+
+// Image is a machine image in one region.
+type Image struct {
+	ID           string            `json:"id"`
+	Region       string            `json:"region"`
+	Name         string            `json:"name"`
+	Architecture string            `json:"architecture"`
+	State        ImageState        `json:"state"`
+	Created      time.Time         `json:"created"`
+	Tags         map[string]string `json:"tags,omitempty"`
+	// Public is whether anyone may launch it; the full permissions come
+	// from LaunchPermissions.
+	Public      bool      `json:"public"`
+	Deprecation time.Time `json:"deprecation,omitempty"`
+	Size        int64     `json:"size,omitempty"`
+	// SHA256 is the digest of the raw disk (local backend).
+	SHA256  string   `json:"sha256,omitempty"`
+	Formats []string `json:"formats,omitempty"`
+	// Snapshots are the block storage behind the image (aws).
+	Snapshots []string `json:"snapshots,omitempty"`
+}
+
+// LaunchPermissions says who may launch an image.
+type LaunchPermissions struct {
+	Public              bool     `json:"public"`
+	Accounts            []string `json:"accounts,omitempty"`
+	Organizations       []string `json:"organizations,omitempty"`
+	OrganizationalUnits []string `json:"organizational_units,omitempty"`
+}
+
+// CopyInput describes an image copy.
+type CopyInput struct {
+	SourceRegion string
+	SourceID     string
+	Region       string // destination
+	Name         string
+	Description  string
+	Tags         map[string]string
+	Token        string
+}
+
+// BuildInput describes a build.
+type BuildInput struct {
+	Region   string
+	Name     string
+	Arch     string
+	UseCase  *config.UseCase
+	Dir      string // resolves the recipe's relative paths
+	StateDir string // kiln's local state directory (caches, logs)
+	Tags     map[string]string
+	Token    string
+	Progress Progress // may be nil
+}
+
+// TestInput describes a boot test.
+type TestInput struct {
+	Region   string
+	ImageID  string
+	Tests    []string // script paths, relative to Dir
+	Dir      string
+	LogPath  string // where the console log is kept
+	Tags     map[string]string
+	Token    string
+	Timeout  time.Duration
+	Progress Progress
+}
+
+// TestResult is the outcome of a boot test.
+type TestResult struct {
+	Passed   bool
+	Reason   string // why it failed: timeout, kernel panic, FAIL marker, no marker
+	Duration time.Duration
+	LogPath  string
+}
+
+// Parameter is one channel pointer in one region.
+type Parameter struct {
+	Region  string
+	Name    string
+	ImageID string
+	Tags    map[string]string
+}
+
+// ExportInput describes an image export.
+type ExportInput struct {
+	Region  string
+	ImageID string
+	Format  string // vmdk, vhd, raw
+	Tags    map[string]string
+	Token   string
+}
+
+// Export is a finished export.
+type Export struct {
+	Location string // e.g. s3://bucket/prefix/export-ami-123.vmdk
+	Format   string
+}
+
+// Kind is the kind of an asset. The constants are listed in the order
+// cleanup deletes them: each kind only after the ones before it.
+type Kind string
+
+const (
+	KindStack         Kind = "stack"          // holds instance, key pair, security group
+	KindInstance      Kind = "instance"       // build or test machine
+	KindExport        Kind = "export"         // exported objects
+	KindParameter     Kind = "parameter"      // channel pointer
+	KindImage         Kind = "image"          // before its snapshots
+	KindSnapshot      Kind = "snapshot"       // after the image using it
+	KindVolume        Kind = "volume"         // after the instance using it
+	KindKeyPair       Kind = "key-pair"       // after the instance using it
+	KindSecurityGroup Kind = "security-group" // after the instance using it
+	KindBuild         Kind = "build"          // local: a build's work directory
+)
+
+// DeleteOrder is the order in which cleanup deletes asset kinds.
+var DeleteOrder = []Kind{
+	KindStack, KindInstance, KindExport, KindParameter, KindImage,
+	KindSnapshot, KindVolume, KindKeyPair, KindSecurityGroup, KindBuild,
+}
+
+// Asset is any resource a run created.
+type Asset struct {
+	Kind    Kind              `json:"kind"`
+	ID      string            `json:"id"`
+	Region  string            `json:"region"`
+	State   string            `json:"state,omitempty"`
+	Created time.Time         `json:"created,omitempty"`
+	Tags    map[string]string `json:"tags,omitempty"`
+	// Parent is the asset this one belongs to when it is an untagged
+	// child (a snapshot of an image, a resource of a stack).
+	Parent string `json:"parent,omitempty"`
+	// Retain marks a resource its owner keeps on delete (a stack resource
+	// with DeletionPolicy Retain).
+	Retain bool `json:"retain,omitempty"`
+}
