@@ -47,6 +47,13 @@ type Images interface {
 	// when it returns; use WaitImage.
 	CopyImage(ctx context.Context, in CopyInput) (Image, error)
 
+	// WaitImage waits until the image is available and returns it. A failed
+	// image is an error (with the backend's reason); an absent one matches
+	// ErrNotFound; the wait has a deadline and says what it waited for. On
+	// eventually consistent backends it needs several consecutive available
+	// reads.
+	WaitImage(ctx context.Context, region, id string) (Image, error)
+
 	// LaunchPermissions returns who may launch the image.
 	LaunchPermissions(ctx context.Context, region, id string) (LaunchPermissions, error)
 
@@ -116,6 +123,13 @@ type Parameters interface {
 // (aws: ExportImage to S3).
 type Exporter interface {
 	ExportImage(ctx context.Context, in ExportInput) (Export, error)
+}
+
+// UsageChecker is implemented by backends that can tell which images are in
+// use (aws: by running instances and launch templates), so prune keeps them.
+type UsageChecker interface {
+	// ImagesInUse maps the ids of images in use in region to what uses them.
+	ImagesInUse(ctx context.Context, region string) (map[string]string, error)
 }
 
 // Progress receives the steps of long operations, for display. Step returns
@@ -204,7 +218,7 @@ type TestInput struct {
 	LogPath  string // where the console log is kept
 	Tags     map[string]string
 	Token    string
-	Timeout  time.Duration
+	Timeout  time.Duration // 0: the backend's default
 	Progress Progress
 }
 

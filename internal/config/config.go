@@ -101,18 +101,18 @@ type Cleanup struct {
 
 // UseCase is an image family: recipe, architectures, regions, publish policy.
 type UseCase struct {
-	Name          string      `yaml:"-"`
-	Description   string      `yaml:"description"`
-	Architectures []string    `yaml:"architectures"` // x86_64, arm64
-	Base          Base        `yaml:"base"`
-	Provision     []Step      `yaml:"provision"`
-	Tests         []string    `yaml:"tests"` // scripts run inside the booted guest
-	Regions       []string    `yaml:"regions"`
-	Publish       Publish     `yaml:"publish"`
-	Exports       []string    `yaml:"exports"`   // qcow2, vmdk, vhd (local); vmdk, vhd, raw (aws)
-	DiskSize      Size        `yaml:"disk_size"` // default 2GiB
-	Schedule      string      `yaml:"schedule"`  // cron expression, optional
-	Version       string      `yaml:"version"`   // default version for {version}
+	Name          string   `yaml:"-"`
+	Description   string   `yaml:"description"`
+	Architectures []string `yaml:"architectures"` // x86_64, arm64
+	Base          Base     `yaml:"base"`
+	Provision     []Step   `yaml:"provision"`
+	Tests         []string `yaml:"tests"` // scripts run inside the booted guest
+	Regions       []string `yaml:"regions"`
+	Publish       Publish  `yaml:"publish"`
+	Exports       []string `yaml:"exports"`   // qcow2, vmdk, vhd (local); vmdk, vhd, raw (aws)
+	DiskSize      Size     `yaml:"disk_size"` // default 2GiB
+	Schedule      string   `yaml:"schedule"`  // cron expression, optional
+	Version       string   `yaml:"version"`   // default version for {version}
 }
 
 // Base is the starting point of a build. The local backend uses Suite,

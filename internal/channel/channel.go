@@ -1,0 +1,120 @@
+// Package channel reads and writes a project's channel manifests: the
+// manifest file of each channel named in kiln.yaml, validated against the
+// project's backend, and updated under a lock so that two kiln processes
+// publishing at once never lose each other's entries.
+package channel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/lockfile"
+	"github.com/kiln-images/kiln/internal/manifest"
+)
+
+// Rules are the id and region forms of a backend's manifests.
+func Rules(backend string) manifest.Rules {
+	if backend == "aws" {
+		r := manifest.AWSRules
+		r.ValidRegion, r.RegionForm = config.ValidAWSRegion, "a known AWS region name such as us-east-1"
+		return r
+	}
+	return manifest.LocalRules
+}
+
+// AnyRules accepts the manifests of either backend, for checking files
+// outside a kiln project.
+func AnyRules() manifest.Rules {
+	a, l := manifest.AWSRules, manifest.LocalRules
+	return manifest.Rules{
+		ValidID:     func(id string) bool { return a.ValidID(id) || l.ValidID(id) },
+		IDForm:      a.IDForm + " or " + l.IDForm,
+		ValidRegion: func(r string) bool { return config.ValidAWSRegion(r) || l.ValidRegion(r) },
+		RegionForm:  "an AWS region name or a local region name",
+	}
+}
+
+// Load reads and validates a channel's manifest. A channel whose manifest
+// was never written has an empty manifest.
+func Load(cfg *config.Config, name string) (manifest.Manifest, error) {
+	path, err := cfg.ManifestPath(name)
+	if err != nil {
+		return nil, err
+	}
+	m, err := LoadFile(cfg, path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return manifest.Manifest{}, nil
+	}
+	return m, err
+}
+
+// LoadFile reads a manifest file and validates it against the project's
+// backend; a missing file is an error matching fs.ErrNotExist.
+func LoadFile(cfg *config.Config, path string) (manifest.Manifest, error) {
+	return manifest.LoadValid(path, Rules(cfg.Backend.Type))
+}
+
+// Update applies fn to a channel's manifest and writes the result
+// atomically, holding the channel's lock from read to write. It returns the
+// changes fn made; when there are none the file is not rewritten.
+func Update(ctx context.Context, cfg *config.Config, name string, fn func(manifest.Manifest) error) ([]manifest.Change, error) {
+	path, err := cfg.ManifestPath(name)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := lockfile.Lock(ctx, filepath.Join(cfg.StateDir(), "locks", "channel-"+name+".lock"))
+	if err != nil {
+		return nil, fmt.Errorf("lock channel %s: %w", name, err)
+	}
+	defer unlock()
+
+	old, err := Load(cfg, name)
+	if err != nil {
+		return nil, err
+	}
+	m := clone(old)
+	if err := fn(m); err != nil {
+		return nil, err
+	}
+	if err := m.Validate(path, Rules(cfg.Backend.Type)); err != nil {
+		return nil, fmt.Errorf("refusing to write an invalid manifest: %w", err)
+	}
+	changes := manifest.Diff(old, m)
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if err := manifest.Write(path, m); err != nil {
+		return nil, err
+	}
+	return changes, nil
+}
+
+func clone(m manifest.Manifest) manifest.Manifest {
+	c := manifest.Manifest{}
+	for _, e := range m.Entries() {
+		c.Set(e.UseCase, e.Region, e.Entry)
+	}
+	return c
+}
+
+// UseCaseOf returns the use case and architecture a manifest key stands for
+// (see config.UseCase.ManifestKey).
+func UseCaseOf(cfg *config.Config, key string) (*config.UseCase, string, bool) {
+	for _, name := range cfg.UseCaseNames() {
+		u := cfg.UseCases[name]
+		for _, arch := range u.Architectures {
+			if u.ManifestKey(arch) == key {
+				return u, arch, true
+			}
+		}
+	}
+	return nil, "", false
+}

@@ -1,0 +1,124 @@
+package manifest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// runGit runs git in repoDir and returns its standard output. A failure
+// reports the command and git's own message.
+func runGit(ctx context.Context, repoDir string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", repoDir}, args...)...)
+	// C locale: messages stay English in logs. Literal pathspecs: a path
+	// with '*' or '?' names one file. No prompts: kiln may run in CI.
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "GIT_LITERAL_PATHSPECS=1", "GIT_TERMINAL_PROMPT=0")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		what := "git " + strings.Join(args, " ")
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("%s: %w", what, ctxErr)
+		}
+		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+			return nil, fmt.Errorf("%s: %s", what, msg)
+		}
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return stdout.Bytes(), nil
+}
+
+// Tags returns the tags in repoDir matching the glob pattern ("" for all),
+// oldest version first: v1.9.0 before v1.10.0, and a pre-release such as
+// v2.0.0-rc1 before v2.0.0.
+func Tags(ctx context.Context, repoDir, pattern string) ([]string, error) {
+	args := []string{"-c", "versionsort.suffix=-", "tag", "--list", "--sort=version:refname"}
+	if pattern != "" {
+		args = append(args, pattern)
+	}
+	out, err := runGit(ctx, repoDir, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list tags: %w", err)
+	}
+	var tags []string
+	for line := range strings.Lines(string(out)) {
+		if t := strings.TrimSpace(line); t != "" {
+			tags = append(tags, t)
+		}
+	}
+	return tags, nil
+}
+
+// AtRefs decodes the manifest at path as it was at each ref. A ref where
+// the file did not exist yet is left out of the result; a ref that does not
+// exist, or a manifest there that does not decode, is an error.
+func AtRefs(ctx context.Context, repoDir, path string, refs []string) (map[string]Manifest, error) {
+	out := make(map[string]Manifest, len(refs))
+	for _, ref := range refs {
+		s := Source{Ref: ref, Path: path}
+		data, err := Read(ctx, repoDir, s)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		m, err := Decode(s.String(), data)
+		if err != nil {
+			return nil, err
+		}
+		out[ref] = m
+	}
+	return out, nil
+}
+
+// Revision is one commit that changed a manifest.
+type Revision struct {
+	Commit  string    // full hash
+	Date    time.Time // committer date: when the change landed
+	Subject string    // first line of the message
+}
+
+// History returns the commits that changed the file at path (relative to
+// repoDir), newest first, at most limit of them (limit <= 0: all). A file
+// never committed has no history and no error.
+func History(ctx context.Context, repoDir, path string, limit int) ([]Revision, error) {
+	gp, err := gitPath(repoDir, path)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", path, err)
+	}
+	// Fields separated by US, records by NUL: subjects cannot hold either.
+	args := []string{"-c", "log.showSignature=false", "log", "-z", "--format=%H%x1f%cI%x1f%s"}
+	if limit > 0 {
+		args = append(args, "-n", strconv.Itoa(limit))
+	}
+	args = append(args, "--", gp)
+	out, err := runGit(ctx, repoDir, args...)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", path, err)
+	}
+	var revs []Revision
+	for rec := range strings.SplitSeq(string(out), "\x00") {
+		rec = strings.TrimPrefix(rec, "\n")
+		if rec == "" {
+			continue
+		}
+		parts := strings.SplitN(rec, "\x1f", 3)
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("history of %s: unexpected git log record %q", path, rec)
+		}
+		date, err := time.Parse(time.RFC3339, parts[1])
+		if err != nil {
+			return nil, fmt.Errorf("history of %s: commit %s: %w", path, parts[0], err)
+		}
+		revs = append(revs, Revision{Commit: parts[0], Date: date, Subject: parts[2]})
+	}
+	return revs, nil
+}
