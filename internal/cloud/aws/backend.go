@@ -1,0 +1,209 @@
+package aws
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/config"
+)
+
+// Backend is the AWS backend. It is safe for concurrent use; one value
+// serves every configured region.
+type Backend struct {
+	cfg     config.AWSBackend
+	regions []string
+	opts    options
+	log     *slog.Logger
+
+	clients *clientSet
+
+	mu      sync.Mutex
+	account string // cached caller account, "" until known
+	allowed bool   // account is in cfg.AllowedAccounts (or no list is set)
+}
+
+var (
+	_ cloud.Backend             = (*Backend)(nil)
+	_ cloud.PublicAccessChecker = (*Backend)(nil)
+	_ cloud.Parameters          = (*Backend)(nil)
+	_ cloud.Exporter            = (*Backend)(nil)
+)
+
+// Option changes how New builds a Backend.
+type Option func(*options)
+
+type options struct {
+	logger       *slog.Logger
+	httpClient   *http.Client
+	maxAttempts  int
+	maxBackoff   time.Duration
+	pollInterval time.Duration
+	pollMax      time.Duration
+	stableReads  int
+}
+
+// Defaults: generous retries for a batch tool that runs for an hour and
+// must ride out throttling bursts; waits that start every few seconds and
+// back off to half a minute.
+const (
+	defaultMaxAttempts  = 10
+	defaultMaxBackoff   = 20 * time.Second
+	defaultPollInterval = 5 * time.Second
+	defaultPollMax      = 30 * time.Second
+	defaultStableReads  = 3
+	defaultBuildTimeout = 60 * time.Minute
+	defaultCopyTimeout  = 90 * time.Minute
+	defaultTestTimeout  = 20 * time.Minute
+)
+
+// WithLogger sets the logger for progress and retries (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithHTTPClient sets the HTTP client of every AWS client, e.g. one that
+// routes through a test proxy.
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpClient = c } }
+
+// WithRetryMaxAttempts sets how many times the SDK tries one request
+// (default 10).
+func WithRetryMaxAttempts(n int) Option { return func(o *options) { o.maxAttempts = n } }
+
+// WithRetryMaxBackoff caps the SDK's pause between attempts (default 20s).
+func WithRetryMaxBackoff(d time.Duration) Option { return func(o *options) { o.maxBackoff = d } }
+
+// WithPollInterval sets the first and the largest pause of every wait
+// (image available, instance stopped, stack complete, console marker).
+// Tests use milliseconds so they never sleep for real minutes.
+func WithPollInterval(first, max time.Duration) Option {
+	return func(o *options) { o.pollInterval, o.pollMax = first, max }
+}
+
+// WithStableReads sets how many consecutive "available" reads WaitAvailable
+// needs (default 3): a single read can come from a replica that is ahead of
+// the one the next call reaches.
+func WithStableReads(n int) Option { return func(o *options) { o.stableReads = n } }
+
+// New returns a backend acting in regions with cfg. It loads the SDK's
+// configuration (credential chain, cfg.Profile, endpoint overrides) but makes
+// no request; clients for a region are made when first used.
+func New(ctx context.Context, cfg config.AWSBackend, regions []string, opts ...Option) (*Backend, error) {
+	o := options{
+		maxAttempts:  defaultMaxAttempts,
+		maxBackoff:   defaultMaxBackoff,
+		pollInterval: defaultPollInterval,
+		pollMax:      defaultPollMax,
+		stableReads:  defaultStableReads,
+	}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.maxAttempts < 1 {
+		return nil, fmt.Errorf("aws backend: retry max attempts %d: must be at least 1", o.maxAttempts)
+	}
+	if o.pollInterval <= 0 || o.pollMax < o.pollInterval {
+		return nil, fmt.Errorf("aws backend: poll interval %s..%s: must be positive and first <= max", o.pollInterval, o.pollMax)
+	}
+	if o.stableReads < 1 {
+		o.stableReads = 1
+	}
+	for _, r := range regions {
+		if !validRegion(r) {
+			return nil, fmt.Errorf("aws backend: region %q: want a region name such as us-east-1: %w", r, cloud.ErrInvalid)
+		}
+	}
+	cs, err := newClientSet(ctx, cfg, regions, o)
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{
+		cfg:     cfg,
+		regions: slices.Clone(regions),
+		opts:    o,
+		log:     o.logger,
+		clients: cs,
+	}, nil
+}
+
+// Name returns "aws".
+func (b *Backend) Name() string { return "aws" }
+
+// Account returns the account the credentials act as (STS
+// GetCallerIdentity), cached after the first success.
+func (b *Backend) Account(ctx context.Context) (string, error) {
+	b.mu.Lock()
+	acct := b.account
+	b.mu.Unlock()
+	if acct != "" {
+		return acct, nil
+	}
+	out, err := b.clients.sts().GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return "", fmt.Errorf("get caller identity: %w", classify(err))
+	}
+	if out.Account == nil || *out.Account == "" {
+		return "", fmt.Errorf("get caller identity: no account in the answer")
+	}
+	acct = *out.Account
+	b.mu.Lock()
+	b.account = acct
+	b.allowed = len(b.cfg.AllowedAccounts) == 0 || slices.Contains(b.cfg.AllowedAccounts, acct)
+	b.mu.Unlock()
+	return acct, nil
+}
+
+// CheckAccount returns an error matching cloud.ErrAccessDenied when the
+// caller's account is not in backend.aws.allowed_accounts. Every method that
+// changes something calls it first; the answer is cached, so it costs one
+// STS call per Backend.
+func (b *Backend) CheckAccount(ctx context.Context) error {
+	acct, err := b.Account(ctx)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	ok := b.allowed
+	b.mu.Unlock()
+	if !ok {
+		return cloud.Mark(fmt.Errorf("credentials act as account %s, which is not in backend.aws.allowed_accounts [%s]; refusing to change anything",
+			acct, strings.Join(b.cfg.AllowedAccounts, ", ")), cloud.ErrAccessDenied)
+	}
+	return nil
+}
+
+// validRegion accepts AWS region names (letters, digits, dashes).
+func validRegion(r string) bool {
+	if r == "" || len(r) > 64 {
+		return false
+	}
+	for _, c := range r {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *Backend) buildTimeout() time.Duration {
+	if b.cfg.BuildTimeout > 0 {
+		return time.Duration(b.cfg.BuildTimeout)
+	}
+	return defaultBuildTimeout
+}
+
+func (b *Backend) copyTimeout() time.Duration {
+	if b.cfg.CopyTimeout > 0 {
+		return time.Duration(b.cfg.CopyTimeout)
+	}
+	return defaultCopyTimeout
+}

@@ -1,0 +1,120 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/kiln-images/kiln/internal/cloud"
+)
+
+// errRetryNow asks poll to check again after the shortest pause, for
+// confirming reads that should follow each other quickly.
+var errRetryNow = errors.New("check again soon")
+
+// poll calls cond until it reports done, fails with an error that is not
+// retryable, or timeout passes. The pause starts at the backend's poll
+// interval and grows by half each time up to its maximum, with jitter;
+// errors cloud.Retryable accepts are retried until the deadline. On timeout
+// the error says what it waited for and the last thing it saw.
+func (b *Backend) poll(ctx context.Context, what string, timeout time.Duration, cond func(context.Context) (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	interval := b.opts.pollInterval
+	var last error
+	for {
+		done, err := cond(ctx)
+		switch {
+		case err == nil && done:
+			return nil
+		case errors.Is(err, errRetryNow):
+			interval = b.opts.pollInterval
+			err = nil
+		case err != nil && !cloud.Retryable(err):
+			return err
+		}
+		if err != nil {
+			last = err
+		}
+		if !time.Now().Add(interval).Before(deadline) {
+			return &cloud.TimeoutError{What: what, Timeout: timeout, Last: last}
+		}
+		pause := interval + time.Duration(rand.Int64N(int64(interval)/5+1))
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-t.C:
+		}
+		interval = min(interval*3/2, b.opts.pollMax)
+	}
+}
+
+// WaitAvailable waits until the image is available, confirmed by the
+// backend's number of consecutive reads (default 3), within
+// backend.aws.copy_timeout. A failed image is an error carrying its state
+// reason; an image that stays absent is ErrNotFound.
+func (b *Backend) WaitAvailable(ctx context.Context, region, id string) (cloud.Image, error) {
+	var (
+		img       ec2types.Image
+		streak    int
+		missing   int
+		lastState string
+	)
+	what := fmt.Sprintf("image %s in %s to become available (%d consecutive reads)", id, region, b.opts.stableReads)
+	err := b.poll(ctx, what, b.copyTimeout(), func(ctx context.Context) (bool, error) {
+		im, err := b.describeImage(ctx, region, id)
+		switch {
+		case errors.Is(err, cloud.ErrNotFound):
+			// A new image can be missing from a read for a moment.
+			missing++
+			streak = 0
+			if missing > 5 {
+				return false, err
+			}
+			lastState = "not found"
+			return false, cloud.Mark(fmt.Errorf("image %s not visible yet", id), cloud.ErrNotYet)
+		case err != nil:
+			return false, err
+		}
+		img = im
+		lastState = string(im.State)
+		switch imageState(im.State) {
+		case cloud.StateAvailable:
+			streak++
+			if streak >= b.opts.stableReads {
+				return true, nil
+			}
+			return false, errRetryNow
+		case cloud.StateFailed:
+			return false, fmt.Errorf("image %s in %s is %s: %s", id, region, im.State, stateReason(im.StateReason))
+		}
+		streak = 0
+		return false, nil
+	})
+	if err != nil {
+		var te *cloud.TimeoutError
+		if errors.As(err, &te) && te.Last == nil {
+			te.Last = fmt.Errorf("last state %s", lastState)
+		}
+		return cloud.Image{}, err
+	}
+	return toImage(region, img), nil
+}
+
+func stateReason(r *ec2types.StateReason) string {
+	if r == nil {
+		return "no reason given"
+	}
+	return fmt.Sprintf("%s: %s", aws.ToString(r.Code), aws.ToString(r.Message))
+}
+
+// WaitImage is WaitAvailable under the name cloud.Images uses.
+func (b *Backend) WaitImage(ctx context.Context, region, id string) (cloud.Image, error) {
+	return b.WaitAvailable(ctx, region, id)
+}
