@@ -70,6 +70,13 @@ type AWSBackend struct {
 	ExportRoleName  string            `yaml:"export_role_name"`
 	BuildTimeout    Duration          `yaml:"build_timeout"` // default 60m
 	CopyTimeout     Duration          `yaml:"copy_timeout"`  // default 90m
+	TestTimeout     Duration          `yaml:"test_timeout"`  // default 20m: one boot test
+	// PollInterval is the first pause of every wait (it grows to six times
+	// this); default 5s.
+	PollInterval Duration `yaml:"poll_interval"`
+	// RetryMaxBackoff caps the pause between retries of throttled or failed
+	// requests; default 20s.
+	RetryMaxBackoff Duration `yaml:"retry_max_backoff"`
 }
 
 // CostTag is the project's cost-allocation tag, put on every asset.

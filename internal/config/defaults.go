@@ -58,6 +58,15 @@ func applyDefaults(c *Config, d *decoder) {
 	if !d.isSet("backend.aws.copy_timeout") {
 		a.CopyTimeout = Duration(90 * time.Minute)
 	}
+	if !d.isSet("backend.aws.test_timeout") {
+		a.TestTimeout = Duration(20 * time.Minute)
+	}
+	if !d.isSet("backend.aws.retry_max_backoff") {
+		a.RetryMaxBackoff = Duration(20 * time.Second)
+	}
+	if !d.isSet("backend.aws.poll_interval") {
+		a.PollInterval = Duration(5 * time.Second)
+	}
 
 	if len(c.Channels) == 0 && !d.failed["channels"] {
 		c.Channels = map[string]Channel{}

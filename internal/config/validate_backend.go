@@ -102,7 +102,7 @@ func (k *checker) checkAWS() {
 	for _, t := range []struct {
 		field string
 		d     Duration
-	}{{"build_timeout", a.BuildTimeout}, {"copy_timeout", a.CopyTimeout}} {
+	}{{"build_timeout", a.BuildTimeout}, {"copy_timeout", a.CopyTimeout}, {"test_timeout", a.TestTimeout}, {"poll_interval", a.PollInterval}, {"retry_max_backoff", a.RetryMaxBackoff}} {
 		if t.d <= 0 {
 			k.errorf(p+"."+t.field, "%s is not a positive duration; use e.g. 60m", t.d)
 		}

@@ -102,6 +102,12 @@ func New(ctx context.Context, cfg config.AWSBackend, regions []string, opts ...O
 		pollMax:      defaultPollMax,
 		stableReads:  defaultStableReads,
 	}
+	if cfg.RetryMaxBackoff > 0 {
+		o.maxBackoff = cfg.RetryMaxBackoff.Std()
+	}
+	if cfg.PollInterval > 0 {
+		o.pollInterval, o.pollMax = cfg.PollInterval.Std(), 6*cfg.PollInterval.Std()
+	}
 	for _, fn := range opts {
 		fn(&o)
 	}

@@ -53,6 +53,9 @@ func (b *Backend) TestImage(ctx context.Context, in cloud.TestInput) (res cloud.
 	}
 	timeout := in.Timeout
 	if timeout <= 0 {
+		timeout = b.cfg.TestTimeout.Std()
+	}
+	if timeout <= 0 {
 		timeout = defaultTestTimeout
 	}
 	start := time.Now()
