@@ -1,0 +1,60 @@
+# Two commands for a fresh machine (Debian, as root or with sudo):
+#   make demo   build kiln and release the example image to three local regions
+#   make test   run the whole test suite
+# `make deps` installs the Debian packages both need.
+
+GO       ?= go
+KILN     := bin/kiln
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEMO     ?= demo
+FUZZTIME ?= 20s
+
+# The Debian packages the local backend and the tests use.
+DEB_PACKAGES := mmdebstrap qemu-utils qemu-system-x86 ovmf mtools dosfstools fdisk \
+	systemd-boot-efi e2fsprogs ansible uidmap git ca-certificates
+
+.PHONY: all build deps demo test check fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(KILN) ./cmd/kiln
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+# The main job on the local backend: init the example project, release it to
+# local-a, local-b and local-c, show the manifest.
+demo: deps build
+	@if [ ! -f $(DEMO)/kiln.yaml ]; then $(KILN) init $(DEMO); fi
+	$(KILN) validate -c $(DEMO)/kiln.yaml
+	$(KILN) release -c $(DEMO)/kiln.yaml debian-sandbox
+	$(KILN) manifest show -c $(DEMO)/kiln.yaml --channel latest
+
+# The whole suite: formatting, vet, unit and integration tests (real
+# mmdebstrap builds, qemu boots and moto), and each fuzzer for FUZZTIME.
+test: deps check
+	$(GO) test -count=1 -timeout 60m ./...
+	$(MAKE) fuzz
+
+check:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:" $$unformatted; exit 1; fi
+	$(GO) vet ./...
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/config
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/manifest
+
+bench:
+	./scripts/bench.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-images/kiln/internal/assets"
+	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/journal"
+	"github.com/kiln-images/kiln/internal/output"
+)
+
+type assetsOptions struct {
+	run     string
+	all     bool
+	regions []string
+}
+
+func newAssetsCommand(g *globalOptions) *cobra.Command {
+	var o assetsOptions
+	cmd := &cobra.Command{
+		Use:   "assets [--run ID | --all] [--region R]...",
+		Short: "List every resource kiln manages, found by its tags",
+		Long: `assets lists the resources tagged kiln:managed=true in every configured region
+(or those given), with the untagged children the cloud made for them
+(snapshots behind images, resources of stacks), each confirmed to exist. It
+needs no local state. With --run it lists that run's resources; otherwise it
+groups them by run with a count per kind.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runAssets(cmd, g, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.run, "run", "", "only this run's resources")
+	cmd.Flags().BoolVar(&o.all, "all", false, "every run's resources (the default)")
+	cmd.Flags().StringArrayVar(&o.regions, "region", nil, "only this region (repeatable)")
+	cmd.MarkFlagsMutuallyExclusive("run", "all")
+	return cmd
+}
+
+type assetsReport struct {
+	Schema string              `json:"schema"`
+	Runs   []assets.RunSummary `json:"runs"`
+	Assets []cloud.Asset       `json:"assets"`
+}
+
+func runAssets(cmd *cobra.Command, g *globalOptions, o assetsOptions) error {
+	ctx := cmd.Context()
+	p, err := g.openProject(ctx)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	regions, err := pickRegions(p.cfg.Regions, o.regions)
+	if err != nil {
+		return err
+	}
+	var f cloud.Filter
+	if o.run != "" {
+		if _, err := journal.ParseAssetID(o.run); err != nil {
+			return usageError(fmt.Errorf("--run: %w", err))
+		}
+		f.Tags = map[string]string{cloud.TagAssetID: o.run}
+	}
+	inv := assets.Scan(ctx, p.backend, regions, f, len(regions))
+	if err := inv.Err(); err != nil {
+		return err
+	}
+	rep := assetsReport{Schema: "kiln.assets/v1", Runs: assets.ByRun(inv.Assets), Assets: inv.Assets}
+	if rep.Assets == nil {
+		rep.Assets = []cloud.Asset{}
+	}
+	if g.format == output.JSON {
+		return output.WriteJSON(g.streams.out, rep)
+	}
+	if o.run != "" {
+		printAssets(g, p.cfg.CostTag.Key, inv.Assets)
+		return nil
+	}
+	t := output.NewTable(g.streams.out, "RUN", "USE CASE", "REGIONS", "TOTAL", "KINDS")
+	for _, r := range rep.Runs {
+		kinds := make([]string, 0, len(r.Kinds))
+		for k, n := range r.Kinds {
+			kinds = append(kinds, fmt.Sprintf("%s=%d", k, n))
+		}
+		sort.Strings(kinds)
+		t.Row(r.RunID, r.UseCase, strings.Join(r.Regions, ","), fmt.Sprint(r.Total), strings.Join(kinds, " "))
+	}
+	return t.Flush()
+}
+
+func printAssets(g *globalOptions, costKey string, as []cloud.Asset) {
+	cost := "COST TAG"
+	if costKey != "" {
+		cost = strings.ToUpper(costKey)
+	}
+	t := output.NewTable(g.streams.out, "KIND", "ID", "REGION", "STATE", "AGE", "RUN", "USE CASE", "PHASE", cost, "PARENT")
+	now := time.Now()
+	for _, a := range as {
+		age := ""
+		if !a.Created.IsZero() {
+			age = output.Age(now.Sub(a.Created))
+		}
+		t.Row(string(a.Kind), a.ID, a.Region, a.State, age, a.Tags[cloud.TagAssetID], a.Tags[cloud.TagUseCase],
+			a.Tags[cloud.TagPhase], a.Tags[costKey], a.Parent)
+	}
+	t.Flush()
+}
+
+// pickRegions checks --region values against the configured regions.
+func pickRegions(all, picked []string) ([]string, error) {
+	if len(picked) == 0 {
+		return all, nil
+	}
+	for _, r := range picked {
+		if !slices.Contains(all, r) {
+			return nil, usageError(fmt.Errorf("--region %s: not a configured region (%s)", r, strings.Join(all, ", ")))
+		}
+	}
+	return picked, nil
+}

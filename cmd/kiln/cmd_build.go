@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-images/kiln/internal/output"
+)
+
+type buildOptions struct {
+	arch    string
+	version string
+}
+
+func newBuildCommand(g *globalOptions) *cobra.Command {
+	var o buildOptions
+	cmd := &cobra.Command{
+		Use:   "build USE_CASE [--arch A]",
+		Short: "Build a candidate image in the build region; prints the run's asset id",
+		Long: `build starts a run of USE_CASE and makes its candidate image in the build
+region from the recipe. It prints the run's asset id on stdout, for the next
+phases: kiln test --run ID, kiln replicate --run ID, kiln publish --run ID.
+To continue an interrupted build use kiln release --resume ID.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBuild(cmd, g, args[0], o)
+		},
+	}
+	cmd.Flags().StringVar(&o.arch, "arch", "", "architecture to build (default: the use case's only one)")
+	cmd.Flags().StringVar(&o.version, "version", "", "version for {version} in names (default: the use case's, else the run's start time)")
+	return cmd
+}
+
+type buildReport struct {
+	Schema  string `json:"schema"`
+	Run     any    `json:"run"`
+	ImageID string `json:"image_id"`
+	Region  string `json:"region"`
+	Name    string `json:"name"`
+}
+
+func runBuild(cmd *cobra.Command, g *globalOptions, useCase string, o buildOptions) error {
+	ctx := cmd.Context()
+	p, err := g.openProject(ctx)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	pl, err := p.pipeline(g)
+	if err != nil {
+		return err
+	}
+	r, err := pl.NewRun(ctx, useCase, o.arch, o.version)
+	if err != nil {
+		return usageError(err)
+	}
+	unlock, err := pl.LockRun(r.ID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	fmt.Fprintf(g.streams.err, "run %s: building %s %s\n", r.ID, r.UseCase, r.Arch)
+	img, err := pl.Build(ctx, r)
+	if err != nil {
+		return err
+	}
+	p.progress.Close()
+	if g.format == output.JSON {
+		return output.WriteJSON(g.streams.out, buildReport{Schema: "kiln.build/v1", Run: r, ImageID: img.ID, Region: img.Region, Name: img.Name})
+	}
+	fmt.Fprintf(g.streams.err, "candidate %s (%s) in %s\n", img.ID, img.Name, img.Region)
+	fmt.Fprintln(g.streams.out, r.ID)
+	return nil
+}

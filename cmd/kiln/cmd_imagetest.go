@@ -1,0 +1,87 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/pipeline"
+)
+
+type testOptions struct {
+	run   string
+	force bool
+}
+
+// The file is not named cmd_test.go: that would be a Go test file.
+func newTestCommand(g *globalOptions) *cobra.Command {
+	var o testOptions
+	cmd := &cobra.Command{
+		Use:   "test --run ID",
+		Short: "Boot the run's candidate and run the recipe's tests in it",
+		Long: `test boots the candidate of run ID without modifying it, runs the recipe's
+tests inside the guest and records the result on the candidate. Exit 0 when the
+tests pass, 1 when they fail, 2 when they could not run. A candidate that
+already passed is not booted again unless --force is given.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runTest(cmd, g, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.run, "run", "", "asset id of the run (required)")
+	cmd.Flags().BoolVar(&o.force, "force", false, "boot again even if the candidate already passed")
+	return cmd
+}
+
+type testReport struct {
+	Schema string `json:"schema"`
+	pipeline.TestReport
+}
+
+func runTest(cmd *cobra.Command, g *globalOptions, o testOptions) error {
+	ctx := cmd.Context()
+	p, err := g.openProject(ctx)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	pl, err := p.pipeline(g)
+	if err != nil {
+		return err
+	}
+	r, unlock, err := findRun(ctx, pl, o.run)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	rep, err := pl.Test(ctx, r, o.force)
+	p.progress.Close()
+	var failed *pipeline.TestFailedError
+	if err != nil && !errors.As(err, &failed) {
+		return err
+	}
+	if g.format == output.JSON {
+		if err := output.WriteJSON(g.streams.out, testReport{Schema: "kiln.test/v1", TestReport: rep}); err != nil {
+			return err
+		}
+	} else {
+		printTest(g, rep)
+	}
+	if failed != nil {
+		return findings("%v", failed)
+	}
+	return nil
+}
+
+func printTest(g *globalOptions, rep pipeline.TestReport) {
+	switch {
+	case rep.Earlier:
+		fmt.Fprintf(g.streams.out, "PASS  %s in %s (passed earlier; --force boots it again)\n", rep.ImageID, rep.Region)
+	case rep.Passed:
+		fmt.Fprintf(g.streams.out, "PASS  %s in %s (%s, console log %s)\n", rep.ImageID, rep.Region, output.Elapsed(rep.Duration), rep.LogPath)
+	default:
+		fmt.Fprintf(g.streams.out, "FAIL  %s in %s: %s (console log %s)\n", rep.ImageID, rep.Region, rep.Reason, rep.LogPath)
+	}
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-images/kiln/internal/manifest"
+	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/pipeline"
+)
+
+type publishOptions struct {
+	run     string
+	channel string
+}
+
+func newPublishCommand(g *globalOptions) *cobra.Command {
+	var o publishOptions
+	cmd := &cobra.Command{
+		Use:   "publish --run ID [--channel latest]",
+		Short: "Publish the run's copies and write the channel manifest",
+		Long: `publish applies the use case's publish policy to the run's copy in every target
+region (launch permissions: public, accounts, organizations; deprecation time),
+reads them back, writes the channel's manifest with an entry per region (only
+for images seen available) and prints the manifest diff it made. Then it
+removes the candidate. Images that have not passed their tests are refused.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPublish(cmd, g, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.run, "run", "", "asset id of the run (required)")
+	cmd.Flags().StringVar(&o.channel, "channel", "latest", "channel whose manifest to write")
+	return cmd
+}
+
+type publishReport struct {
+	Schema string `json:"schema"`
+	pipeline.PublishReport
+}
+
+func runPublish(cmd *cobra.Command, g *globalOptions, o publishOptions) error {
+	ctx := cmd.Context()
+	p, err := g.openProject(ctx)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if _, err := p.cfg.ManifestPath(o.channel); err != nil {
+		return usageError(fmt.Errorf("--channel: %w", err))
+	}
+	pl, err := p.pipeline(g)
+	if err != nil {
+		return err
+	}
+	r, unlock, err := findRun(ctx, pl, o.run)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	rep, err := pl.Publish(ctx, r, o.channel)
+	p.progress.Close()
+	if err != nil {
+		return err
+	}
+	if g.format == output.JSON {
+		return output.WriteJSON(g.streams.out, publishReport{Schema: "kiln.publish/v1", PublishReport: rep})
+	}
+	printPublish(g, rep)
+	return nil
+}
+
+func printPublish(g *globalOptions, rep pipeline.PublishReport) {
+	printRegions(g, rep.Regions)
+	fmt.Fprintf(g.streams.out, "\n%s (channel %s):\n", rep.Manifest, rep.Channel)
+	if len(rep.Changes) == 0 {
+		fmt.Fprintln(g.streams.out, "  no change")
+		return
+	}
+	manifest.FormatDiff(g.streams.out, rep.Changes)
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/cloud/aws"
+	"github.com/kiln-images/kiln/internal/cloud/local"
+	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/journal"
+	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/pipeline"
+)
+
+// project is a loaded kiln project: its config, backend and journal.
+type project struct {
+	cfg      *config.Config
+	backend  cloud.Backend
+	journal  *journal.Journal
+	progress *output.Progress
+}
+
+func (p *project) Close() {
+	if p.progress != nil {
+		p.progress.Close()
+	}
+	if p.journal != nil {
+		p.journal.Close()
+	}
+}
+
+// openProject loads kiln.yaml, opens the journal and the backend, and checks
+// the backend's account against the allowed ones before anything is done.
+func (g *globalOptions) openProject(ctx context.Context) (*project, error) {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	p := &project{cfg: cfg}
+	if p.journal, err = journal.Open(journalPath(cfg)); err != nil {
+		return nil, err
+	}
+	if p.backend, err = openBackend(ctx, g, cfg); err != nil {
+		p.Close()
+		return nil, err
+	}
+	if err := checkAccount(ctx, cfg, p.backend); err != nil {
+		p.Close()
+		return nil, err
+	}
+	p.progress = output.NewProgress(g.streams.err, g.tty(), g.logger())
+	return p, nil
+}
+
+// openBackend constructs the project's backend.
+func openBackend(ctx context.Context, g *globalOptions, cfg *config.Config) (cloud.Backend, error) {
+	switch cfg.Backend.Type {
+	case "aws":
+		return aws.New(ctx, cfg.Backend.AWS, cfg.Regions, aws.WithLogger(g.logger()))
+	default:
+		return local.New(cfg.Backend.Local, cfg.Resolve(cfg.Backend.Local.Root), cfg.Regions, local.WithLogger(g.logger()))
+	}
+}
+
+// checkAccount refuses to act for an account the project does not allow.
+func checkAccount(ctx context.Context, cfg *config.Config, b cloud.Backend) error {
+	account, err := b.Account(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: who am I: %w", b.Name(), err)
+	}
+	allowed := []string{cfg.Backend.Local.AccountID}
+	key := "backend.local.account_id"
+	if cfg.Backend.Type == "aws" {
+		allowed, key = cfg.Backend.AWS.AllowedAccounts, "backend.aws.allowed_accounts"
+	}
+	if !slices.Contains(allowed, account) {
+		return fmt.Errorf("%s: the credentials are for account %s, which is not in %s %v of %s; refusing to act",
+			b.Name(), account, key, allowed, cfg.Path)
+	}
+	return nil
+}
+
+// pipeline returns the release pipeline of the project, with the crash
+// harness's failpoint wired in.
+func (p *project) pipeline(g *globalOptions) (*pipeline.Pipeline, error) {
+	fp, err := newFailpoint()
+	if err != nil {
+		return nil, usageError(err)
+	}
+	concurrency := 4
+	if p.cfg.Backend.Type == "aws" {
+		concurrency = p.cfg.Backend.AWS.CopyConcurrency
+	}
+	return &pipeline.Pipeline{
+		Config:      p.cfg,
+		Backend:     p.backend,
+		Journal:     p.journal,
+		Progress:    failpointProgress{fp: fp, next: p.progress},
+		Log:         g.logger(),
+		Concurrency: concurrency,
+		Hook:        fp.hit,
+	}, nil
+}
+
+// findRun parses a --run value, takes the run's lock and recovers the run
+// from the cloud. The caller releases the lock with the returned function.
+func findRun(ctx context.Context, pl *pipeline.Pipeline, id string) (pipeline.Run, func(), error) {
+	if id == "" {
+		return pipeline.Run{}, nil, usageError(fmt.Errorf("--run is required"))
+	}
+	if _, err := journal.ParseAssetID(id); err != nil {
+		return pipeline.Run{}, nil, usageError(fmt.Errorf("--run: %w", err))
+	}
+	unlock, err := pl.LockRun(id)
+	if err != nil {
+		return pipeline.Run{}, nil, err
+	}
+	r, err := pl.FindRun(ctx, id)
+	if err != nil {
+		unlock()
+		return pipeline.Run{}, nil, err
+	}
+	return r, unlock, nil
+}

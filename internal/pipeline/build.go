@@ -1,0 +1,126 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/journal"
+)
+
+// NewRun starts a run of a use case: it checks the use case and architecture,
+// makes the asset id and records the run.
+func (p *Pipeline) NewRun(ctx context.Context, useCase, arch, version string) (Run, error) {
+	u, err := p.Config.UseCase(useCase)
+	if err != nil {
+		return Run{}, err
+	}
+	if arch == "" {
+		if len(u.Architectures) != 1 {
+			return Run{}, fmt.Errorf("use case %s has architectures %v: choose one with --arch", u.Name, u.Architectures)
+		}
+		arch = u.Architectures[0]
+	}
+	if !slices.Contains(u.Architectures, arch) {
+		return Run{}, fmt.Errorf("--arch %q: use case %s has architectures %v", arch, u.Name, u.Architectures)
+	}
+	now := p.now().UTC()
+	id := journal.NewAssetID(now)
+	if version == "" {
+		version = u.Version
+	}
+	if version == "" {
+		version = now.Format("20060102.150405")
+	}
+	r := Run{ID: id, UseCase: u.Name, Arch: arch, Version: version, Created: now}
+	host, _ := os.Hostname()
+	err = p.Journal.StartRun(ctx, journal.Run{
+		ID: id, UseCase: u.Name, Arch: arch, Version: version,
+		Created: now, Updated: now, State: journal.RunRunning, Phase: cloud.PhaseBuild, Host: host,
+	})
+	if err != nil {
+		return Run{}, fmt.Errorf("journal: %w", err)
+	}
+	return r, nil
+}
+
+// name expands a naming rule for run r.
+func (p *Pipeline) name(rule string, r Run) string {
+	return config.ExpandName(rule, config.NameVars{
+		UseCase: r.UseCase, Arch: r.Arch, AssetID: r.ID, Version: r.Version,
+		Date: r.Created.UTC().Format("20060102"),
+	})
+}
+
+// Candidate returns the run's candidate image in the build region, or an
+// error matching cloud.ErrNotFound when the build has not made it yet.
+func (p *Pipeline) Candidate(ctx context.Context, r Run) (cloud.Image, error) {
+	region := p.Config.BuildRegion
+	imgs, err := p.Backend.ListImages(ctx, region, cloud.Filter{Tags: map[string]string{
+		cloud.TagAssetID: r.ID, cloud.TagPhase: cloud.PhaseBuild,
+	}})
+	if err != nil {
+		return cloud.Image{}, fmt.Errorf("find candidate of run %s in %s: %w", r.ID, region, err)
+	}
+	for _, img := range imgs {
+		if img.State != cloud.StateFailed {
+			return img, nil
+		}
+	}
+	return cloud.Image{}, cloud.Mark(fmt.Errorf("run %s has no candidate image in %s", r.ID, region), cloud.ErrNotFound)
+}
+
+// Build makes the run's candidate in the build region, or returns the one an
+// earlier attempt made.
+func (p *Pipeline) Build(ctx context.Context, r Run) (cloud.Image, error) {
+	u, err := p.useCase(r)
+	if err != nil {
+		return cloud.Image{}, err
+	}
+	region := p.Config.BuildRegion
+	if err := p.Journal.SetRun(ctx, r.ID, cloud.PhaseBuild, journal.RunRunning); err != nil {
+		return cloud.Image{}, fmt.Errorf("journal: %w", err)
+	}
+	if img, err := p.Candidate(ctx, r); err == nil {
+		if img.State == cloud.StatePending {
+			return p.Backend.WaitImage(ctx, region, img.ID)
+		}
+		p.log().Info("candidate exists", "run", r.ID, "image", img.ID, "region", region)
+		return img, nil
+	} else if !isNotFound(err) {
+		return cloud.Image{}, err
+	}
+
+	var img cloud.Image
+	name := p.name(p.Config.Naming.Candidate, r)
+	err = p.step(ctx, r, cloud.PhaseBuild, "build", region, name, func(ctx context.Context) (string, error) {
+		img, err = p.Backend.Build(ctx, cloud.BuildInput{
+			Region:   region,
+			Name:     name,
+			Arch:     r.Arch,
+			UseCase:  u,
+			Dir:      p.Config.Dir,
+			StateDir: p.Config.StateDir(),
+			Tags:     p.tags(r, cloud.PhaseBuild),
+			Token:    cloud.Token(r.ID, cloud.PhaseBuild, region),
+			Progress: p.Progress,
+		})
+		return img.ID, err
+	})
+	if err != nil {
+		p.failRun(ctx, r, cloud.PhaseBuild)
+		return cloud.Image{}, fmt.Errorf("build %s (run %s): %w", r.UseCase, r.ID, err)
+	}
+	return img, nil
+}
+
+// failRun records a failed phase; the error that caused it is returned by
+// the caller, so a journal error here is only logged.
+func (p *Pipeline) failRun(ctx context.Context, r Run, phase string) {
+	if err := p.Journal.SetRun(context.WithoutCancel(ctx), r.ID, phase, journal.RunFailed); err != nil {
+		p.log().Warn("journal", "run", r.ID, "err", err)
+	}
+}

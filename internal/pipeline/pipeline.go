@@ -1,0 +1,175 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"path/filepath"
+	"time"
+
+	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/journal"
+)
+
+// Journal records runs and the intent and outcome of their steps.
+type Journal interface {
+	StartRun(ctx context.Context, r journal.Run) error
+	SetRun(ctx context.Context, id, phase string, state journal.RunState) error
+	Begin(ctx context.Context, runID, phase, name, region, detail string) (int64, error)
+	End(ctx context.Context, stepID int64, resource string, err error) error
+}
+
+// Pipeline runs release phases for one project.
+type Pipeline struct {
+	Config   *config.Config
+	Backend  cloud.Backend
+	Journal  Journal
+	Progress cloud.Progress // nil: no progress display
+	Log      *slog.Logger   // nil: discard
+	// Concurrency bounds how many regions are worked on at once.
+	Concurrency int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Hook, when set, is called at every step boundary with a description
+	// of the boundary. The crash-safety harness kills kiln from here.
+	Hook func(event string)
+}
+
+// Run identifies a run and what it releases.
+type Run struct {
+	ID      string    `json:"id"`
+	UseCase string    `json:"use_case"`
+	Arch    string    `json:"arch"`
+	Version string    `json:"version"`
+	Created time.Time `json:"created"`
+}
+
+func (p *Pipeline) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+func (p *Pipeline) log() *slog.Logger {
+	if p.Log != nil {
+		return p.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (p *Pipeline) hook(event string) {
+	if p.Hook != nil {
+		p.Hook(event)
+	}
+}
+
+// useCase returns the run's use case from the config.
+func (p *Pipeline) useCase(r Run) (*config.UseCase, error) {
+	u, err := p.Config.UseCase(r.UseCase)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", r.ID, err)
+	}
+	return u, nil
+}
+
+// tags are the creation tags of every asset of run r made in phase.
+func (p *Pipeline) tags(r Run, phase string) map[string]string {
+	t := p.Config.Tags()
+	maps.Copy(t, map[string]string{
+		cloud.TagManaged: "true",
+		cloud.TagAssetID: r.ID,
+		cloud.TagUseCase: r.UseCase,
+		cloud.TagArch:    r.Arch,
+		cloud.TagVersion: r.Version,
+		cloud.TagPhase:   phase,
+	})
+	maps.DeleteFunc(t, func(_, v string) bool { return v == "" })
+	return t
+}
+
+// runDir is where kiln keeps a run's local files (console logs).
+func (p *Pipeline) runDir(id string) string {
+	return filepath.Join(p.Config.StateDir(), "runs", id)
+}
+
+// step runs fn as one journaled step: intent before, outcome after.
+func (p *Pipeline) step(ctx context.Context, r Run, phase, name, region, detail string, fn func(context.Context) (string, error)) error {
+	event := fmt.Sprintf("%s %s %s", phase, name, region)
+	p.hook("begin " + event)
+	id, err := p.Journal.Begin(ctx, r.ID, phase, name, region, detail)
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", event, err)
+	}
+	label := phase + " " + name
+	if region != "" {
+		label += " [" + region + "]"
+	}
+	done := func(error) {}
+	if p.Progress != nil {
+		done = p.Progress.Step(label)
+	}
+	resource, err := fn(ctx)
+	done(err)
+	// Record the outcome even when ctx was cancelled mid-step.
+	if jerr := p.Journal.End(context.WithoutCancel(ctx), id, resource, err); jerr != nil && err == nil {
+		err = fmt.Errorf("journal %s: %w", event, jerr)
+	}
+	p.hook("end " + event)
+	return err
+}
+
+// FindRun recovers a run's identity from the tags of its resources, so a
+// phase works on a machine that has never seen the run; the journal is the
+// fallback for a run that made nothing yet.
+func (p *Pipeline) FindRun(ctx context.Context, id string) (Run, error) {
+	created, err := journal.ParseAssetID(id)
+	if err != nil {
+		return Run{}, err
+	}
+	fromTags := func(tags map[string]string) Run {
+		return Run{ID: id, UseCase: tags[cloud.TagUseCase], Arch: tags[cloud.TagArch], Version: tags[cloud.TagVersion], Created: created}
+	}
+	want := cloud.Filter{Tags: map[string]string{cloud.TagAssetID: id}}
+	regions := append([]string{p.Config.BuildRegion}, p.Config.Regions...)
+	for _, region := range regions {
+		imgs, err := p.Backend.ListImages(ctx, region, want)
+		if err != nil {
+			return Run{}, fmt.Errorf("find run %s in %s: %w", id, region, err)
+		}
+		if len(imgs) > 0 {
+			return fromTags(imgs[0].Tags), nil
+		}
+	}
+	assets, err := p.Backend.ListAssets(ctx, p.Config.BuildRegion, want)
+	if err != nil {
+		return Run{}, fmt.Errorf("find run %s in %s: %w", id, p.Config.BuildRegion, err)
+	}
+	for _, a := range assets {
+		if a.Tags[cloud.TagUseCase] != "" {
+			return fromTags(a.Tags), nil
+		}
+	}
+	if j, ok := p.Journal.(interface {
+		Run(context.Context, string) (journal.Run, []journal.Step, error)
+	}); ok {
+		jr, _, err := j.Run(ctx, id)
+		if err == nil {
+			return Run{ID: id, UseCase: jr.UseCase, Arch: jr.Arch, Version: jr.Version, Created: created}, nil
+		}
+		if !errors.Is(err, journal.ErrUnknownRun) {
+			return Run{}, err
+		}
+	}
+	return Run{}, &UnknownRunError{ID: id}
+}
+
+// UnknownRunError means no resource and no journal record names the run.
+type UnknownRunError struct{ ID string }
+
+func (e *UnknownRunError) Error() string {
+	return fmt.Sprintf("run %s: no image or asset tagged %s=%s in any region, and no journal record", e.ID, cloud.TagAssetID, e.ID)
+}

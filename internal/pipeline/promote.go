@@ -1,0 +1,198 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kiln-images/kiln/internal/channel"
+	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/manifest"
+)
+
+// Gate is one condition a promotion must meet.
+type Gate struct {
+	Name   string   `json:"name"`
+	Passed bool     `json:"passed"`
+	Detail []string `json:"detail,omitempty"` // what failed, one line per entry
+}
+
+// PromoteReport is the outcome of a promotion (planned or applied).
+type PromoteReport struct {
+	UseCase    string            `json:"use_case"`
+	From       string            `json:"from"`
+	To         string            `json:"to"`
+	Gates      []Gate            `json:"gates"`
+	Changes    []manifest.Change `json:"changes"`
+	Applied    bool              `json:"applied"`
+	Parameters int               `json:"parameters"`
+}
+
+// Passed reports whether every gate passed.
+func (r PromoteReport) Passed() bool {
+	for _, g := range r.Gates {
+		if !g.Passed {
+			return false
+		}
+	}
+	return true
+}
+
+// Gate names.
+const (
+	GateComplete      = "complete"       // every target region has an entry
+	GateAvailable     = "available"      // every image exists and is available
+	GateTested        = "tested"         // every image's run passed kiln test
+	GatePublished     = "published"      // public or shared as the policy says
+	GateNotDeprecated = "not-deprecated" // no image is deprecated
+	GateInterval      = "interval"       // the target changed long enough ago
+)
+
+// Promote copies a use case's entries from one channel's manifest to
+// another's, if every gate passes. Without apply it only reports the gates
+// and the diff it would make. lastChange is when the target channel last
+// changed (zero: never), for the interval gate.
+func (p *Pipeline) Promote(ctx context.Context, useCase, from, to string, lastChange time.Time, apply bool) (PromoteReport, error) {
+	rep := PromoteReport{UseCase: useCase, From: from, To: to}
+	u, err := p.Config.UseCase(useCase)
+	if err != nil {
+		return rep, err
+	}
+	if from == to {
+		return rep, fmt.Errorf("--from and --to are both %q", from)
+	}
+	src, err := channel.Load(p.Config, from)
+	if err != nil {
+		return rep, err
+	}
+	if _, err := p.Config.ManifestPath(to); err != nil {
+		return rep, err
+	}
+	rep.Gates, err = p.gates(ctx, u, src, to, lastChange)
+	if err != nil {
+		return rep, err
+	}
+
+	update := func(m manifest.Manifest) error {
+		for _, arch := range u.Architectures {
+			key := u.ManifestKey(arch)
+			delete(m, key)
+			for region, e := range src[key] {
+				m.Set(key, region, e)
+			}
+		}
+		return nil
+	}
+	if !apply || !rep.Passed() {
+		dst, err := channel.Load(p.Config, to)
+		if err != nil {
+			return rep, err
+		}
+		next := manifest.Manifest{}
+		for _, e := range dst.Entries() {
+			next.Set(e.UseCase, e.Region, e.Entry)
+		}
+		update(next)
+		rep.Changes = manifest.Diff(dst, next)
+		return rep, nil
+	}
+	for _, arch := range u.Architectures {
+		n, err := p.putParameters(ctx, Run{UseCase: u.Name, Arch: arch}, to, u, src[u.ManifestKey(arch)])
+		if err != nil {
+			return rep, err
+		}
+		rep.Parameters += n
+	}
+	if rep.Changes, err = channel.Update(ctx, p.Config, to, update); err != nil {
+		return rep, err
+	}
+	rep.Applied = true
+	return rep, nil
+}
+
+// gates checks a promotion of use case u's entries in src into channel to.
+func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Manifest, to string, lastChange time.Time) ([]Gate, error) {
+	complete := Gate{Name: GateComplete}
+	available := Gate{Name: GateAvailable}
+	tested := Gate{Name: GateTested}
+	published := Gate{Name: GatePublished}
+	fresh := Gate{Name: GateNotDeprecated}
+	perms := Permissions(u.Publish)
+	now := p.now()
+	for _, arch := range u.Architectures {
+		key := u.ManifestKey(arch)
+		for _, region := range p.Config.TargetRegions(u) {
+			e, ok := src.Get(key, region)
+			if !ok {
+				complete.Detail = append(complete.Detail, fmt.Sprintf("%s %s: no entry", key, region))
+				continue
+			}
+			where := fmt.Sprintf("%s %s %s", key, region, e.ID)
+			imgs, err := p.Backend.ListImages(ctx, region, cloud.Filter{IDs: []string{e.ID}})
+			if err != nil {
+				return nil, fmt.Errorf("gate %s: %w", GateAvailable, err)
+			}
+			if len(imgs) == 0 {
+				available.Detail = append(available.Detail, where+": image does not exist")
+				continue
+			}
+			img := imgs[0]
+			if img.State != cloud.StateAvailable {
+				available.Detail = append(available.Detail, fmt.Sprintf("%s: state %s", where, img.State))
+			}
+			if img.Tags[cloud.TagTest] != cloud.TestPassed {
+				tested.Detail = append(tested.Detail, fmt.Sprintf("%s: %s is %q, want %q", where, cloud.TagTest, img.Tags[cloud.TagTest], cloud.TestPassed))
+			}
+			if img.Public != perms.Public {
+				published.Detail = append(published.Detail, fmt.Sprintf("%s: public is %v, policy says %v", where, img.Public, perms.Public))
+			} else if len(perms.Accounts)+len(perms.Organizations)+len(perms.OrganizationalUnits) > 0 {
+				got, err := p.Backend.LaunchPermissions(ctx, region, e.ID)
+				if err != nil {
+					return nil, fmt.Errorf("gate %s: %w", GatePublished, err)
+				}
+				if missing := missingShares(perms, got); len(missing) > 0 {
+					published.Detail = append(published.Detail, fmt.Sprintf("%s: not shared with %s", where, strings.Join(missing, ", ")))
+				}
+			}
+			if d := img.Deprecation; !d.IsZero() && !d.After(now) {
+				fresh.Detail = append(fresh.Detail, fmt.Sprintf("%s: deprecated since %s", where, d.UTC().Format(time.RFC3339)))
+			}
+		}
+	}
+	gates := []Gate{complete, available, tested, published, fresh}
+	if min := p.minInterval(to); min > 0 {
+		g := Gate{Name: GateInterval}
+		if !lastChange.IsZero() && now.Sub(lastChange) < min {
+			g.Detail = []string{fmt.Sprintf("channel %s changed %s ago (at %s); it may change at most once every %s",
+				to, now.Sub(lastChange).Round(time.Minute), lastChange.UTC().Format(time.RFC3339), min)}
+		}
+		gates = append(gates, g)
+	}
+	for i := range gates {
+		gates[i].Passed = len(gates[i].Detail) == 0
+	}
+	return gates, nil
+}
+
+func (p *Pipeline) minInterval(ch string) time.Duration {
+	return p.Config.Channels[ch].MinInterval.Std()
+}
+
+// missingShares lists the accounts, organizations and OUs of want that got
+// lacks.
+func missingShares(want, got cloud.LaunchPermissions) []string {
+	var missing []string
+	for _, pair := range [][2][]string{
+		{want.Accounts, got.Accounts}, {want.Organizations, got.Organizations}, {want.OrganizationalUnits, got.OrganizationalUnits},
+	} {
+		for _, w := range pair[0] {
+			if !slices.Contains(pair[1], w) {
+				missing = append(missing, w)
+			}
+		}
+	}
+	return missing
+}

@@ -1,0 +1,151 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/fanout"
+	"github.com/kiln-images/kiln/internal/journal"
+)
+
+// RegionResult is the outcome of one region of a fan-out phase.
+type RegionResult struct {
+	Region   string        `json:"region"`
+	ImageID  string        `json:"image_id,omitempty"`
+	Name     string        `json:"name,omitempty"`
+	State    string        `json:"state"` // done, existing, failed
+	Error    string        `json:"error,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// ReplicateReport is the outcome of the replicate phase.
+type ReplicateReport struct {
+	Run     Run            `json:"run"`
+	Source  string         `json:"source"`
+	Regions []RegionResult `json:"regions"`
+}
+
+// Copies returns the run's release copies in region (made by replicate).
+func (p *Pipeline) Copies(ctx context.Context, r Run, region string) ([]cloud.Image, error) {
+	imgs, err := p.Backend.ListImages(ctx, region, cloud.Filter{Tags: map[string]string{
+		cloud.TagAssetID: r.ID, cloud.TagPhase: cloud.PhaseReplicate,
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("find copies of run %s in %s: %w", r.ID, region, err)
+	}
+	return imgs, nil
+}
+
+// targetRegions are the run's target regions, or the subset asked for.
+func (p *Pipeline) targetRegions(r Run, only []string) ([]string, error) {
+	u, err := p.useCase(r)
+	if err != nil {
+		return nil, err
+	}
+	all := p.Config.TargetRegions(u)
+	if len(only) == 0 {
+		return all, nil
+	}
+	for _, region := range only {
+		if !slices.Contains(all, region) {
+			return nil, fmt.Errorf("--region %s: not a target region of use case %s (targets: %v)", region, u.Name, all)
+		}
+	}
+	return only, nil
+}
+
+// Replicate copies the tested candidate to every target region (or those in
+// only), concurrently up to p.Concurrency. Regions that already hold a copy
+// are left as they are. Every region gets a result; if some failed the error
+// is a *RegionsError naming them.
+func (p *Pipeline) Replicate(ctx context.Context, r Run, only []string) (ReplicateReport, error) {
+	rep := ReplicateReport{Run: r}
+	regions, err := p.targetRegions(r, only)
+	if err != nil {
+		return rep, err
+	}
+	if err := p.Journal.SetRun(ctx, r.ID, cloud.PhaseReplicate, journal.RunRunning); err != nil {
+		return rep, fmt.Errorf("journal: %w", err)
+	}
+	cand, err := p.Candidate(ctx, r)
+	if err != nil {
+		return rep, err
+	}
+	if cand.Tags[cloud.TagTest] != cloud.TestPassed {
+		return rep, &NotTestedError{RunID: r.ID, State: cand.Tags[cloud.TagTest]}
+	}
+	rep.Source = cand.ID
+
+	name := p.name(p.Config.Naming.Release, r)
+	tags := p.tags(r, cloud.PhaseReplicate)
+	tags[cloud.TagTest] = cloud.TestPassed
+	tags[cloud.TagSource] = cand.ID
+
+	rep.Regions = make([]RegionResult, len(regions))
+	errs := fanout.Each(ctx, regions, p.Concurrency, func(ctx context.Context, region string) error {
+		i := slices.Index(regions, region)
+		start := time.Now()
+		res := RegionResult{Region: region, Name: name}
+		img, existed, err := p.replicateTo(ctx, r, cand, region, name, maps.Clone(tags))
+		res.ImageID, res.Duration = img.ID, time.Since(start)
+		switch {
+		case err != nil:
+			res.State, res.Error = "failed", err.Error()
+		case existed:
+			res.State = "existing"
+		default:
+			res.State = "done"
+		}
+		rep.Regions[i] = res
+		return err
+	})
+	failed := map[string]error{}
+	for i, err := range errs {
+		if err != nil {
+			failed[regions[i]] = err
+		}
+	}
+	if len(failed) > 0 {
+		p.failRun(ctx, r, cloud.PhaseReplicate)
+		return rep, &RegionsError{Phase: cloud.PhaseReplicate, RunID: r.ID, Errors: failed}
+	}
+	return rep, nil
+}
+
+// replicateTo makes (or finds) the run's copy in one region and waits until
+// it is available.
+func (p *Pipeline) replicateTo(ctx context.Context, r Run, cand cloud.Image, region, name string, tags map[string]string) (cloud.Image, bool, error) {
+	existing, err := p.Copies(ctx, r, region)
+	if err != nil {
+		return cloud.Image{}, false, err
+	}
+	for _, img := range existing {
+		if img.State == cloud.StateAvailable {
+			return img, true, nil
+		}
+	}
+	var img cloud.Image
+	err = p.step(ctx, r, cloud.PhaseReplicate, "copy", region, "from "+cand.ID+" in "+cand.Region, func(ctx context.Context) (string, error) {
+		img, err = p.Backend.CopyImage(ctx, cloud.CopyInput{
+			SourceRegion: cand.Region,
+			SourceID:     cand.ID,
+			Region:       region,
+			Name:         name,
+			Description:  fmt.Sprintf("%s %s %s (kiln run %s)", r.UseCase, r.Arch, r.Version, r.ID),
+			Tags:         tags,
+			Token:        cloud.Token(r.ID, cloud.PhaseReplicate, region),
+		})
+		if err != nil {
+			return "", err
+		}
+		if img.State != cloud.StateAvailable {
+			img, err = p.Backend.WaitImage(ctx, region, img.ID)
+		}
+		return img.ID, err
+	})
+	return img, false, err
+}

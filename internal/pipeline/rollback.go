@@ -1,0 +1,133 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kiln-images/kiln/internal/channel"
+	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/fanout"
+	"github.com/kiln-images/kiln/internal/manifest"
+)
+
+// RollbackReport is the outcome of a rollback (planned or applied).
+type RollbackReport struct {
+	Channel string            `json:"channel"`
+	Ref     string            `json:"ref"`
+	Changes []manifest.Change `json:"changes"`
+	// Missing lists the images the restored manifest needs that no longer
+	// exist ("region id"); a rollback with any is refused.
+	Missing []string `json:"missing,omitempty"`
+	// Reconciled counts the images whose launch permissions and deprecation
+	// were set to match the restored manifest.
+	Reconciled int  `json:"reconciled"`
+	Applied    bool `json:"applied"`
+}
+
+// Rollback restores a channel's manifest to target (read from a git ref by
+// the caller), refusing if any image it names is gone. With apply it writes
+// the manifest and makes each image's launch permissions and deprecation
+// match its entry and the publish policy.
+func (p *Pipeline) Rollback(ctx context.Context, channelName, ref string, target manifest.Manifest, apply bool) (RollbackReport, error) {
+	rep := RollbackReport{Channel: channelName, Ref: ref}
+	path, err := p.Config.ManifestPath(channelName)
+	if err != nil {
+		return rep, err
+	}
+	if err := target.Validate(ref+":"+path, channel.Rules(p.Config.Backend.Type)); err != nil {
+		return rep, err
+	}
+	cur, err := channel.Load(p.Config, channelName)
+	if err != nil {
+		return rep, err
+	}
+	rep.Changes = manifest.Diff(cur, target)
+
+	byRegion := map[string][]manifest.Located{}
+	for _, e := range target.Entries() {
+		byRegion[e.Region] = append(byRegion[e.Region], e)
+	}
+	regions := slices.Sorted(maps.Keys(byRegion))
+	found := make([]map[string]cloud.Image, len(regions))
+	errs := fanout.Each(ctx, regions, p.Concurrency, func(ctx context.Context, region string) error {
+		var ids []string
+		for _, e := range byRegion[region] {
+			ids = append(ids, e.ID)
+		}
+		imgs, err := p.Backend.ListImages(ctx, region, cloud.Filter{IDs: ids})
+		if err != nil {
+			return fmt.Errorf("look up images in %s: %w", region, err)
+		}
+		m := map[string]cloud.Image{}
+		for _, img := range imgs {
+			m[img.ID] = img
+		}
+		found[slices.Index(regions, region)] = m
+		return nil
+	})
+	for _, err := range errs {
+		if err != nil {
+			return rep, err
+		}
+	}
+	for i, region := range regions {
+		for _, e := range byRegion[region] {
+			if img, ok := found[i][e.ID]; !ok || img.State != cloud.StateAvailable {
+				rep.Missing = append(rep.Missing, region+" "+e.ID)
+			}
+		}
+	}
+	if len(rep.Missing) > 0 {
+		return rep, fmt.Errorf("rollback of %s to %s refused: the images %s no longer exist or are not available; "+
+			"nothing was changed (choose another ref, or release again)", channelName, ref, strings.Join(rep.Missing, ", "))
+	}
+	if !apply {
+		return rep, nil
+	}
+
+	// Cloud first, manifest last: the manifest never names an image that is
+	// not yet launchable as it says.
+	var entries []manifest.Located
+	for _, r := range regions {
+		entries = append(entries, byRegion[r]...)
+	}
+	errs = fanout.Each(ctx, entries, p.Concurrency, func(ctx context.Context, e manifest.Located) error {
+		perms := cloud.LaunchPermissions{Public: e.Public}
+		if u, _, ok := channel.UseCaseOf(p.Config, e.UseCase); ok {
+			pol := Permissions(u.Publish)
+			perms.Accounts, perms.Organizations, perms.OrganizationalUnits = pol.Accounts, pol.Organizations, pol.OrganizationalUnits
+		}
+		if err := p.Backend.SetLaunchPermissions(ctx, e.Region, e.ID, perms); err != nil {
+			return fmt.Errorf("%s in %s: %w", e.ID, e.Region, err)
+		}
+		var dep time.Time
+		if e.DeprecationTime != "" {
+			dep, _ = time.Parse(time.RFC3339, e.DeprecationTime) // validated above
+		}
+		if err := p.Backend.SetDeprecation(ctx, e.Region, e.ID, dep); err != nil {
+			return fmt.Errorf("%s in %s: %w", e.ID, e.Region, err)
+		}
+		return nil
+	})
+	for _, err := range errs {
+		if err != nil {
+			return rep, fmt.Errorf("rollback of %s: reconcile: %w", channelName, err)
+		}
+		rep.Reconciled++
+	}
+	if _, err := channel.Update(ctx, p.Config, channelName, func(m manifest.Manifest) error {
+		clear(m)
+		for _, e := range target.Entries() {
+			m.Set(e.UseCase, e.Region, e.Entry)
+		}
+		return nil
+	}); err != nil {
+		return rep, err
+	}
+	rep.Applied = true
+	return rep, nil
+}
