@@ -349,9 +349,9 @@ func gateFailures(rep PromoteReport) []string {
 
 func TestPromoteGates(t *testing.T) {
 	cases := []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T, w *world, m manifest.Manifest) time.Time
-		gate  string
+		gate   string
 	}{
 		{"complete", func(t *testing.T, w *world, m manifest.Manifest) time.Time {
 			channel.Update(t.Context(), w.cfg, "latest", func(m manifest.Manifest) error { delete(m["sandbox"], "local-c"); return nil })
