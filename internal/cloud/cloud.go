@@ -215,6 +215,7 @@ type TestInput struct {
 	ImageID  string
 	Tests    []string // script paths, relative to Dir
 	Dir      string
+	StateDir string // kiln's local state directory (scratch files)
 	LogPath  string // where the console log is kept
 	Tags     map[string]string
 	Token    string

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -53,12 +54,16 @@ func (p *Pipeline) Test(ctx context.Context, r Run, force bool) (TestReport, err
 
 	var res cloud.TestResult
 	logPath := filepath.Join(p.runDir(r.ID), "test-console.log")
+	if err := os.MkdirAll(p.runDir(r.ID), 0o755); err != nil {
+		return rep, err
+	}
 	err = p.step(ctx, r, cloud.PhaseTest, "boot", cand.Region, cand.ID, func(ctx context.Context) (string, error) {
 		res, err = p.Backend.TestImage(ctx, cloud.TestInput{
 			Region:   cand.Region,
 			ImageID:  cand.ID,
 			Tests:    u.Tests,
 			Dir:      p.Config.Dir,
+			StateDir: p.Config.StateDir(),
 			LogPath:  logPath,
 			Tags:     p.tags(r, cloud.PhaseTest),
 			Token:    cloud.Token(r.ID, cloud.PhaseTest, cand.Region),

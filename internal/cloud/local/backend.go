@@ -25,6 +25,7 @@ var (
 // Backend is the local image store. It is safe for concurrent use by
 // goroutines and by several processes sharing the same directories.
 type Backend struct {
+	cfg     config.LocalBackend
 	account string
 	regions map[string]*region
 	names   []string // configured regions, sorted, for error messages
@@ -56,6 +57,7 @@ func WithLogger(l *slog.Logger) Option {
 // disk until the first write to a region.
 func New(cfg config.LocalBackend, root string, regions []string, opts ...Option) (*Backend, error) {
 	b := &Backend{
+		cfg:     cfg,
 		account: cfg.AccountID,
 		regions: make(map[string]*region),
 		blocked: make(map[string]bool),

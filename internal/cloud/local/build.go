@@ -3,11 +3,79 @@ package local
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
 
 	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/cloud/local/debimage"
 )
 
-// Build will build an image with mmdebstrap (package debimage).
+// Build makes a bootable Debian disk from the recipe with debimage and
+// imports it as an available image. Its work directory is recorded as a
+// build asset, tagged, before any work starts, so that a crash leaves
+// nothing kiln cleanup cannot find; a rerun with the same token starts the
+// work directory afresh and, since the image id derives from the token,
+// never makes a second image.
 func (b *Backend) Build(ctx context.Context, in cloud.BuildInput) (cloud.Image, error) {
-	return cloud.Image{}, errors.New("local: build not wired yet")
+	if _, err := b.region(in.Region); err != nil {
+		return cloud.Image{}, err
+	}
+	if img, err := b.Image(ctx, in.Region, tokenImageID(in.Region, in.Token)); err == nil && img.State == cloud.StateAvailable {
+		return img, nil
+	} else if err != nil && !errors.Is(err, cloud.ErrNotFound) {
+		return cloud.Image{}, err
+	}
+	u := in.UseCase
+	if u == nil {
+		return cloud.Image{}, fmt.Errorf("local build %s: no use case: %w", in.Name, cloud.ErrInvalid)
+	}
+
+	work := filepath.Join(in.StateDir, "work", "build-"+in.Token)
+	asset := cloud.Asset{Kind: cloud.KindBuild, ID: "build-" + in.Token, Region: in.Region, Tags: maps.Clone(in.Tags)}
+	if err := b.PutAsset(ctx, asset, work); err != nil {
+		return cloud.Image{}, err
+	}
+	// A crashed attempt may have left a half-made work directory.
+	if err := debimage.RemoveAll(ctx, work); err != nil {
+		return cloud.Image{}, fmt.Errorf("local build %s: clear %s: %w", in.Name, work, err)
+	}
+	res, err := debimage.Build(ctx, debimage.Spec{
+		Arch:     in.Arch,
+		Suite:    u.Base.Suite,
+		Mirror:   b.cfg.Mirror,
+		Packages: u.Base.Packages,
+		Steps:    u.Provision,
+		Dir:      in.Dir,
+		DiskSize: u.DiskSize.Bytes(),
+		Exports:  u.Exports,
+		WorkDir:  work,
+		CacheDir: filepath.Join(in.StateDir, "cache", "rootfs"),
+		Progress: in.Progress,
+		Log:      b.log,
+	})
+	if err == nil {
+		b.log.Info("built", "image", in.Name, "cache_key", res.CacheKey, "cache_hit", res.CacheHit, "kernel", res.Kernel)
+		var img cloud.Image
+		img, err = b.ImportImage(ctx, ImportInput{
+			Region: in.Region, Name: in.Name, Arch: in.Arch, Token: in.Token,
+			Tags: in.Tags, Disk: res.Disk, Exports: exportsBesidesRaw(res.Exports),
+		})
+		if err == nil {
+			return img, b.DeleteAsset(ctx, asset)
+		}
+	}
+	// Nothing half-made is kept: the error says what failed (for a
+	// provisioning step, its name, exit status and output tail).
+	if derr := b.DeleteAsset(context.WithoutCancel(ctx), asset); derr != nil {
+		b.log.Warn("remove build work directory", "path", work, "err", derr)
+	}
+	return cloud.Image{}, fmt.Errorf("local build %s: %w", in.Name, err)
+}
+
+// exportsBesidesRaw drops the raw export: the raw disk is the image itself.
+func exportsBesidesRaw(m map[string]string) map[string]string {
+	out := maps.Clone(m)
+	delete(out, "raw")
+	return out
 }

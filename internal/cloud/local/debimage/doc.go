@@ -1,0 +1,79 @@
+// Package debimage builds bootable Debian disk images for kiln's local
+// backend, without loop devices, mounts or a running VM.
+//
+// A build has three parts, all inside Spec.WorkDir:
+//
+//  1. Base. mmdebstrap bootstraps a minbase root filesystem with what booting
+//     needs (kernel, systemd, udev) plus the recipe's packages and the kiln
+//     guest agent, into a tarball in Spec.CacheDir named by CacheKey. The
+//     tarball is written under a temporary name and renamed, and built under
+//     a per-key lock, so a killed build never leaves half an entry and two
+//     builds never bootstrap the same key at once. minbase rather than apt:
+//     provisioning scripts expect what a debootstrapped system has (every
+//     Priority: required package), and the difference in size and time is a
+//     few seconds next to the kernel and systemd.
+//
+//  2. Provisioning. A second mmdebstrap run of variant custom starts from the
+//     cached tarball (a tar-in setup hook, no bootstrap, no apt update) and
+//     runs one customize hook per recipe step, so mmdebstrap sets up /proc,
+//     /dev and /sys and the same hooks work as root and in unshare mode.
+//     Shell steps run in the chroot with sh -e (or the script's own #! line);
+//     file steps copy a file or directory in and set mode and owner inside the
+//     chroot, so symbolic links resolve in the image, never on the host;
+//     ansible steps run ansible-playbook with the community.general.chroot
+//     connection. Each step's hook prints begin and end lines carrying a
+//     random nonce, which is how a failure becomes a *StepError with the
+//     step's label, exit status and last lines of output. The result is a
+//     tarball, rootfs.tar.
+//
+//  3. Disk. A sparse raw file gets a GPT written by sfdisk (EFI system
+//     partition of 260 MiB, then a Linux filesystem partition for the rest),
+//     with disk and partition UUIDs derived from the build's inputs so the same
+//     input gives the same layout. mkfs.ext4 -d writes the root filesystem
+//     straight into its partition (-E offset); mkfs.vfat --offset and mtools
+//     fill the ESP with systemd-boot as EFI/BOOT/BOOTX64.EFI, one loader entry
+//     (root=PARTUUID=... rw console=ttyS0,115200) and the kernel and initrd
+//     from the root filesystem. /etc/fstab is written by a hook before the
+//     recipe's steps, so steps may add to it. qemu-img makes the exports.
+//
+// mkfs.ext4 before e2fsprogs 1.47.1 cannot read a tarball with -d, so the
+// tarball is unpacked into a directory first (as root directly; otherwise in
+// a user namespace mapped like mmdebstrap's unshare mode, so owners stay
+// right). /dev is left empty in the image: the kernel mounts devtmpfs there.
+//
+// # Modes
+//
+// As root, mmdebstrap runs in root mode. As a normal user it runs in unshare
+// mode, which needs unprivileged user namespaces, the uidmap package and
+// entries for the user in /etc/subuid and /etc/subgid. In unshare mode the
+// hooks run as root of a user namespace that cannot read the user's private
+// files, so a recipe's ansible playbook (read in place by ansible-playbook)
+// must be world-readable; scripts and files are copied in through
+// mmdebstrap's special hooks and need nothing extra.
+//
+// # The kiln guest agent
+//
+// Every image carries a small systemd service, kiln-agent.service, and its
+// script /usr/lib/kiln/kiln-agent. At boot, after multi-user.target, it loads
+// qemu_fw_cfg and looks for the fw_cfg entry opt/kiln/test
+// (/sys/firmware/qemu_fw_cfg/by_name/opt/kiln/test/raw). When the entry is
+// absent, which is every boot outside a kiln boot test, it exits at once and
+// changes nothing. When present, the entry is a tar archive with
+//
+//	order      test names, one a line, in the order to run them
+//	timeout    the per-test limit in seconds
+//	tests/*    the test scripts
+//
+// The agent unpacks it into a fresh tmpfs, runs the tests one by one with
+// timeout(1) and their output on /dev/ttyS0, stops at the first failure, and
+// prints exactly one result line to /dev/ttyS0:
+//
+//	KILN-TEST-RESULT: PASS
+//	KILN-TEST-RESULT: FAIL <test> <status>
+//
+// where status is the exit status, "timeout" when the per-test limit passed,
+// or a word naming what the agent itself could not do. Then it powers the
+// machine off (poweroff -f). It plays the part user data plays on AWS; package
+// qemuboot is the host side. The unit's description never contains the
+// marker text, because systemd echoes descriptions to the console.
+package debimage

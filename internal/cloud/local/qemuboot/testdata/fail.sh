@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "fail.sh: failing on purpose"
+exit 3

@@ -1,0 +1,3 @@
+#!/bin/sh
+# Must not run: it comes after a failing test.
+echo "never.sh ran"
