@@ -41,6 +41,10 @@ type LocalBackend struct {
 	Root string `yaml:"root"`
 	// RegionPaths places individual regions elsewhere (another filesystem).
 	RegionPaths map[string]string `yaml:"region_paths"`
+	// CacheDir holds the builder's base root filesystems (one tarball per
+	// suite, mirror, architecture and package list); default "<state>/cache".
+	// Projects may share one.
+	CacheDir string `yaml:"cache_dir"`
 	// AccountID is the account the local backend acts as; default "000000000000".
 	AccountID string `yaml:"account_id"`
 	// Mirror is the Debian mirror mmdebstrap uses; default http://deb.debian.org/debian.

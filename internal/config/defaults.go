@@ -40,6 +40,7 @@ func applyDefaults(c *Config, d *decoder) {
 
 	l := &c.Backend.Local
 	setString(&l.Root, filepath.Join(c.State, "store"))
+	setString(&l.CacheDir, filepath.Join(c.State, "cache"))
 	setString(&l.AccountID, defaultAccountID)
 	setString(&l.Mirror, defaultMirror)
 	setString(&l.Accel, "auto")
@@ -103,6 +104,7 @@ func applyDefaults(c *Config, d *decoder) {
 func (c *Config) absolutize() {
 	l := &c.Backend.Local
 	l.Root = c.Resolve(l.Root)
+	l.CacheDir = c.Resolve(l.CacheDir)
 	for r, p := range l.RegionPaths {
 		l.RegionPaths[r] = c.Resolve(p)
 	}

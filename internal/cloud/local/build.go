@@ -31,6 +31,10 @@ func (b *Backend) Build(ctx context.Context, in cloud.BuildInput) (cloud.Image, 
 		return cloud.Image{}, fmt.Errorf("local build %s: no use case: %w", in.Name, cloud.ErrInvalid)
 	}
 
+	cache := b.cfg.CacheDir
+	if cache == "" {
+		cache = filepath.Join(in.StateDir, "cache")
+	}
 	work := filepath.Join(in.StateDir, "work", "build-"+in.Token)
 	asset := cloud.Asset{Kind: cloud.KindBuild, ID: "build-" + in.Token, Region: in.Region, Tags: maps.Clone(in.Tags)}
 	if err := b.PutAsset(ctx, asset, work); err != nil {
@@ -50,7 +54,7 @@ func (b *Backend) Build(ctx context.Context, in cloud.BuildInput) (cloud.Image, 
 		DiskSize: u.DiskSize.Bytes(),
 		Exports:  u.Exports,
 		WorkDir:  work,
-		CacheDir: filepath.Join(in.StateDir, "cache", "rootfs"),
+		CacheDir: filepath.Join(cache, "rootfs"),
 		Progress: in.Progress,
 		Log:      b.log,
 	})
