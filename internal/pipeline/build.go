@@ -84,13 +84,10 @@ func (p *Pipeline) Build(ctx context.Context, r Run) (cloud.Image, error) {
 	if err := p.Journal.SetRun(ctx, r.ID, cloud.PhaseBuild, journal.RunRunning); err != nil {
 		return cloud.Image{}, fmt.Errorf("journal: %w", err)
 	}
-	if img, err := p.Candidate(ctx, r); err == nil {
-		if img.State == cloud.StatePending {
-			return p.Backend.WaitImage(ctx, region, img.ID)
-		}
-		p.log().Info("candidate exists", "run", r.ID, "image", img.ID, "region", region)
-		return img, nil
-	} else if !isNotFound(err) {
+	// An earlier attempt may have made the candidate yet died before
+	// removing its temporary resources: Build is called again all the
+	// same (with the same token it returns that image and tidies up).
+	if _, err := p.Candidate(ctx, r); err != nil && !isNotFound(err) {
 		return cloud.Image{}, err
 	}
 

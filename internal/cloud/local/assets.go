@@ -247,7 +247,7 @@ func (b *Backend) deleteAsset(ctx context.Context, a cloud.Asset) error {
 		if err := b.checkOwnedPath(rec.Path); err != nil {
 			return fmt.Errorf("record %s: %w", r.assetPath(a.Kind, a.ID), err)
 		}
-		if err := os.RemoveAll(rec.Path); err != nil {
+		if err := removeWorkDir(ctx, rec.Path); err != nil {
 			return err
 		}
 	}

@@ -21,8 +21,12 @@ func (b *Backend) Build(ctx context.Context, in cloud.BuildInput) (cloud.Image, 
 	if _, err := b.region(in.Region); err != nil {
 		return cloud.Image{}, err
 	}
+	work := filepath.Join(in.StateDir, "work", "build-"+in.Token)
+	asset := cloud.Asset{Kind: cloud.KindBuild, ID: "build-" + in.Token, Region: in.Region, Tags: maps.Clone(in.Tags)}
 	if img, err := b.Image(ctx, in.Region, tokenImageID(in.Region, in.Token)); err == nil && img.State == cloud.StateAvailable {
-		return img, nil
+		// An earlier attempt finished; it may have died before removing
+		// its work directory.
+		return img, b.DeleteAsset(ctx, asset)
 	} else if err != nil && !errors.Is(err, cloud.ErrNotFound) {
 		return cloud.Image{}, err
 	}
@@ -35,13 +39,11 @@ func (b *Backend) Build(ctx context.Context, in cloud.BuildInput) (cloud.Image, 
 	if cache == "" {
 		cache = filepath.Join(in.StateDir, "cache")
 	}
-	work := filepath.Join(in.StateDir, "work", "build-"+in.Token)
-	asset := cloud.Asset{Kind: cloud.KindBuild, ID: "build-" + in.Token, Region: in.Region, Tags: maps.Clone(in.Tags)}
 	if err := b.PutAsset(ctx, asset, work); err != nil {
 		return cloud.Image{}, err
 	}
 	// A crashed attempt may have left a half-made work directory.
-	if err := debimage.RemoveAll(ctx, work); err != nil {
+	if err := removeWorkDir(ctx, work); err != nil {
 		return cloud.Image{}, fmt.Errorf("local build %s: clear %s: %w", in.Name, work, err)
 	}
 	res, err := debimage.Build(ctx, debimage.Spec{
@@ -82,4 +84,13 @@ func exportsBesidesRaw(m map[string]string) map[string]string {
 	out := maps.Clone(m)
 	delete(out, "raw")
 	return out
+}
+
+// removeWorkDir stops what still works in a build or test directory (the
+// tools of a killed kiln), then removes it.
+func removeWorkDir(ctx context.Context, dir string) error {
+	if err := stopProcessesIn(ctx, dir); err != nil {
+		return err
+	}
+	return debimage.RemoveAll(ctx, dir)
 }

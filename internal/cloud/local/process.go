@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -125,4 +126,62 @@ func waitExit(ctx context.Context, pidfd int, d time.Duration) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// stopProcessesIn kills every process working in dir: its root (a chroot),
+// its working directory or one of its arguments lies in dir. A build's
+// tools (mmdebstrap, its hooks, the commands they run in the chroot) do not
+// all die with kiln, and one still writing would race the removal of dir.
+// It returns once none is left, or fails after a minute.
+func stopProcessesIn(ctx context.Context, dir string) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		pids := processesIn(dir)
+		if len(pids) == 0 {
+			return nil
+		}
+		for _, pid := range pids {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v still work in %s", pids, dir)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// processesIn lists the live processes working in dir, other than kiln.
+func processesIn(dir string) []int {
+	entries, _ := os.ReadDir("/proc")
+	in := func(p string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		base := filepath.Join("/proc", e.Name())
+		hit := false
+		for _, link := range []string{"root", "cwd"} {
+			if target, err := os.Readlink(filepath.Join(base, link)); err == nil && in(target) {
+				hit = true
+			}
+		}
+		if args, err := os.ReadFile(filepath.Join(base, "cmdline")); err == nil && !hit {
+			for _, a := range strings.Split(string(args), "\x00") {
+				if in(a) {
+					hit = true
+					break
+				}
+			}
+		}
+		if p, err := readProc(pid); hit && err == nil && p.alive() {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/kiln-images/kiln/internal/cloud"
+)
+
+// awsLeftovers lists, with direct EC2 calls to moto, everything tagged with
+// run in any region that is not an image (or its snapshot) in keep.
+func (w *awsWorld) leftovers(t *testing.T, run string, keep map[string]bool) []string {
+	t.Helper()
+	ctx := t.Context()
+	byRun := []ec2types.Filter{{Name: aws.String("tag:" + cloud.TagAssetID), Values: []string{run}}}
+	var left []string
+	for _, region := range awsRegions {
+		c := w.ec2(region)
+		keptSnaps := map[string]bool{}
+		imgs, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: byRun})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, img := range imgs.Images {
+			id := aws.ToString(img.ImageId)
+			if keep[region+"/"+id] {
+				for _, bd := range img.BlockDeviceMappings {
+					if bd.Ebs != nil {
+						keptSnaps[aws.ToString(bd.Ebs.SnapshotId)] = true
+					}
+				}
+				continue
+			}
+			left = append(left, region+" image "+id)
+		}
+		snaps, err := c.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{OwnerIds: []string{"self"}, Filters: byRun})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range snaps.Snapshots {
+			if id := aws.ToString(s.SnapshotId); !keptSnaps[id] {
+				left = append(left, region+" snapshot "+id)
+			}
+		}
+		ins, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: append(byRun, ec2types.Filter{
+			Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped"},
+		})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range ins.Reservations {
+			for _, i := range r.Instances {
+				left = append(left, region+" instance "+aws.ToString(i.InstanceId))
+			}
+		}
+		kps, err := c.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{Filters: byRun})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range kps.KeyPairs {
+			left = append(left, region+" key pair "+aws.ToString(k.KeyName))
+		}
+		sgs, err := c.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{Filters: byRun})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range sgs.SecurityGroups {
+			left = append(left, region+" security group "+aws.ToString(g.GroupId))
+		}
+	}
+	return left
+}
+
+// awsEvents counts the step boundaries of a full release.
+func awsEvents(t *testing.T) int {
+	t.Helper()
+	w := newAWSWorld(t, "{public: true}")
+	trace := filepath.Join(t.TempDir(), "trace")
+	p, code := runKiln(t, []string{"KILN_FAILPOINT_LOG=" + trace}, "release", "ci-runner", "-c", w.cfg)
+	if code != 0 {
+		t.Fatalf("release: exit %d\n%s", code, p.stderr.String())
+	}
+	n := len(events(t, trace))
+	if n < 20 {
+		t.Fatalf("a release has only %d step boundaries", n)
+	}
+	return n
+}
+
+// crashStride is how many kill points the aws harness steps over at a time
+// (KILN_CRASH_STRIDE, default 1: every point).
+func crashStride(t *testing.T) int {
+	s, err := strconv.Atoi(os.Getenv("KILN_CRASH_STRIDE"))
+	if err != nil || s < 1 {
+		return 1
+	}
+	return s
+}
+
+func TestAWSCrashCleanup(t *testing.T) {
+	n := awsEvents(t)
+	tally := crashTally{backend: "aws (moto)", variant: "kill, then cleanup --run ID --apply"}
+	defer tally.report(t)
+	for i := 1; i <= n; i += crashStride(t) {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			w := newAWSWorld(t, "{public: true}")
+			p, code := runKiln(t, []string{"KILN_FAILPOINT=" + strconv.Itoa(i)}, "release", "ci-runner", "-c", w.cfg)
+			if code != -1 {
+				t.Fatalf("kiln was not killed at boundary %d (exit %d)\n%s", i, code, p.stderr.String())
+			}
+			run := runID(t, p)
+			tally.points++
+			cp, code := runKiln(t, nil, "cleanup", "--run", run, "--apply", "-c", w.cfg)
+			if code != 0 {
+				t.Errorf("cleanup after a kill at boundary %d: exit %d\n%s%s", i, code, cp.stdout.String(), cp.stderr.String())
+			}
+			if left := w.leftovers(t, run, referenced(t, w.dir)); len(left) > 0 {
+				tally.leaked += len(left)
+				t.Errorf("after cleanup of a kill at boundary %d: %v", i, left)
+			}
+		})
+	}
+}
+
+func TestAWSCrashResume(t *testing.T) {
+	n := awsEvents(t)
+	tally := crashTally{backend: "aws (moto)", variant: "kill, then release --resume ID"}
+	defer tally.report(t)
+	for i := 1; i <= n; i += crashStride(t) {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			w := newAWSWorld(t, "{public: true}")
+			p, code := runKiln(t, []string{"KILN_FAILPOINT=" + strconv.Itoa(i)}, "release", "ci-runner", "-c", w.cfg)
+			if code != -1 {
+				t.Fatalf("kiln was not killed at boundary %d (exit %d)\n%s", i, code, p.stderr.String())
+			}
+			run := runID(t, p)
+			tally.points++
+			rp, code := runKiln(t, nil, "release", "--resume", run, "-c", w.cfg)
+			if code != 0 {
+				t.Fatalf("resume after a kill at boundary %d: exit %d\n%s", i, code, rp.stderr.String())
+			}
+			keep := referenced(t, w.dir)
+			var left []string
+			for _, region := range awsRegions {
+				imgs := w.images(t, region, run)
+				if len(imgs) != 1 || !keep[region+"/"+aws.ToString(imgs[0].ImageId)] {
+					left = append(left, fmt.Sprintf("%s: %d images of the run", region, len(imgs)))
+				}
+			}
+			left = append(left, w.leftovers(t, run, keep)...)
+			if len(left) > 0 {
+				tally.leaked += len(left)
+				t.Errorf("after resuming a kill at boundary %d: %v", i, left)
+			}
+		})
+	}
+}
