@@ -105,10 +105,16 @@ func (g *globalOptions) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(g.streams.err, &slog.HandlerOptions{Level: level}))
 }
 
-// tty reports whether stderr is a terminal (live progress) or not (log lines).
+// tty reports whether stderr is a terminal with a size (live progress) or
+// not (log lines). A pseudo-terminal nobody sized has 0 rows, on which live
+// lines would not show at all.
 func (g *globalOptions) tty() bool {
 	f, ok := g.streams.err.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return false
+	}
+	w, h, err := term.GetSize(int(f.Fd()))
+	return err == nil && w > 0 && h > 0
 }
 
 // projectDir is the directory of the config file.

@@ -20,7 +20,9 @@ type Progress struct {
 	log  *slog.Logger
 	bars *mpb.Progress // nil when not on a terminal
 	mu   sync.Mutex
-	now  func() time.Time
+	live   []*mpb.Bar // bars not yet complete, aborted by Close
+	closed bool       // after Close, steps are logged
+	now    func() time.Time
 }
 
 // NewProgress writes live progress to w when tty is true, and otherwise logs
@@ -28,7 +30,9 @@ type Progress struct {
 func NewProgress(w io.Writer, tty bool, log *slog.Logger) *Progress {
 	p := &Progress{log: log, now: time.Now}
 	if tty {
-		p.bars = mpb.New(mpb.WithOutput(w), mpb.PopCompletedMode(), mpb.WithRefreshRate(200*time.Millisecond))
+		// tty says w is a terminal; mpb would only check its own guess.
+		p.bars = mpb.New(mpb.WithOutput(w), mpb.WithAutoRefresh(), mpb.WithWidth(100),
+			mpb.PopCompletedMode(), mpb.WithRefreshRate(200*time.Millisecond))
 	}
 	return p
 }
@@ -37,7 +41,10 @@ func NewProgress(w io.Writer, tty bool, log *slog.Logger) *Progress {
 // step's error (nil for success) when it ends.
 func (p *Progress) Step(name string) func(error) {
 	start := p.now()
-	if p.bars == nil {
+	p.mu.Lock()
+	closed := p.closed
+	p.mu.Unlock()
+	if p.bars == nil || closed {
 		p.log.Info("start", "step", name)
 		var once sync.Once
 		return func(err error) {
@@ -61,12 +68,13 @@ func (p *Progress) Step(name string) func(error) {
 		return status
 	})
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	bar := p.bars.New(1, mpb.SpinnerStyle(),
 		mpb.PrependDecorators(mark, decor.Name(" "+name, decor.WCSyncSpaceR)),
 		mpb.AppendDecorators(decor.Elapsed(decor.ET_STYLE_GO)),
 		mpb.BarFillerOnComplete(""),
 	)
-	p.mu.Unlock()
+	p.live = append(p.live, bar)
 	var once sync.Once
 	return func(err error) {
 		once.Do(func() {
@@ -81,11 +89,25 @@ func (p *Progress) Step(name string) func(error) {
 	}
 }
 
-// Close waits for the live display to finish drawing.
+// Close ends the live display: steps whose end was never reported (an
+// early return) are dropped, then it waits for the last drawing.
 func (p *Progress) Close() {
-	if p.bars != nil {
-		p.bars.Wait()
+	if p.bars == nil {
+		return
 	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	for _, b := range p.live {
+		if !b.Completed() {
+			b.Abort(false)
+		}
+	}
+	p.mu.Unlock()
+	p.bars.Wait()
 }
 
 // Discard is a Progress that shows nothing.
