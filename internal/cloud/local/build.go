@@ -87,9 +87,13 @@ func exportsBesidesRaw(m map[string]string) map[string]string {
 }
 
 // removeWorkDir stops what still works in a build or test directory (the
-// tools of a killed kiln), then removes it.
+// tools of a killed kiln), detaches what they mounted there, then removes
+// it.
 func removeWorkDir(ctx context.Context, dir string) error {
 	if err := stopProcessesIn(ctx, dir); err != nil {
+		return err
+	}
+	if err := unmountUnder(dir); err != nil {
 		return err
 	}
 	return debimage.RemoveAll(ctx, dir)

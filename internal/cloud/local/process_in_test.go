@@ -53,3 +53,30 @@ func TestStopProcessesIn(t *testing.T) {
 		t.Errorf("%s still exists", dir)
 	}
 }
+
+// Mounts a killed build leaves in its chroot are detached before removal.
+func TestRemoveWorkDirUnmounts(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "work", "build-y")
+	shm := filepath.Join(dir, "tmp", "chroot", "dev", "shm")
+	if err := exec.Command("mkdir", "-p", shm).Run(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "tmpfs", shm).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs (the tests run as root): %v\n%s", err, out)
+	}
+	if err := removeWorkDir(t.Context(), dir); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := mountsUnder(dir); len(m) > 0 {
+		t.Fatalf("still mounted: %v", m)
+	}
+	if _, err := exec.Command("test", "-e", dir).CombinedOutput(); err == nil {
+		t.Errorf("%s still exists", dir)
+	}
+}
+
+func TestUnescapeMount(t *testing.T) {
+	if got := unescapeMount(`/tmp/a\040b/c`); got != "/tmp/a b/c" {
+		t.Fatalf("got %q", got)
+	}
+}
