@@ -90,8 +90,12 @@ func (p *Pipeline) Publish(ctx context.Context, r Run, channelName string) (Publ
 			if err := p.Backend.SetLaunchPermissions(ctx, region, img.ID, perms); err != nil {
 				return img.ID, err
 			}
-			if err := p.Backend.SetDeprecation(ctx, region, img.ID, rep.Deprecation); err != nil {
-				return img.ID, err
+			// No deprecation wanted and none set: nothing to change, and
+			// removing an absent one would cost requests for nothing.
+			if !rep.Deprecation.IsZero() || !img.Deprecation.IsZero() {
+				if err := p.Backend.SetDeprecation(ctx, region, img.ID, rep.Deprecation); err != nil {
+					return img.ID, err
+				}
 			}
 			return img.ID, p.Backend.TagImage(ctx, region, img.ID, map[string]string{channelTag(channelName): "true"})
 		})
@@ -169,14 +173,20 @@ func channelTag(name string) string { return "kiln:channel:" + name }
 // releaseCopies returns the available, tested copy of the run in each region,
 // or an error naming every region that lacks one.
 func (p *Pipeline) releaseCopies(ctx context.Context, r Run, regions []string) (map[string]cloud.Image, error) {
+	// The regions are read at once, the answers checked in region order.
+	found := make([][]cloud.Image, len(regions))
+	errs := fanout.Each(ctx, regions, p.Concurrency, func(ctx context.Context, region string) error {
+		imgs, err := p.Copies(ctx, r, region)
+		found[slices.Index(regions, region)] = imgs
+		return err
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	copies := map[string]cloud.Image{}
 	var missing []string
-	for _, region := range regions {
-		imgs, err := p.Copies(ctx, r, region)
-		if err != nil {
-			return nil, err
-		}
-		for _, img := range imgs {
+	for i, region := range regions {
+		for _, img := range found[i] {
 			if img.State == cloud.StateAvailable {
 				copies[region] = img
 				break
@@ -231,13 +241,23 @@ func (p *Pipeline) checkPublicAccess(ctx context.Context, regions []string) erro
 // observe reads the published images back and returns their manifest
 // entries, failing if any is not available or not as published.
 func (p *Pipeline) observe(ctx context.Context, r Run, regions []string, copies map[string]cloud.Image, public bool) (map[string]manifest.Entry, error) {
-	entries := make(map[string]manifest.Entry, len(regions))
-	for _, region := range regions {
+	// The regions are read at once, the answers checked in region order.
+	seen := make([][]cloud.Image, len(regions))
+	errs := fanout.Each(ctx, regions, p.Concurrency, func(ctx context.Context, region string) error {
 		id := copies[region].ID
 		imgs, err := p.Backend.ListImages(ctx, region, cloud.Filter{IDs: []string{id}})
 		if err != nil {
-			return nil, fmt.Errorf("read back %s in %s: %w", id, region, err)
+			return fmt.Errorf("read back %s in %s: %w", id, region, err)
 		}
+		seen[slices.Index(regions, region)] = imgs
+		return nil
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	entries := make(map[string]manifest.Entry, len(regions))
+	for i, region := range regions {
+		id, imgs := copies[region].ID, seen[i]
 		if len(imgs) != 1 || imgs[0].State != cloud.StateAvailable {
 			return nil, fmt.Errorf("read back %s in %s: not available; the manifest was not written", id, region)
 		}

@@ -1,6 +1,12 @@
 package pipeline
 
-import "context"
+import (
+	"context"
+	"errors"
+	"slices"
+
+	"github.com/kiln-images/kiln/internal/fanout"
+)
 
 // ReleaseReport is the outcome of every phase of a run.
 type ReleaseReport struct {
@@ -55,14 +61,17 @@ func (p *Pipeline) published(ctx context.Context, r Run) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	for _, region := range regions {
+	// Every region is asked at once: one after another, a new run (which
+	// has no copies anywhere) would wait a round trip per region before
+	// its build starts.
+	found := make([]bool, len(regions))
+	errs := fanout.Each(ctx, regions, p.Concurrency, func(ctx context.Context, region string) error {
 		copies, err := p.Copies(ctx, r, region)
-		if err != nil {
-			return false, err
-		}
-		if len(copies) > 0 {
-			return true, nil
-		}
+		found[slices.Index(regions, region)] = len(copies) > 0
+		return err
+	})
+	if err := errors.Join(errs...); err != nil {
+		return false, err
 	}
-	return false, nil
+	return slices.Contains(found, true), nil
 }

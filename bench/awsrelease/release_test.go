@@ -1,0 +1,215 @@
+package awsrelease
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiln-images/kiln/internal/cloud/aws/awstest"
+)
+
+var (
+	flagRounds      = flag.Int("rounds", 5, "rounds; each runs every variant once, in rotating order")
+	flagLatency     = flag.Duration("latency", 150*time.Millisecond, "latency the proxy adds to every request")
+	flagPoll        = flag.Duration("poll", time.Second, "kiln's poll_interval and Packer's aws_polling delay (whole seconds)")
+	flagConcurrency = flag.Int("concurrency", 8, "kiln's copy_concurrency for the main kiln variants (kiln's default is 8)")
+	flagKiln        = flag.String("kiln", "", "kiln binary (default: go build ./cmd/kiln into a temporary directory)")
+	flagBaseline    = flag.String("kiln-baseline", "", "a second kiln binary to measure `kiln release` with, e.g. built from an older commit")
+	flagBaselineRef = flag.String("kiln-baseline-name", "baseline", "what to call -kiln-baseline in the report")
+	flagPacker      = flag.String("packer", "packer", "packer binary")
+	flagOut         = flag.String("out", "", "write the report's generated section into this markdown file")
+	flagLogs        = flag.String("logs", "", "keep each run's request log as CSV in this directory")
+	flagCommand     = flag.String("command", "", "the command line to print in the report (the script passes its own)")
+)
+
+// BenchmarkRelease measures build + copy to 15 regions + make public, kiln
+// against Packer, in one process against one moto, interleaved round by
+// round. It does the whole measurement once whatever b.N is (run it with
+// -benchtime 1x) and reports medians as custom metrics.
+func BenchmarkRelease(b *testing.B) {
+	if *flagPoll%time.Second != 0 || *flagPoll <= 0 {
+		b.Fatalf("-poll %s: Packer's aws_polling delay is whole seconds", *flagPoll)
+	}
+	if *flagOut != "" {
+		// go test runs in the package directory: a relative path would
+		// land there, found missing only after the whole measurement.
+		if !filepath.IsAbs(*flagOut) {
+			b.Fatalf("-out %s: give an absolute path", *flagOut)
+		}
+		if _, err := os.Stat(filepath.Dir(*flagOut)); err != nil {
+			b.Fatalf("-out: %v", err)
+		}
+	}
+	packer, err := exec.LookPath(*flagPacker)
+	if err != nil {
+		b.Fatalf("packer is needed as the peer (Debian package packer): %v", err)
+	}
+	work := b.TempDir()
+	kiln := *flagKiln
+	if kiln == "" {
+		kiln = filepath.Join(work, "kiln")
+		build := exec.Command("go", "build", "-o", kiln, "./cmd/kiln")
+		build.Dir = moduleRoot(b)
+		if out, err := build.CombinedOutput(); err != nil {
+			b.Fatalf("go build ./cmd/kiln: %v\n%s", err, out)
+		}
+	}
+
+	amis := filepath.Join(work, "amis.json")
+	if err := WriteSourceImages(amis); err != nil {
+		b.Fatal(err)
+	}
+	b.Setenv("MOTO_AMIS_PATH", amis)
+	moto, err := awstest.Launch(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer moto.Close()
+	if err := moto.Warm(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	// Plays the guest of kiln's build instance (shuts it down when
+	// "provisioning" is done), talking to moto directly. It runs for both
+	// tools so that both see the same background load on moto.
+	awstest.SimulateGuests(b, moto.URL, BuildRegion)
+
+	poll := *flagPoll
+	variants := []Variant{
+		PackerVariant(packer, int(poll/time.Second)),
+		KilnReleaseVariant("kiln release", kiln, poll, *flagConcurrency),
+		KilnPhasesVariant("kiln phases", kiln, poll, *flagConcurrency),
+		KilnReleaseVariant("kiln release, copy_concurrency 16", kiln, poll, 16),
+	}
+	if *flagBaseline != "" {
+		variants = append(variants, KilnReleaseVariant("kiln release ("+*flagBaselineRef+")", *flagBaseline, poll, *flagConcurrency))
+	}
+
+	rep := Report{
+		Command:   *flagCommand,
+		Latency:   *flagLatency,
+		Reference: "packer",
+		Machine:   machine(),
+		Versions:  versions(b, kiln, packer),
+		Settings: []string{
+			fmt.Sprintf("proxy latency %s on every request, both tools; moto reset before every run", *flagLatency),
+			fmt.Sprintf("build region %s, %d destination regions: %s", BuildRegion, len(Destinations), strings.Join(Destinations, ", ")),
+			fmt.Sprintf("kiln: poll_interval %s (first pause of every wait; grows by half up to 6×), copy_concurrency %d unless the variant says otherwise, publish {public: true}, one shell provisioning step, one test", poll, *flagConcurrency),
+			fmt.Sprintf("Packer: amazon-ebs, communicator none, ami_regions (15), ami_groups [all], aws_polling delay_seconds %d (a fixed pause between waiter attempts)", int(poll/time.Second)),
+			fmt.Sprintf("%d rounds, variants in rotating order", *flagRounds),
+		},
+	}
+	if rep.Command == "" {
+		rep.Command = "go test ./bench/awsrelease -run '^$' -bench Release -benchtime 1x -timeout 2h " + strings.Join(os.Args[1:], " ")
+	}
+	for round := range *flagRounds {
+		for _, v := range Interleave(variants, round) {
+			w, err := NewWorld(b, moto, *flagLatency)
+			if err != nil {
+				b.Fatal(err)
+			}
+			dir, err := mkdir(work, round, strings.ReplaceAll(v.Name, " ", "_"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			res, err := Measure(b.Context(), v, w, dir)
+			w.Close()
+			res.Round = round + 1
+			if *flagLogs != "" {
+				os.MkdirAll(*flagLogs, 0o755)
+				name := fmt.Sprintf("round%d-%s.csv", round+1, strings.NewReplacer(" ", "_", ",", "", "(", "", ")", "").Replace(v.Name))
+				if werr := WriteLog(filepath.Join(*flagLogs, name), res); werr != nil {
+					b.Error(werr)
+				}
+			}
+			if err != nil {
+				b.Fatalf("round %d: %v", round+1, err)
+			}
+			b.Logf("round %d %-40s %6.2fs %4d requests", round+1, v.Name, res.Wall.Seconds(), len(res.Log))
+			rep.Results = append(rep.Results, res)
+		}
+	}
+	rep.Machine = append(rep.Machine, "load average at the end: "+loadavg())
+
+	for _, r := range rep.rows() {
+		w, q := Summarize(r.walls), Summarize(r.reqs)
+		unit := strings.NewReplacer(" ", "-", ",", "", ":", "", "+", "", "(", "", ")", "").Replace(r.name)
+		b.ReportMetric(w.Median, unit+"-s")
+		b.ReportMetric(q.Median, unit+"-requests")
+	}
+	md := rep.Markdown()
+	if *flagOut != "" {
+		if err := WriteReport(*flagOut, md); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Log("\n" + md)
+}
+
+// moduleRoot is the directory of go.mod, two levels up from this package.
+func moduleRoot(tb testing.TB) string {
+	dir, err := filepath.Abs("../..")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
+		tb.Fatalf("module root: %v", err)
+	}
+	return dir
+}
+
+func machine() []string {
+	out := []string{fmt.Sprintf("nproc %d, %s/%s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				out = append(out, "cpu "+strings.TrimSpace(v))
+				break
+			}
+		}
+	}
+	if u, err := exec.Command("uname", "-sr").Output(); err == nil {
+		out = append(out, "kernel "+strings.TrimSpace(string(u)))
+	}
+	return append(out, "load average at the start: "+loadavg())
+}
+
+func loadavg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func versions(tb testing.TB, kiln, packer string) []string {
+	var out []string
+	if data, err := exec.Command(kiln, "version", "-o", "json").Output(); err == nil {
+		var v struct{ Version, Commit, GoVersion string }
+		var raw map[string]string
+		if json.Unmarshal(data, &raw) == nil {
+			v.Version, v.Commit, v.GoVersion = raw["version"], raw["commit"], raw["go_version"]
+		}
+		out = append(out, fmt.Sprintf("kiln %s (commit %s, %s)", v.Version, v.Commit, v.GoVersion))
+	} else {
+		tb.Fatalf("%s version: %v", kiln, err)
+	}
+	if data, err := exec.Command(packer, "version").Output(); err == nil {
+		out = append(out, strings.TrimSpace(string(bytes.SplitN(data, []byte("\n"), 2)[0]))+" (Debian package, amazon-ebs builder built in)")
+	}
+	if data, err := exec.Command("python3", "-c", "import moto; print(moto.__version__)").Output(); err == nil {
+		out = append(out, "moto "+strings.TrimSpace(string(data))+" (moto_server)")
+	}
+	return out
+}
