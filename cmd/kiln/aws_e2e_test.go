@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/kiln-images/kiln/internal/cloud"
@@ -242,5 +243,47 @@ func TestAWSReleaseEndToEnd(t *testing.T) {
 		if n := len(w.images(t, region, run)); n != 1 {
 			t.Fatalf("%s: cleanup removed a referenced image", region)
 		}
+	}
+}
+
+// A use case with exports gets them written to S3 by publish, tagged, once.
+func TestAWSReleaseExports(t *testing.T) {
+	w := newAWSWorld(t, "{public: false, accounts: [\"111122223333\"]}")
+	data, _ := os.ReadFile(w.cfg)
+	s := strings.Replace(string(data), "    test_timeout: 1m\n", "    test_timeout: 1m\n    export_bucket: kiln-exports\n    export_prefix: images/\n", 1)
+	s = strings.Replace(s, "    tests: [tests/boot.sh]\n", "    tests: [tests/boot.sh]\n    exports: [vmdk]\n", 1)
+	os.WriteFile(w.cfg, []byte(s), 0o644)
+	s3c := s3.NewFromConfig(awstest.Config(motoServer.URL, "us-east-1"), func(o *s3.Options) { o.UsePathStyle = true })
+	if _, err := s3c.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String("kiln-exports")}); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := w.kiln(t, "release", "ci-runner", "-o", "json")
+	if code != 0 {
+		t.Fatalf("release: exit %d\n%s\n%s", code, out, stderr)
+	}
+	var rep releaseReport
+	json.Unmarshal([]byte(out), &rep)
+	if rep.Publish == nil || len(rep.Publish.Exports) != 1 || !strings.HasPrefix(rep.Publish.Exports[0].Location, "s3://kiln-exports/images/") {
+		t.Fatalf("exports in the report: %+v", rep.Publish)
+	}
+	objs, err := s3c.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String("kiln-exports")})
+	if err != nil || len(objs.Contents) != 1 {
+		t.Fatalf("objects in the bucket: %v, %v", objs, err)
+	}
+	tags, err := s3c.GetObjectTagging(t.Context(), &s3.GetObjectTaggingInput{Bucket: aws.String("kiln-exports"), Key: objs.Contents[0].Key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, tg := range tags.TagSet {
+		got[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+	}
+	if got[cloud.TagAssetID] != rep.Run.ID || got["deployment_name"] != "grit" {
+		t.Fatalf("export object tags %v", got)
+	}
+	// The export is an asset of the run, found by kiln assets.
+	out, _, _ = w.kiln(t, "assets", "--run", rep.Run.ID, "-o", "json")
+	if !strings.Contains(out, `"kind": "export"`) {
+		t.Fatalf("kiln assets does not list the export:\n%s", out)
 	}
 }

@@ -27,6 +27,7 @@ type PublishReport struct {
 	Regions       []RegionResult    `json:"regions"`
 	Changes       []manifest.Change `json:"changes"`
 	Parameters    int               `json:"parameters"`
+	Exports       []cloud.Export    `json:"exports,omitempty"`
 	CandidateGone bool              `json:"candidate_removed"`
 }
 
@@ -120,6 +121,10 @@ func (p *Pipeline) Publish(ctx context.Context, r Run, channelName string) (Publ
 	// Document: only what is seen in the cloud goes into the manifest.
 	entries, err := p.observe(ctx, r, regions, copies, perms.Public)
 	if err != nil {
+		p.failRun(ctx, r, cloud.PhasePublish)
+		return rep, err
+	}
+	if rep.Exports, err = p.export(ctx, r, u, copies); err != nil {
 		p.failRun(ctx, r, cloud.PhasePublish)
 		return rep, err
 	}
