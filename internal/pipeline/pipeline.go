@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -141,7 +142,7 @@ func (p *Pipeline) FindRun(ctx context.Context, id string) (Run, error) {
 			return Run{}, fmt.Errorf("find run %s in %s: %w", id, region, err)
 		}
 		if len(imgs) > 0 {
-			return fromTags(imgs[0].Tags), nil
+			return p.adopt(ctx, fromTags(imgs[0].Tags))
 		}
 	}
 	assets, err := p.Backend.ListAssets(ctx, p.Config.BuildRegion, want)
@@ -150,7 +151,7 @@ func (p *Pipeline) FindRun(ctx context.Context, id string) (Run, error) {
 	}
 	for _, a := range assets {
 		if a.Tags[cloud.TagUseCase] != "" {
-			return fromTags(a.Tags), nil
+			return p.adopt(ctx, fromTags(a.Tags))
 		}
 	}
 	if j, ok := p.Journal.(interface {
@@ -165,6 +166,21 @@ func (p *Pipeline) FindRun(ctx context.Context, id string) (Run, error) {
 		}
 	}
 	return Run{}, &UnknownRunError{ID: id}
+}
+
+// adopt records in this machine's journal a run found by its tags, which
+// another machine may have started, so its steps here have a run to belong
+// to. StartRun leaves a run the journal already knows as it is.
+func (p *Pipeline) adopt(ctx context.Context, r Run) (Run, error) {
+	host, _ := os.Hostname()
+	err := p.Journal.StartRun(ctx, journal.Run{
+		ID: r.ID, UseCase: r.UseCase, Arch: r.Arch, Version: r.Version,
+		Created: r.Created, Updated: p.now().UTC(), State: journal.RunRunning, Host: host,
+	})
+	if err != nil {
+		return Run{}, fmt.Errorf("journal: %w", err)
+	}
+	return r, nil
 }
 
 // UnknownRunError means no resource and no journal record names the run.

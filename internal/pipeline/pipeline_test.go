@@ -216,8 +216,10 @@ func TestPhasesFromAFreshMachine(t *testing.T) {
 	if got.UseCase != r.UseCase || got.Arch != r.Arch || got.Version != r.Version || !got.Created.Equal(r.Created.Truncate(time.Second)) {
 		t.Fatalf("FindRun = %+v, want %+v", got, r)
 	}
-	// Phases on the second machine need the journal to know the run.
-	j2.StartRun(ctx, journal.Run{ID: r.ID, UseCase: r.UseCase, Arch: r.Arch, Version: r.Version})
+	// FindRun recorded the run in the second machine's journal.
+	if jr, _, err := j2.Run(ctx, r.ID); err != nil || jr.UseCase != r.UseCase {
+		t.Fatalf("second journal: %+v, %v", jr, err)
+	}
 	if _, err := p2.Test(ctx, got, false); err != nil {
 		t.Fatal(err)
 	}
