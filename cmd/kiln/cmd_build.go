@@ -47,10 +47,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, useCase string, o buildOptio
 		return err
 	}
 	defer p.Close()
-	pl, err := p.pipeline(g)
-	if err != nil {
-		return err
-	}
+	pl := p.pl
 	r, err := pl.NewRun(ctx, useCase, o.arch, o.version)
 	if err != nil {
 		return usageError(err)

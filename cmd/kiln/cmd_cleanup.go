@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -92,10 +93,7 @@ func runCleanup(cmd *cobra.Command, g *globalOptions, o cleanupOptions) error {
 		return err
 	}
 	defer p.Close()
-	pl, err := p.pipeline(g)
-	if err != nil {
-		return err
-	}
+	pl := p.pl
 	f := cloud.Filter{}
 	if o.run != "" {
 		if _, err := journal.ParseAssetID(o.run); err != nil {
@@ -198,16 +196,46 @@ func printPlan(g *globalOptions, plan assets.Plan) {
 // inProgress decides whether a run may still be worked on: a live kiln
 // process here holds its lock; or no journal here knows it and its newest
 // resource is recent (it may be running elsewhere) unless force is set.
+//
+// The lock and the journal are asked once per run and the answer kept for
+// the rest of the command: drift and cleanup ask for every image, and a
+// run has one image per region (thousands of orphans of a few hundred
+// runs cost seconds of journal queries otherwise).
 func inProgress(ctx context.Context, p *project, pl *pipeline.Pipeline, force bool) func(string, time.Time) (bool, string) {
+	type known struct {
+		busy    bool
+		why     string
+		journal bool // this machine's journal knows the run
+	}
+	var mu sync.Mutex
+	runs := map[string]known{}
+	lookup := func(runID string) known {
+		mu.Lock()
+		defer mu.Unlock()
+		if k, ok := runs[runID]; ok {
+			return k
+		}
+		var k known
+		if held, err := lockfile.Held(pl.RunLockPath(runID)); err != nil || held {
+			k = known{busy: true, why: "a kiln process on this machine is working on it"}
+		} else if _, _, err := p.journal.Run(ctx, runID); err == nil {
+			k.journal = true // this machine ran it and no process holds it: finished or crashed
+		} else if !errors.Is(err, journal.ErrUnknownRun) {
+			// Unable to tell: keep it, as for a run in progress.
+			k = known{busy: true, why: "this machine's journal cannot be read: " + err.Error()}
+		}
+		runs[runID] = k
+		return k
+	}
 	return func(runID string, newest time.Time) (bool, string) {
 		if runID == "" {
 			return false, ""
 		}
-		if held, err := lockfile.Held(pl.RunLockPath(runID)); err != nil || held {
-			return true, "a kiln process on this machine is working on it"
-		}
-		if _, _, err := p.journal.Run(ctx, runID); err == nil || !errors.Is(err, journal.ErrUnknownRun) {
-			return false, "" // this machine ran it and no process holds it: finished or crashed
+		switch k := lookup(runID); {
+		case k.busy:
+			return true, k.why
+		case k.journal:
+			return false, ""
 		}
 		if !force && !newest.IsZero() && time.Since(newest) < abandonAfter {
 			return true, fmt.Sprintf("unknown to this machine's journal and active %s ago: may be in progress elsewhere (--force)",

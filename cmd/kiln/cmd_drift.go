@@ -109,10 +109,7 @@ func runDrift(cmd *cobra.Command, g *globalOptions, o driftOptions) error {
 		return err
 	}
 	defer p.Close()
-	pl, err := p.pipeline(g)
-	if err != nil {
-		return err
-	}
+	pl := p.pl
 	in, names, err := driftInput(ctx, p, pl, o)
 	if err != nil {
 		return err
@@ -122,6 +119,9 @@ func runDrift(cmd *cobra.Command, g *globalOptions, o driftOptions) error {
 		return err
 	}
 	if g.format == output.JSON {
+		if rep.Findings == nil {
+			rep.Findings = []drift.Finding{} // [] rather than null, as in the other reports
+		}
 		if err := output.WriteJSON(g.streams.out, driftReport{Schema: "kiln.drift/v1", Channels: names, Report: rep}); err != nil {
 			return err
 		}

@@ -47,11 +47,8 @@ func runTest(cmd *cobra.Command, g *globalOptions, o testOptions) error {
 		return err
 	}
 	defer p.Close()
-	pl, err := p.pipeline(g)
-	if err != nil {
-		return err
-	}
-	r, unlock, err := findRun(ctx, pl, o.run)
+	pl := p.pl
+	r, unlock, err := p.findRun(ctx, o.run)
 	if err != nil {
 		return err
 	}

@@ -58,10 +58,7 @@ func runPromote(cmd *cobra.Command, g *globalOptions, useCase string, o promoteO
 		return err
 	}
 	defer p.Close()
-	pl, err := p.pipeline(g)
-	if err != nil {
-		return err
-	}
+	pl := p.pl
 	for _, ch := range []string{o.from, o.to} {
 		if _, err := p.cfg.ManifestPath(ch); err != nil {
 			return usageError(err)

@@ -50,11 +50,8 @@ func runPublish(cmd *cobra.Command, g *globalOptions, o publishOptions) error {
 	if _, err := p.cfg.ManifestPath(o.channel); err != nil {
 		return usageError(fmt.Errorf("--channel: %w", err))
 	}
-	pl, err := p.pipeline(g)
-	if err != nil {
-		return err
-	}
-	r, unlock, err := findRun(ctx, pl, o.run)
+	pl := p.pl
+	r, unlock, err := p.findRun(ctx, o.run)
 	if err != nil {
 		return err
 	}

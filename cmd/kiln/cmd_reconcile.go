@@ -50,10 +50,7 @@ func runReconcile(cmd *cobra.Command, g *globalOptions, o reconcileOptions) erro
 		return err
 	}
 	defer p.Close()
-	pl, err := p.pipeline(g)
-	if err != nil {
-		return err
-	}
+	pl := p.pl
 	in, _, err := driftInput(ctx, p, pl, o.driftOptions)
 	if err != nil {
 		return err

@@ -61,14 +61,11 @@ func runRelease(cmd *cobra.Command, g *globalOptions, useCase string, o releaseO
 	if _, err := p.cfg.ManifestPath(o.channel); err != nil {
 		return usageError(fmt.Errorf("--channel: %w", err))
 	}
-	pl, err := p.pipeline(g)
-	if err != nil {
-		return err
-	}
+	pl := p.pl
 	var r pipeline.Run
 	unlock := func() {}
 	if o.resume != "" {
-		r, unlock, err = findRun(ctx, pl, o.resume)
+		r, unlock, err = p.findRun(ctx, o.resume)
 	} else if r, err = pl.NewRun(ctx, useCase, o.arch, o.version); err != nil {
 		err = usageError(err)
 	} else {

@@ -43,11 +43,8 @@ func runReplicate(cmd *cobra.Command, g *globalOptions, o replicateOptions) erro
 		return err
 	}
 	defer p.Close()
-	pl, err := p.pipeline(g)
-	if err != nil {
-		return err
-	}
-	r, unlock, err := findRun(ctx, pl, o.run)
+	pl := p.pl
+	r, unlock, err := p.findRun(ctx, o.run)
 	if err != nil {
 		return err
 	}

@@ -69,10 +69,7 @@ func runRollback(cmd *cobra.Command, g *globalOptions, o rollbackOptions) error 
 	if err != nil {
 		return err
 	}
-	pl, err := p.pipeline(g)
-	if err != nil {
-		return err
-	}
+	pl := p.pl
 	rep, err := pl.Rollback(ctx, o.channel, o.to, target, o.apply)
 	if err != nil {
 		return err

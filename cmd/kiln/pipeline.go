@@ -20,6 +20,7 @@ type project struct {
 	backend  cloud.Backend
 	journal  *journal.Journal
 	progress *output.Progress
+	pl       *pipeline.Pipeline
 }
 
 func (p *project) Close() {
@@ -51,6 +52,10 @@ func (g *globalOptions) openProject(ctx context.Context) (*project, error) {
 		return nil, err
 	}
 	p.progress = output.NewProgress(g.streams.err, g.tty(), g.logger())
+	if p.pl, err = p.pipeline(g); err != nil {
+		p.Close()
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -106,7 +111,8 @@ func (p *project) pipeline(g *globalOptions) (*pipeline.Pipeline, error) {
 
 // findRun parses a --run value, takes the run's lock and recovers the run
 // from the cloud. The caller releases the lock with the returned function.
-func findRun(ctx context.Context, pl *pipeline.Pipeline, id string) (pipeline.Run, func(), error) {
+func (p *project) findRun(ctx context.Context, id string) (pipeline.Run, func(), error) {
+	pl := p.pl
 	if id == "" {
 		return pipeline.Run{}, nil, usageError(fmt.Errorf("--run is required"))
 	}
