@@ -145,7 +145,9 @@ func runReplicate(b *testing.B, kiln, proj, run string, regions []string) measur
 	return run_(b, proj, kiln, args...)
 }
 
-func run_(b *testing.B, dir, name string, args ...string) measured { return run(b, dir, nil, name, args...) }
+func run_(b *testing.B, dir, name string, args ...string) measured {
+	return run(b, dir, nil, name, args...)
+}
 
 // runCP copies the file n times with cp, one after another, as a script
 // replicating to n directories would.

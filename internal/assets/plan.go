@@ -93,8 +93,20 @@ func MakePlan(as []cloud.Asset, pol Policy) Plan {
 				it.Action, it.Reason = Skip, why
 			}
 		}
-		if it.Action == Delete && pol.OlderThan > 0 && !a.Created.IsZero() && pol.Now.Sub(a.Created) < pol.OlderThan {
-			it.Action, it.Reason = Skip, "younger than --older-than "+pol.OlderThan.String()
+		if it.Action == Delete && pol.OlderThan > 0 {
+			// What does not say when it was made (a security group) is as
+			// young as its run's newest asset; what has no age at all is
+			// not known to be old enough.
+			created := a.Created
+			if created.IsZero() {
+				created = newest[it.RunID]
+			}
+			switch {
+			case created.IsZero():
+				it.Action, it.Reason = Skip, "creation time unknown: not known to be older than --older-than "+pol.OlderThan.String()
+			case pol.Now.Sub(created) < pol.OlderThan:
+				it.Action, it.Reason = Skip, "younger than --older-than "+pol.OlderThan.String()
+			}
 		}
 		decided[key(a)] = it
 		return it

@@ -17,9 +17,9 @@ import (
 // line when it starts and one when it ends. It is safe for concurrent use,
 // which fan-outs across regions need.
 type Progress struct {
-	log  *slog.Logger
-	bars *mpb.Progress // nil when not on a terminal
-	mu   sync.Mutex
+	log    *slog.Logger
+	bars   *mpb.Progress // nil when not on a terminal
+	mu     sync.Mutex
 	live   []*mpb.Bar // bars not yet complete, aborted by Close
 	closed bool       // after Close, steps are logged
 	now    func() time.Time

@@ -89,10 +89,12 @@ func (inv *inventory) collect(ctx context.Context, f cloud.Filter) error {
 		return err
 	}
 	steps := []func(context.Context) error{
-		func(ctx context.Context) error { return inv.images(ctx, byKind[cloud.KindImage], tags) },
-		func(ctx context.Context) error { return inv.snapshots(ctx, byKind[cloud.KindSnapshot], "") },
-		func(ctx context.Context) error { return inv.instances(ctx, byKind[cloud.KindInstance]) },
-		func(ctx context.Context) error { return inv.volumes(ctx, byKind[cloud.KindVolume], "") },
+		func(ctx context.Context) error {
+			return inv.images(ctx, byKind[cloud.KindImage], byKind[cloud.KindSnapshot])
+		},
+		func(ctx context.Context) error {
+			return inv.instances(ctx, byKind[cloud.KindInstance], byKind[cloud.KindVolume])
+		},
 		func(ctx context.Context) error { return inv.groups(ctx, byKind[cloud.KindSecurityGroup]) },
 		func(ctx context.Context) error { return inv.keyPairs(ctx, f.Tags) },
 		func(ctx context.Context) error { return inv.stacks(ctx, byKind[cloud.KindStack], tags) },
@@ -122,6 +124,8 @@ func (inv *inventory) tagged(ctx context.Context, want map[string]string) (map[c
 	tags := map[string]map[string]string{}
 	p := resourcegroupstaggingapi.NewGetResourcesPaginator(inv.c.tag, &resourcegroupstaggingapi.GetResourcesInput{
 		TagFilters: filters,
+		// The most the API allows (the default is 50): fewer pages.
+		ResourcesPerPage: aws.Int32(100),
 		ResourceTypeFilters: []string{
 			// Key pairs are listed by DescribeKeyPairs: the tagging API
 			// names them by key pair id, DeleteKeyPair wants the name.
@@ -185,111 +189,124 @@ func parseARN(arn string) (cloud.Kind, string, bool) {
 	return "", "", false
 }
 
-func (inv *inventory) images(ctx context.Context, ids []string, tags map[string]map[string]string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	ims, err := describeImages(ctx, inv.c.ec2, []string{"self"}, cloud.Filter{IDs: ids})
-	if err != nil {
-		return fmt.Errorf("confirm images: %w", err)
-	}
-	for _, im := range ims {
-		if im.State == ec2types.ImageStateDeregistered {
-			continue
-		}
-		id := aws.ToString(im.ImageId)
-		inv.add(cloud.Asset{Kind: cloud.KindImage, ID: id, State: string(im.State),
-			Created: parseTime(aws.ToString(im.CreationDate)), Tags: tagMap(im.Tags)})
-		if err := inv.snapshots(ctx, snapshotIDs(im), id); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// maxFilterValues is the most values EC2 accepts in the filters of one
+// call; above it the call fails with FilterLimitExceeded.
+const maxFilterValues = 200
 
-// snapshots confirms snapshots; parent marks them as children of an image.
-func (inv *inventory) snapshots(ctx context.Context, ids []string, parent string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	p := ec2.NewDescribeSnapshotsPaginator(inv.c.ec2, &ec2.DescribeSnapshotsInput{
-		OwnerIds: []string{"self"},
-		Filters:  []ec2types.Filter{filter("snapshot-id", ids...)},
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+// images confirms the tagged images, and then in one batched scan the
+// tagged snapshots and the snapshots behind the images (as children).
+// Every describe asks for up to maxFilterValues ids at once: a call per
+// image would make a scan of thousands of images slow and throttled.
+func (inv *inventory) images(ctx context.Context, ids, taggedSnapshots []string) error {
+	parents := map[string]string{} // snapshot id -> image id
+	for batch := range slices.Chunk(ids, maxFilterValues) {
+		ims, err := describeImages(ctx, inv.c.ec2, []string{"self"}, cloud.Filter{IDs: batch})
 		if err != nil {
-			return fmt.Errorf("confirm snapshots: %w", classify(err))
+			return fmt.Errorf("confirm images: %w", err)
 		}
-		for _, s := range page.Snapshots {
-			inv.add(cloud.Asset{Kind: cloud.KindSnapshot, ID: aws.ToString(s.SnapshotId), State: string(s.State),
-				Created: aws.ToTime(s.StartTime), Tags: tagMap(s.Tags), Parent: parent})
-		}
-	}
-	return nil
-}
-
-func (inv *inventory) instances(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	insts, err := describeInstances(ctx, inv.c, nil, ids...)
-	if err != nil {
-		return fmt.Errorf("confirm instances: %w", err)
-	}
-	for _, inst := range insts {
-		if instanceState(inst) == ec2types.InstanceStateNameTerminated {
-			continue
-		}
-		id := aws.ToString(inst.InstanceId)
-		inv.add(cloud.Asset{Kind: cloud.KindInstance, ID: id, State: string(instanceState(inst)),
-			Created: aws.ToTime(inst.LaunchTime), Tags: tagMap(inst.Tags)})
-		var vols []string
-		for _, m := range inst.BlockDeviceMappings {
-			if m.Ebs != nil && aws.ToString(m.Ebs.VolumeId) != "" {
-				vols = append(vols, aws.ToString(m.Ebs.VolumeId))
+		for _, im := range ims {
+			if im.State == ec2types.ImageStateDeregistered {
+				continue
+			}
+			id := aws.ToString(im.ImageId)
+			inv.add(cloud.Asset{Kind: cloud.KindImage, ID: id, State: string(im.State),
+				Created: parseTime(aws.ToString(im.CreationDate)), Tags: tagMap(im.Tags)})
+			for _, s := range snapshotIDs(im) {
+				parents[s] = id
 			}
 		}
-		if err := inv.volumes(ctx, vols, id); err != nil {
-			return err
+	}
+	return inv.snapshots(ctx, union(taggedSnapshots, parents), parents)
+}
+
+// snapshots confirms snapshots; parents marks those that are an image's.
+func (inv *inventory) snapshots(ctx context.Context, ids []string, parents map[string]string) error {
+	for batch := range slices.Chunk(ids, maxFilterValues) {
+		p := ec2.NewDescribeSnapshotsPaginator(inv.c.ec2, &ec2.DescribeSnapshotsInput{
+			OwnerIds: []string{"self"},
+			Filters:  []ec2types.Filter{filter("snapshot-id", batch...)},
+		})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return fmt.Errorf("confirm snapshots: %w", classify(err))
+			}
+			for _, s := range page.Snapshots {
+				id := aws.ToString(s.SnapshotId)
+				inv.add(cloud.Asset{Kind: cloud.KindSnapshot, ID: id, State: string(s.State),
+					Created: aws.ToTime(s.StartTime), Tags: tagMap(s.Tags), Parent: parents[id]})
+			}
 		}
 	}
 	return nil
 }
 
-// volumes confirms volumes; parent marks them as an instance's.
-func (inv *inventory) volumes(ctx context.Context, ids []string, parent string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	p := ec2.NewDescribeVolumesPaginator(inv.c.ec2, &ec2.DescribeVolumesInput{
-		Filters: []ec2types.Filter{filter("volume-id", ids...)},
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+// union returns the ids in tagged and the keys of children, sorted, each
+// once.
+func union(tagged []string, children map[string]string) []string {
+	out := slices.Concat(tagged, slices.Collect(maps.Keys(children)))
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// instances confirms the tagged instances, then in one batched scan the
+// tagged volumes and those attached to the instances (as children).
+func (inv *inventory) instances(ctx context.Context, ids, taggedVolumes []string) error {
+	parents := map[string]string{} // volume id -> instance id
+	for batch := range slices.Chunk(ids, maxFilterValues) {
+		insts, err := describeInstances(ctx, inv.c, nil, batch...)
 		if err != nil {
-			return fmt.Errorf("confirm volumes: %w", classify(err))
+			return fmt.Errorf("confirm instances: %w", err)
 		}
-		for _, v := range page.Volumes {
-			inv.add(cloud.Asset{Kind: cloud.KindVolume, ID: aws.ToString(v.VolumeId), State: string(v.State),
-				Created: aws.ToTime(v.CreateTime), Tags: tagMap(v.Tags), Parent: parent})
+		for _, inst := range insts {
+			if instanceState(inst) == ec2types.InstanceStateNameTerminated {
+				continue
+			}
+			id := aws.ToString(inst.InstanceId)
+			inv.add(cloud.Asset{Kind: cloud.KindInstance, ID: id, State: string(instanceState(inst)),
+				Created: aws.ToTime(inst.LaunchTime), Tags: tagMap(inst.Tags)})
+			for _, m := range inst.BlockDeviceMappings {
+				if m.Ebs != nil && aws.ToString(m.Ebs.VolumeId) != "" {
+					parents[aws.ToString(m.Ebs.VolumeId)] = id
+				}
+			}
+		}
+	}
+	return inv.volumes(ctx, union(taggedVolumes, parents), parents)
+}
+
+// volumes confirms volumes; parents marks those that are an instance's.
+func (inv *inventory) volumes(ctx context.Context, ids []string, parents map[string]string) error {
+	for batch := range slices.Chunk(ids, maxFilterValues) {
+		p := ec2.NewDescribeVolumesPaginator(inv.c.ec2, &ec2.DescribeVolumesInput{
+			Filters: []ec2types.Filter{filter("volume-id", batch...)},
+		})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return fmt.Errorf("confirm volumes: %w", classify(err))
+			}
+			for _, v := range page.Volumes {
+				id := aws.ToString(v.VolumeId)
+				inv.add(cloud.Asset{Kind: cloud.KindVolume, ID: id, State: string(v.State),
+					Created: aws.ToTime(v.CreateTime), Tags: tagMap(v.Tags), Parent: parents[id]})
+			}
 		}
 	}
 	return nil
 }
 
 func (inv *inventory) groups(ctx context.Context, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	out, err := inv.c.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{
-		Filters: []ec2types.Filter{filter("group-id", ids...)},
-	})
-	if err != nil {
-		return fmt.Errorf("confirm security groups: %w", classify(err))
-	}
-	for _, g := range out.SecurityGroups {
-		inv.add(cloud.Asset{Kind: cloud.KindSecurityGroup, ID: aws.ToString(g.GroupId), Tags: tagMap(g.Tags)})
+	for batch := range slices.Chunk(ids, maxFilterValues) {
+		out, err := inv.c.ec2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{
+			Filters: []ec2types.Filter{filter("group-id", batch...)},
+		})
+		if err != nil {
+			return fmt.Errorf("confirm security groups: %w", classify(err))
+		}
+		for _, g := range out.SecurityGroups {
+			inv.add(cloud.Asset{Kind: cloud.KindSecurityGroup, ID: aws.ToString(g.GroupId), Tags: tagMap(g.Tags)})
+		}
 	}
 	return nil
 }
