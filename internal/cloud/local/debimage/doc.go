@@ -32,8 +32,9 @@
 //     input gives the same layout. mkfs.ext4 -d writes the root filesystem
 //     straight into its partition (-E offset); mkfs.vfat --offset and mtools
 //     fill the ESP with systemd-boot as EFI/BOOT/BOOTX64.EFI, one loader entry
-//     (root=PARTUUID=... rw console=ttyS0,115200) and the kernel and initrd
-//     from the root filesystem. /etc/fstab is written by a hook before the
+//     (root=PARTUUID=... rw console=tty0 console=ttyS0,115200
+//     no_timer_check) and the kernel and initrd from the root filesystem.
+//     /etc/fstab is written by a hook before the
 //     recipe's steps, so steps may add to it. qemu-img makes the exports.
 //
 // mkfs.ext4 before e2fsprogs 1.47.1 cannot read a tarball with -d, so the
@@ -65,15 +66,19 @@
 //	tests/*    the test scripts
 //
 // The agent unpacks it into a fresh tmpfs, runs the tests one by one with
-// timeout(1) and their output on /dev/ttyS0, stops at the first failure, and
-// prints exactly one result line to /dev/ttyS0:
+// timeout(1), stops at the first failure, and prints the tests' output and
+// then exactly one result line to the console:
 //
 //	KILN-TEST-RESULT: PASS
 //	KILN-TEST-RESULT: FAIL <test> <status>
 //
 // where status is the exit status, "timeout" when the per-test limit passed,
 // or a word naming what the agent itself could not do. Then it powers the
-// machine off (poweroff -f). It plays the part user data plays on AWS; package
+// machine off (poweroff -f). The console is /dev/console, which the loader
+// entry's last console= makes the first serial port (ttyS0): writing to
+// /dev/ttyS0 directly loses everything after the serial getty starts, since
+// agetty hangs the device up under all its open files, while files opened
+// as /dev/console survive that. It plays the part user data plays on AWS; package
 // qemuboot is the host side. The unit's description never contains the
 // marker text, because systemd echoes descriptions to the console.
 package debimage

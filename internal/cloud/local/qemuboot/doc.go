@@ -29,7 +29,8 @@
 //
 // Acceleration is KVM when it works and software emulation (TCG)
 // otherwise. /dev/kvm can exist and still not work (a nested or
-// paravirtual host without vmx/svm), so ProbeKVM boots a one-sector
-// program under KVM and checks that it ran, instead of trusting the
-// device file.
+// paravirtual host without vmx/svm), so ProbeKVM has the firmware run a
+// UEFI shell script under KVM and checks that it ran, instead of trusting the
+// device file. A boot with KVM that stops on a KVM internal error is an
+// error at once rather than a wait for the timeout.
 package qemuboot

@@ -79,7 +79,7 @@ func probe(ctx context.Context, accel, code, vars string) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	// qemu stops the guest, and waits, on a KVM internal error: end the
 	// probe as soon as it says so.
-	stderr := &watchBuffer{tailBuffer: tailBuffer{max: 8 << 10}, word: "KVM internal error", seen: cancel}
+	stderr := &watchBuffer{tailBuffer: tailBuffer{max: 8 << 10}, word: kvmInternalError, seen: cancel}
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	err = cmd.Run()
 	console, _ := os.ReadFile(logPath)
@@ -87,8 +87,8 @@ func probe(ctx context.Context, accel, code, vars string) error {
 	switch {
 	case err == nil && ran:
 		return nil
-	case strings.Contains(stderr.String(), "KVM internal error"):
-		return fmt.Errorf("probe with %s: KVM internal error", accel)
+	case strings.Contains(stderr.String(), kvmInternalError):
+		return fmt.Errorf("probe with %s: %s", accel, kvmInternalError)
 	case ctx.Err() != nil:
 		return fmt.Errorf("probe with %s: the firmware did not run the probe within %s", accel, probeDeadline)
 	case err != nil:
@@ -97,6 +97,9 @@ func probe(ctx context.Context, accel, code, vars string) error {
 		return errors.New("probe with " + accel + ": qemu exited but the probe script did not run")
 	}
 }
+
+// kvmInternalError is what qemu prints when KVM cannot run the guest.
+const kvmInternalError = "KVM internal error"
 
 // watchBuffer is a tailBuffer that calls seen once word shows up.
 type watchBuffer struct {

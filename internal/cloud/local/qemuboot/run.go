@@ -103,7 +103,12 @@ func prepare(ctx context.Context, s Spec, accel string) ([]string, error) {
 func boot(ctx context.Context, s Spec, accel string, args []string) (Result, error) {
 	res := Result{Accel: accel}
 	cmd := exec.Command("qemu-system-x86_64", args...)
-	stderr := &tailBuffer{max: 8 << 10}
+	// On a KVM internal error qemu stops the guest and waits for a monitor
+	// that is not there: watch for it instead of waiting for the timeout.
+	kvmFailed := make(chan struct{})
+	var once sync.Once
+	stderr := &watchBuffer{tailBuffer: tailBuffer{max: 8 << 10}, word: kvmInternalError,
+		seen: func() { once.Do(func() { close(kvmFailed) }) }}
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	// qemu dies with kiln rather than running on unwatched.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -133,6 +138,11 @@ func boot(ctx context.Context, s Spec, accel string, args []string) (Result, err
 		case <-ctx.Done():
 			kill()
 			return res, fmt.Errorf("boot test of %s: %w", s.Disk, ctx.Err())
+
+		case <-kvmFailed:
+			kill()
+			return res, fmt.Errorf("qemu: the guest stopped with a %s (KVM does not work here; use accel tcg or auto): %s",
+				kvmInternalError, strings.TrimSpace(stderr.String()))
 
 		case <-timeout.C:
 			kill()

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -18,143 +19,186 @@ import (
 	"github.com/kiln-images/kiln/internal/cloud/local/qemuboot"
 )
 
-// The boot scenarios run in parallel on the fixture image; afterwards the
-// image must be unchanged.
+// bootConcurrency is how many scenario boots run at once: one per core of
+// the 2-core machines CI uses. More makes each boot under software
+// emulation so slow that timings inside the guest go wrong.
+const bootConcurrency = 2
+
+// scenario is one boot of the fixture image and what it must show.
+type scenario struct {
+	name        string
+	tests       []string
+	timeout     time.Duration
+	testTimeout time.Duration
+	// stayUp: no tests; the boot is stopped (by cancelling Run) 20s after
+	// the agent finished and a login prompt showed.
+	stayUp   bool
+	passed   bool
+	reason   string // prefix of Result.Reason
+	inLog    []string
+	notInLog []string
+}
+
+// outcome is what a scenario's boot gave.
+type outcome struct {
+	res      qemuboot.Result
+	err      error
+	log      string
+	pid      int
+	sawAgent bool // stayUp: the agent finished and the login prompt showed
+}
+
+// The boot scenarios run concurrently on the fixture image, each then
+// checked in its own subtest; afterwards the image must be unchanged.
 func TestBoot(t *testing.T) {
 	disk := needImage(t)
 	before := sha256File(t, disk)
 
-	t.Run("scenarios", func(t *testing.T) {
-		scenarios := []struct {
-			name        string
-			tests       []string
-			timeout     time.Duration
-			testTimeout time.Duration
-			passed      bool
-			reason      string // prefix of Result.Reason
-			inLog       []string
-			notInLog    []string
-		}{{
-			name:   "pass",
-			tests:  []string{"ok.sh"},
-			passed: true,
-			inLog:  []string{"ok.sh: all good", "KILN-TEST-RESULT: PASS"},
-		}, {
-			name:     "failing test stops the run",
-			tests:    []string{"ok.sh", "fail.sh", "never.sh"},
-			reason:   "test fail.sh failed with exit status 3",
-			inLog:    []string{"ok.sh: all good", "fail.sh: failing on purpose", "KILN-TEST-RESULT: FAIL fail.sh 3"},
-			notInLog: []string{"never.sh ran"},
-		}, {
-			name:        "hanging test hits its own limit",
-			tests:       []string{"hang.sh"},
-			testTimeout: 5 * time.Second,
-			reason:      "test hang.sh did not finish within 5s",
-			inLog:       []string{"hang.sh: sleeping forever", "KILN-TEST-RESULT: FAIL hang.sh timeout"},
-		}, {
-			name:     "hanging test hits the boot timeout",
-			tests:    []string{"hang.sh"},
-			timeout:  100 * time.Second,
-			reason:   "timed out after 1m40s waiting for the test marker",
-			notInLog: []string{"KILN-TEST-RESULT"},
-		}, {
-			// A test that powers the machine off: qemu ends and no agent
-			// is left to print a result.
-			name:     "guest powers off without a marker",
-			tests:    []string{"poweroff.sh"},
-			reason:   "guest powered off without a result marker",
-			inLog:    []string{"poweroff.sh: powering off"},
-			notInLog: []string{"KILN-TEST-RESULT"},
-		}, {
-			name:     "kernel panic",
-			tests:    []string{"panic.sh"},
-			reason:   "kernel panic: Kernel panic - not syncing: sysrq triggered crash",
-			inLog:    []string{"panic.sh: crashing the kernel"},
-			notInLog: []string{"KILN-TEST-RESULT"},
-		}}
-		for _, sc := range scenarios {
-			t.Run(sc.name, func(t *testing.T) {
-				t.Parallel()
-				s := spec(t, disk, sc.tests...)
-				if sc.timeout != 0 {
-					s.Timeout = sc.timeout
-				}
-				if sc.testTimeout != 0 {
-					s.TestTimeout = sc.testTimeout
-				}
-				var pid atomic.Int64
-				s.OnStart = func(p int) { pid.Store(int64(p)) }
-				res, err := qemuboot.Run(context.Background(), s)
-				if err != nil {
-					t.Fatalf("Run: %v", err)
-				}
-				t.Logf("%+v", res)
-				log := readLog(t, s.LogPath)
-				if res.Passed != sc.passed || !strings.HasPrefix(res.Reason, sc.reason) || (sc.passed && res.Reason != "") {
-					t.Errorf("passed %v, reason %q; want %v, %q\nconsole tail:\n%s", res.Passed, res.Reason, sc.passed, sc.reason, tail(log))
-				}
-				if res.Accel != "tcg" && res.Accel != "kvm" {
-					t.Errorf("accel %q", res.Accel)
-				}
-				for _, want := range sc.inLog {
-					if !hasLine(log, want) {
-						t.Errorf("console has no line %q; tail:\n%s", want, tail(log))
-					}
-				}
-				for _, bad := range sc.notInLog {
-					if strings.Contains(log, bad) {
-						t.Errorf("console has %q", bad)
-					}
-				}
-				if p := pid.Load(); p == 0 {
-					t.Error("OnStart was not called")
-				} else if err := syscall.Kill(int(p), 0); !errors.Is(err, syscall.ESRCH) {
-					t.Errorf("qemu (pid %d) still there after Run: %v", p, err)
-				}
-			})
-		}
-
+	scenarios := []scenario{{
+		// Long ones first, so that they overlap the rest.
+		name:     "hanging test hits the boot timeout",
+		tests:    []string{"hang.sh"},
+		timeout:  3 * time.Minute, // long enough for the test to start on a busy machine
+		reason:   "timed out after 3m0s waiting for the test marker",
+		inLog:    []string{"hang.sh: sleeping forever"},
+		notInLog: []string{"KILN-TEST-RESULT"},
+	}, {
 		// Without tests the agent does nothing: the image boots to its
-		// login prompt and stays up. Watch the console until the agent has
-		// finished, give it time to (wrongly) power off, then stop.
-		t.Run("normal boot stays up", func(t *testing.T) {
-			t.Parallel()
-			s := spec(t, disk)
-			s.Timeout = 8 * time.Minute
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			var sawAgent atomic.Bool
-			go func() {
-				for ctx.Err() == nil {
-					b, _ := os.ReadFile(s.LogPath)
-					log := plain(string(b))
-					if strings.Contains(log, "Finished kiln-agent.service") && strings.Contains(log, " login: ") {
-						sawAgent.Store(true)
-						time.Sleep(20 * time.Second)
-						cancel()
-						return
-					}
-					time.Sleep(time.Second)
-				}
-			}()
-			res, err := qemuboot.Run(ctx, s)
-			log := readLog(t, s.LogPath)
-			if !sawAgent.Load() {
-				t.Fatalf("never saw the agent finish and a login prompt; Run gave %+v, %v\nconsole tail:\n%s", res, err, tail(log))
-			}
-			if !errors.Is(err, context.Canceled) {
-				t.Errorf("Run ended with %+v, %v; want it still running until cancelled\nconsole tail:\n%s", res, err, tail(log))
-			}
-			for _, bad := range []string{"KILN-TEST-RESULT", "Power down", "Powering off"} {
-				if strings.Contains(log, bad) {
-					t.Errorf("normal boot's console has %q", bad)
-				}
-			}
-		})
-	})
+		// login prompt and stays up.
+		name:     "normal boot stays up",
+		stayUp:   true,
+		notInLog: []string{"KILN-TEST-RESULT", "Power down", "Powering off"},
+	}, {
+		name:   "pass",
+		tests:  []string{"ok.sh"},
+		passed: true,
+		inLog:  []string{"ok.sh: all good", "KILN-TEST-RESULT: PASS"},
+	}, {
+		name:     "failing test stops the run",
+		tests:    []string{"ok.sh", "fail.sh", "never.sh"},
+		reason:   "test fail.sh failed with exit status 3",
+		inLog:    []string{"ok.sh: all good", "fail.sh: failing on purpose", "KILN-TEST-RESULT: FAIL fail.sh 3"},
+		notInLog: []string{"never.sh ran"},
+	}, {
+		name:        "hanging test hits its own limit",
+		tests:       []string{"hang.sh"},
+		testTimeout: 5 * time.Second,
+		reason:      "test hang.sh did not finish within 5s",
+		inLog:       []string{"hang.sh: sleeping forever", "KILN-TEST-RESULT: FAIL hang.sh timeout"},
+	}, {
+		// A test that powers the machine off: qemu ends and no agent is
+		// left to print a result.
+		name:     "guest powers off without a marker",
+		tests:    []string{"poweroff.sh"},
+		reason:   "guest powered off without a result marker",
+		inLog:    []string{"poweroff.sh: powering off"},
+		notInLog: []string{"KILN-TEST-RESULT"},
+	}, {
+		name:     "kernel panic",
+		tests:    []string{"panic.sh"},
+		reason:   "kernel panic: Kernel panic - not syncing: sysrq triggered crash",
+		inLog:    []string{"panic.sh: crashing the kernel"},
+		notInLog: []string{"KILN-TEST-RESULT"},
+	}}
 
+	outcomes := make([]outcome, len(scenarios))
+	sem := make(chan struct{}, bootConcurrency)
+	var wg sync.WaitGroup
+	for i, sc := range scenarios {
+		s := spec(t, disk, sc.tests...)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			outcomes[i] = boot(s, sc)
+		}()
+	}
+	wg.Wait()
+
+	for i, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) { check(t, sc, outcomes[i]) })
+	}
 	if after := sha256File(t, disk); after != before {
 		t.Errorf("disk changed by booting: sha256 %s, was %s", after, before)
+	}
+}
+
+// boot runs one scenario.
+func boot(s qemuboot.Spec, sc scenario) outcome {
+	var o outcome
+	if sc.timeout != 0 {
+		s.Timeout = sc.timeout
+	}
+	if sc.testTimeout != 0 {
+		s.TestTimeout = sc.testTimeout
+	}
+	var pid atomic.Int64
+	s.OnStart = func(p int) { pid.Store(int64(p)) }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var sawAgent atomic.Bool
+	if sc.stayUp {
+		// Watch the console until the agent has finished, give the
+		// guest time to (wrongly) power off, then stop.
+		go func() {
+			for ctx.Err() == nil {
+				b, _ := os.ReadFile(s.LogPath)
+				log := plain(string(b))
+				if strings.Contains(log, "Finished kiln-agent.service") && strings.Contains(log, " login: ") {
+					sawAgent.Store(true)
+					time.Sleep(20 * time.Second)
+					cancel()
+					return
+				}
+				time.Sleep(time.Second)
+			}
+		}()
+	}
+	o.res, o.err = qemuboot.Run(ctx, s)
+	b, _ := os.ReadFile(s.LogPath)
+	o.log, o.pid, o.sawAgent = plain(string(b)), int(pid.Load()), sawAgent.Load()
+	return o
+}
+
+func check(t *testing.T, sc scenario, o outcome) {
+	t.Logf("%+v, %v", o.res, o.err)
+	if sc.stayUp {
+		if !o.sawAgent {
+			t.Fatalf("never saw the agent finish and a login prompt; Run gave %+v, %v\nconsole tail:\n%s", o.res, o.err, tail(o.log))
+		}
+		if !errors.Is(o.err, context.Canceled) {
+			t.Errorf("Run ended with %+v, %v; want it still running until cancelled\nconsole tail:\n%s", o.res, o.err, tail(o.log))
+		}
+	} else {
+		if o.err != nil {
+			t.Fatalf("Run: %v", o.err)
+		}
+		if o.res.Passed != sc.passed || !strings.HasPrefix(o.res.Reason, sc.reason) || (sc.passed && o.res.Reason != "") {
+			t.Errorf("passed %v, reason %q; want %v, %q\nconsole tail:\n%s", o.res.Passed, o.res.Reason, sc.passed, sc.reason, tail(o.log))
+		}
+		if o.res.Accel != "tcg" && o.res.Accel != "kvm" {
+			t.Errorf("accel %q", o.res.Accel)
+		}
+	}
+	// Result markers must be whole lines; the tests' own output may share
+	// a line with something else on the console (a login prompt).
+	for _, want := range sc.inLog {
+		if strings.HasPrefix(want, "KILN-TEST-RESULT") && !hasLine(o.log, want) {
+			t.Errorf("console has no line %q; tail:\n%s", want, tail(o.log))
+		} else if !strings.Contains(o.log, want) {
+			t.Errorf("console does not show %q; tail:\n%s", want, tail(o.log))
+		}
+	}
+	for _, bad := range sc.notInLog {
+		if strings.Contains(o.log, bad) {
+			t.Errorf("console has %q", bad)
+		}
+	}
+	if o.pid == 0 {
+		t.Error("OnStart was not called")
+	} else if err := syscall.Kill(o.pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("qemu (pid %d) still there after Run: %v", o.pid, err)
 	}
 }
 
