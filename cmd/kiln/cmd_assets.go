@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sort"
@@ -33,7 +34,7 @@ needs no local state. With --run it lists that run's resources; otherwise it
 groups them by run with a count per kind.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runAssets(cmd, g, o)
+			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runAssets(ctx, g, p, o) })
 		},
 	}
 	cmd.Flags().StringVar(&o.run, "run", "", "only this run's resources")
@@ -49,13 +50,7 @@ type assetsReport struct {
 	Assets []cloud.Asset       `json:"assets"`
 }
 
-func runAssets(cmd *cobra.Command, g *globalOptions, o assetsOptions) error {
-	ctx := cmd.Context()
-	p, err := g.openProject(ctx)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
+func runAssets(ctx context.Context, g *globalOptions, p *project, o assetsOptions) error {
 	regions, err := pickRegions(p.cfg.Regions, o.regions)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -24,7 +25,7 @@ phases: kiln test --run ID, kiln replicate --run ID, kiln publish --run ID.
 To continue an interrupted build use kiln release --resume ID.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runBuild(cmd, g, args[0], o)
+			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runBuild(ctx, g, p, args[0], o) })
 		},
 	}
 	cmd.Flags().StringVar(&o.arch, "arch", "", "architecture to build (default: the use case's only one)")
@@ -40,25 +41,18 @@ type buildReport struct {
 	Name    string `json:"name"`
 }
 
-func runBuild(cmd *cobra.Command, g *globalOptions, useCase string, o buildOptions) error {
-	ctx := cmd.Context()
-	p, err := g.openProject(ctx)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	pl := p.pl
-	r, err := pl.NewRun(ctx, useCase, o.arch, o.version)
+func runBuild(ctx context.Context, g *globalOptions, p *project, useCase string, o buildOptions) error {
+	r, err := p.pl.NewRun(ctx, useCase, o.arch, o.version)
 	if err != nil {
 		return usageError(err)
 	}
-	unlock, err := pl.LockRun(r.ID)
+	unlock, err := p.pl.LockRun(r.ID)
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	fmt.Fprintf(g.streams.err, "run %s: building %s %s\n", r.ID, r.UseCase, r.Arch)
-	img, err := pl.Build(ctx, r)
+	img, err := p.pl.Build(ctx, r)
 	if err != nil {
 		return err
 	}

@@ -61,7 +61,7 @@ Exit 0 when nothing that should go remains, 1 when something does (including
 a plan not yet applied), 2 on error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCleanup(cmd, g, o)
+			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runCleanup(ctx, g, p, o) })
 		},
 	}
 	f := cmd.Flags()
@@ -86,14 +86,7 @@ type cleanupReport struct {
 	Unplanned int             `json:"unplanned"`
 }
 
-func runCleanup(cmd *cobra.Command, g *globalOptions, o cleanupOptions) error {
-	ctx := cmd.Context()
-	p, err := g.openProject(ctx)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	pl := p.pl
+func runCleanup(ctx context.Context, g *globalOptions, p *project, o cleanupOptions) error {
 	f := cloud.Filter{}
 	if o.run != "" {
 		if _, err := journal.ParseAssetID(o.run); err != nil {
@@ -116,7 +109,7 @@ func runCleanup(cmd *cobra.Command, g *globalOptions, o cleanupOptions) error {
 			}
 			return ""
 		},
-		InProgress: inProgress(ctx, p, pl, o.force),
+		InProgress: inProgress(ctx, p, p.pl, o.force),
 		OlderThan:  o.olderThan.Std(),
 		Now:        time.Now(),
 	})
@@ -216,7 +209,7 @@ func inProgress(ctx context.Context, p *project, pl *pipeline.Pipeline, force bo
 			return k
 		}
 		var k known
-		if held, err := lockfile.Held(pl.RunLockPath(runID)); err != nil || held {
+		if held, err := lockfile.Held(p.pl.RunLockPath(runID)); err != nil || held {
 			k = known{busy: true, why: "a kiln process on this machine is working on it"}
 		} else if _, _, err := p.journal.Run(ctx, runID); err == nil {
 			k.journal = true // this machine ran it and no process holds it: finished or crashed

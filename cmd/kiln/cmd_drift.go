@@ -46,7 +46,7 @@ One image scan per region. Prints one line when all is well.
 Exit 0 in sync (warnings and orphans do not fail), 1 drift found, 2 error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDrift(cmd, g, o)
+			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runDrift(ctx, g, p, o) })
 		},
 	}
 	o.addFlags(cmd)
@@ -87,7 +87,7 @@ func driftInput(ctx context.Context, p *project, pl *pipeline.Pipeline, o driftO
 			return pipeline.Permissions(u.Publish), true
 		},
 	}
-	busy := inProgress(ctx, p, pl, false)
+	busy := inProgress(ctx, p, p.pl, false)
 	in.Ignore = func(img cloud.Image) bool {
 		b, _ := busy(img.Tags[cloud.TagAssetID], img.Created)
 		return b
@@ -102,15 +102,8 @@ func driftInput(ctx context.Context, p *project, pl *pipeline.Pipeline, o driftO
 	return in, names, nil
 }
 
-func runDrift(cmd *cobra.Command, g *globalOptions, o driftOptions) error {
-	ctx := cmd.Context()
-	p, err := g.openProject(ctx)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	pl := p.pl
-	in, names, err := driftInput(ctx, p, pl, o)
+func runDrift(ctx context.Context, g *globalOptions, p *project, o driftOptions) error {
+	in, names, err := driftInput(ctx, p, p.pl, o)
 	if err != nil {
 		return err
 	}

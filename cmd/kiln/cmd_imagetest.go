@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -27,7 +28,7 @@ tests pass, 1 when they fail, 2 when they could not run. A candidate that
 already passed is not booted again unless --force is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runTest(cmd, g, o)
+			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runTest(ctx, g, p, o) })
 		},
 	}
 	cmd.Flags().StringVar(&o.run, "run", "", "asset id of the run (required)")
@@ -40,20 +41,13 @@ type testReport struct {
 	pipeline.TestReport
 }
 
-func runTest(cmd *cobra.Command, g *globalOptions, o testOptions) error {
-	ctx := cmd.Context()
-	p, err := g.openProject(ctx)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	pl := p.pl
+func runTest(ctx context.Context, g *globalOptions, p *project, o testOptions) error {
 	r, unlock, err := p.findRun(ctx, o.run)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	rep, err := pl.Test(ctx, r, o.force)
+	rep, err := p.pl.Test(ctx, r, o.force)
 	p.progress.Close()
 	var failed *pipeline.TestFailedError
 	if err != nil && !errors.As(err, &failed) {

@@ -37,7 +37,7 @@ them all or none) and shows the diff.
 Exit 0 when promoted (or promotable, without --apply), 1 when a gate failed, 2 on error.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPromote(cmd, g, args[0], o)
+			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runPromote(ctx, g, p, args[0], o) })
 		},
 	}
 	cmd.Flags().StringVar(&o.from, "from", o.from, "channel to promote from")
@@ -51,14 +51,7 @@ type promoteReport struct {
 	pipeline.PromoteReport
 }
 
-func runPromote(cmd *cobra.Command, g *globalOptions, useCase string, o promoteOptions) error {
-	ctx := cmd.Context()
-	p, err := g.openProject(ctx)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	pl := p.pl
+func runPromote(ctx context.Context, g *globalOptions, p *project, useCase string, o promoteOptions) error {
 	for _, ch := range []string{o.from, o.to} {
 		if _, err := p.cfg.ManifestPath(ch); err != nil {
 			return usageError(err)
@@ -68,7 +61,7 @@ func runPromote(cmd *cobra.Command, g *globalOptions, useCase string, o promoteO
 	if err != nil {
 		return err
 	}
-	rep, err := pl.Promote(ctx, useCase, o.from, o.to, last, o.apply)
+	rep, err := p.pl.Promote(ctx, useCase, o.from, o.to, last, o.apply)
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ verifies. Exit 0 when nothing beyond the retention remains, 1 when something
 does (including a plan not yet applied), 2 on error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPrune(cmd, g, o)
+			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runPrune(ctx, g, p, o) })
 		},
 	}
 	f := cmd.Flags()
@@ -47,16 +47,10 @@ does (including a plan not yet applied), 2 on error.`,
 	return cmd
 }
 
-func runPrune(cmd *cobra.Command, g *globalOptions, o pruneOptions) error {
+func runPrune(ctx context.Context, g *globalOptions, p *project, o pruneOptions) error {
 	if o.keep < 1 {
 		return usageError(fmt.Errorf("--keep %d: must be at least 1", o.keep))
 	}
-	ctx := cmd.Context()
-	p, err := g.openProject(ctx)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
 	refs, err := channel.References(ctx, p.cfg, o.gitRefs)
 	if err != nil {
 		return err

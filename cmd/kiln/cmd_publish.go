@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -27,7 +28,7 @@ for images seen available) and prints the manifest diff it made. Then it
 removes the candidate. Images that have not passed their tests are refused.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPublish(cmd, g, o)
+			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runPublish(ctx, g, p, o) })
 		},
 	}
 	cmd.Flags().StringVar(&o.run, "run", "", "asset id of the run (required)")
@@ -40,23 +41,16 @@ type publishReport struct {
 	pipeline.PublishReport
 }
 
-func runPublish(cmd *cobra.Command, g *globalOptions, o publishOptions) error {
-	ctx := cmd.Context()
-	p, err := g.openProject(ctx)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
+func runPublish(ctx context.Context, g *globalOptions, p *project, o publishOptions) error {
 	if _, err := p.cfg.ManifestPath(o.channel); err != nil {
 		return usageError(fmt.Errorf("--channel: %w", err))
 	}
-	pl := p.pl
 	r, unlock, err := p.findRun(ctx, o.run)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	rep, err := pl.Publish(ctx, r, o.channel)
+	rep, err := p.pl.Publish(ctx, r, o.channel)
 	p.progress.Close()
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -27,7 +28,7 @@ Exit 0 when nothing is left to fix, 1 when drift remains (including a plan not
 yet applied), 2 on error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runReconcile(cmd, g, o)
+			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runReconcile(ctx, g, p, o) })
 		},
 	}
 	o.addFlags(cmd)
@@ -43,15 +44,8 @@ type reconcileReport struct {
 	Failed    int             `json:"failed"`
 }
 
-func runReconcile(cmd *cobra.Command, g *globalOptions, o reconcileOptions) error {
-	ctx := cmd.Context()
-	p, err := g.openProject(ctx)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	pl := p.pl
-	in, _, err := driftInput(ctx, p, pl, o.driftOptions)
+func runReconcile(ctx context.Context, g *globalOptions, p *project, o reconcileOptions) error {
+	in, _, err := driftInput(ctx, p, p.pl, o.driftOptions)
 	if err != nil {
 		return err
 	}

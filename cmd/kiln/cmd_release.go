@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -33,7 +34,7 @@ Exit 0 when published, 1 when the tests failed, 2 on error.`,
 			if len(args) == 1 {
 				useCase = args[0]
 			}
-			return runRelease(cmd, g, useCase, o)
+			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runRelease(ctx, g, p, useCase, o) })
 		},
 	}
 	cmd.Flags().StringVar(&o.arch, "arch", "", "architecture (default: the use case's only one)")
@@ -48,35 +49,31 @@ type releaseReport struct {
 	pipeline.ReleaseReport
 }
 
-func runRelease(cmd *cobra.Command, g *globalOptions, useCase string, o releaseOptions) error {
+func runRelease(ctx context.Context, g *globalOptions, p *project, useCase string, o releaseOptions) error {
 	if (useCase == "") == (o.resume == "") {
 		return usageError(errors.New("give either USE_CASE or --resume ID"))
 	}
-	ctx := cmd.Context()
-	p, err := g.openProject(ctx)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
 	if _, err := p.cfg.ManifestPath(o.channel); err != nil {
 		return usageError(fmt.Errorf("--channel: %w", err))
 	}
-	pl := p.pl
-	var r pipeline.Run
-	unlock := func() {}
+	var (
+		r      pipeline.Run
+		err    error
+		unlock = func() {}
+	)
 	if o.resume != "" {
 		r, unlock, err = p.findRun(ctx, o.resume)
-	} else if r, err = pl.NewRun(ctx, useCase, o.arch, o.version); err != nil {
+	} else if r, err = p.pl.NewRun(ctx, useCase, o.arch, o.version); err != nil {
 		err = usageError(err)
 	} else {
-		unlock, err = pl.LockRun(r.ID)
+		unlock, err = p.pl.LockRun(r.ID)
 	}
 	if err != nil {
 		return err
 	}
 	defer unlock()
 	fmt.Fprintf(g.streams.err, "run %s: releasing %s %s version %s to channel %s\n", r.ID, r.UseCase, r.Arch, r.Version, o.channel)
-	rep, err := pl.Release(ctx, r, o.channel)
+	rep, err := p.pl.Release(ctx, r, o.channel)
 	p.progress.Close()
 	var failed *pipeline.TestFailedError
 	if err != nil && !errors.As(err, &failed) {

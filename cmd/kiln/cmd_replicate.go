@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-images/kiln/internal/output"
@@ -23,7 +24,7 @@ copy are left alone, so rerunning after a failure retries only what failed.
 Exit 0 when every region has its copy, 2 when some failed (each is reported).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runReplicate(cmd, g, o)
+			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runReplicate(ctx, g, p, o) })
 		},
 	}
 	cmd.Flags().StringVar(&o.run, "run", "", "asset id of the run (required)")
@@ -36,20 +37,13 @@ type replicateReport struct {
 	pipeline.ReplicateReport
 }
 
-func runReplicate(cmd *cobra.Command, g *globalOptions, o replicateOptions) error {
-	ctx := cmd.Context()
-	p, err := g.openProject(ctx)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	pl := p.pl
+func runReplicate(ctx context.Context, g *globalOptions, p *project, o replicateOptions) error {
 	r, unlock, err := p.findRun(ctx, o.run)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	rep, err := pl.Replicate(ctx, r, o.regions)
+	rep, err := p.pl.Replicate(ctx, r, o.regions)
 	p.progress.Close()
 	if rep.Regions != nil {
 		if g.format == output.JSON {

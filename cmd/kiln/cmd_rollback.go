@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 
@@ -29,7 +30,7 @@ match, then writes the manifest. It refuses, naming them, when images are gone.
 Exit 0 on success, 2 on error or refusal.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRollback(cmd, g, o)
+			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runRollback(ctx, g, p, o) })
 		},
 	}
 	cmd.Flags().StringVar(&o.channel, "channel", "", "channel to roll back (required)")
@@ -45,13 +46,7 @@ type rollbackReport struct {
 	pipeline.RollbackReport
 }
 
-func runRollback(cmd *cobra.Command, g *globalOptions, o rollbackOptions) error {
-	ctx := cmd.Context()
-	p, err := g.openProject(ctx)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
+func runRollback(ctx context.Context, g *globalOptions, p *project, o rollbackOptions) error {
 	path, err := p.cfg.ManifestPath(o.channel)
 	if err != nil {
 		return usageError(fmt.Errorf("--channel: %w", err))
@@ -69,8 +64,7 @@ func runRollback(cmd *cobra.Command, g *globalOptions, o rollbackOptions) error 
 	if err != nil {
 		return err
 	}
-	pl := p.pl
-	rep, err := pl.Rollback(ctx, o.channel, o.to, target, o.apply)
+	rep, err := p.pl.Rollback(ctx, o.channel, o.to, target, o.apply)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/spf13/cobra"
+
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/cloud/aws"
 	"github.com/kiln-images/kiln/internal/cloud/local"
@@ -129,4 +131,15 @@ func (p *project) findRun(ctx context.Context, id string) (pipeline.Run, func(),
 		return pipeline.Run{}, nil, err
 	}
 	return r, unlock, nil
+}
+
+// withProject opens the project for a command, runs fn and closes it.
+func (g *globalOptions) withProject(cmd *cobra.Command, fn func(context.Context, *project) error) error {
+	ctx := cmd.Context()
+	p, err := g.openProject(ctx)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	return fn(ctx, p)
 }
