@@ -211,8 +211,14 @@ func TestCleanupSafetyAWS(t *testing.T) {
 func TestPruneAWS(t *testing.T) {
 	w := newAWSWorld(t, "{public: true}")
 	ctx := t.Context()
+	// Prune ranks releases by image creation time, which moto gives in
+	// whole seconds: each release starts in a second of its own, or two
+	// that take less than a second would tie.
+	nextSecond := func() { time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second))) }
 	r1 := w.release(t, "stable")
+	nextSecond()
 	r2 := w.release(t, "latest")
+	nextSecond()
 	r3 := w.release(t, "latest")
 
 	// Something still uses r2 in two regions.

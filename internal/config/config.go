@@ -66,7 +66,7 @@ type AWSBackend struct {
 	InstanceType    string            `yaml:"instance_type"` // default t3.micro
 	SubnetID        string            `yaml:"subnet_id"`
 	UseStack        bool              `yaml:"use_stack"`        // temporary build resources as one CloudFormation stack
-	CopyConcurrency int               `yaml:"copy_concurrency"` // default 8
+	CopyConcurrency int               `yaml:"copy_concurrency"` // default 20
 	KMSKeys         map[string]string `yaml:"kms_keys"`         // region -> key id/ARN; set means encrypted copies
 	SSMParameters   string            `yaml:"ssm_parameters"`   // e.g. "/kiln/{channel}/{use_case}"; empty: no parameters
 	ExportBucket    string            `yaml:"export_bucket"`

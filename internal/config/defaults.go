@@ -51,7 +51,12 @@ func applyDefaults(c *Config, d *decoder) {
 	a := &c.Backend.AWS
 	setString(&a.InstanceType, defaultInstanceType)
 	if !d.isSet("backend.aws.copy_concurrency") {
-		a.CopyConcurrency = 8
+		// Each copy is one CopyImage sent to its destination region's
+		// endpoint, which limits requests on its own: copies to different
+		// regions do not compete for one region's request rate. At least
+		// as many as the regions a project usually has (AWS enables 17 by
+		// default) copies and publishes them all at once, not in waves.
+		a.CopyConcurrency = 20
 	}
 	if !d.isSet("backend.aws.build_timeout") {
 		a.BuildTimeout = Duration(60 * time.Minute)

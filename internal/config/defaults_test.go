@@ -26,7 +26,7 @@ func TestDefaults(t *testing.T) {
 		{"backend.local.accel", c.Backend.Local.Accel, "auto"},
 		{"backend.local.boot_timeout", c.Backend.Local.BootTimeout.Std(), 10 * time.Minute},
 		{"backend.aws.instance_type", c.Backend.AWS.InstanceType, "t3.micro"},
-		{"backend.aws.copy_concurrency", c.Backend.AWS.CopyConcurrency, 8},
+		{"backend.aws.copy_concurrency", c.Backend.AWS.CopyConcurrency, 20},
 		{"backend.aws.build_timeout", c.Backend.AWS.BuildTimeout.Std(), 60 * time.Minute},
 		{"backend.aws.copy_timeout", c.Backend.AWS.CopyTimeout.Std(), 90 * time.Minute},
 		{"build_region", c.BuildRegion, "r1"},

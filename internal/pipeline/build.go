@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync/atomic"
 
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/config"
@@ -35,7 +36,8 @@ func (p *Pipeline) NewRun(ctx context.Context, useCase, arch, version string) (R
 	if version == "" {
 		version = now.Format("20060102.150405")
 	}
-	r := Run{ID: id, UseCase: u.Name, Arch: arch, Version: version, Created: now}
+	r := Run{ID: id, UseCase: u.Name, Arch: arch, Version: version, Created: now, fresh: new(atomic.Bool)}
+	r.fresh.Store(true)
 	host, _ := os.Hostname()
 	err = p.Journal.StartRun(ctx, journal.Run{
 		ID: id, UseCase: u.Name, Arch: arch, Version: version,
@@ -74,8 +76,18 @@ func (p *Pipeline) Candidate(ctx context.Context, r Run) (cloud.Image, error) {
 }
 
 // Build makes the run's candidate in the build region, or returns the one an
-// earlier attempt made.
+// earlier attempt made. An earlier attempt may have made the candidate yet
+// died before removing its temporary resources: the backend's Build is
+// called all the same, and with the same token it returns that image and
+// tidies up.
 func (p *Pipeline) Build(ctx context.Context, r Run) (cloud.Image, error) {
+	return p.build(ctx, r, nil)
+}
+
+// build is Build. With bg set and a backend that can, the removal of the
+// build's temporary resources runs in bg, as a step of its own, and build
+// returns as soon as the image is ready.
+func (p *Pipeline) build(ctx context.Context, r Run, bg *background) (cloud.Image, error) {
 	u, err := p.useCase(r)
 	if err != nil {
 		return cloud.Image{}, err
@@ -84,32 +96,46 @@ func (p *Pipeline) Build(ctx context.Context, r Run) (cloud.Image, error) {
 	if err := p.Journal.SetRun(ctx, r.ID, cloud.PhaseBuild, journal.RunRunning); err != nil {
 		return cloud.Image{}, fmt.Errorf("journal: %w", err)
 	}
-	// An earlier attempt may have made the candidate yet died before
-	// removing its temporary resources: Build is called again all the
-	// same (with the same token it returns that image and tidies up).
-	if _, err := p.Candidate(ctx, r); err != nil && !isNotFound(err) {
-		return cloud.Image{}, err
-	}
 
-	var img cloud.Image
+	var (
+		img     cloud.Image
+		cleanup func(context.Context) error
+	)
 	name := p.name(p.Config.Naming.Candidate, r)
+	in := cloud.BuildInput{
+		Region:   region,
+		Name:     name,
+		Arch:     r.Arch,
+		UseCase:  u,
+		Dir:      p.Config.Dir,
+		StateDir: p.Config.StateDir(),
+		Tags:     p.tags(r, cloud.PhaseBuild),
+		Token:    cloud.Token(r.ID, cloud.PhaseBuild, region),
+		Progress: p.Progress,
+	}
+	deferring, canDefer := p.Backend.(cleanupDeferringBuilder)
 	err = p.step(ctx, r, cloud.PhaseBuild, "build", region, name, func(ctx context.Context) (string, error) {
-		img, err = p.Backend.Build(ctx, cloud.BuildInput{
-			Region:   region,
-			Name:     name,
-			Arch:     r.Arch,
-			UseCase:  u,
-			Dir:      p.Config.Dir,
-			StateDir: p.Config.StateDir(),
-			Tags:     p.tags(r, cloud.PhaseBuild),
-			Token:    cloud.Token(r.ID, cloud.PhaseBuild, region),
-			Progress: p.Progress,
-		})
+		if bg != nil && canDefer {
+			img, cleanup, err = deferring.BuildDeferCleanup(ctx, in)
+		} else {
+			img, err = p.Backend.Build(ctx, in)
+		}
 		return img.ID, err
 	})
 	if err != nil {
 		p.failRun(ctx, r, cloud.PhaseBuild)
 		return cloud.Image{}, fmt.Errorf("build %s (run %s): %w", r.UseCase, r.ID, err)
+	}
+	if cleanup != nil {
+		bg.Go(cloud.PhaseBuild, func() error {
+			err := p.step(ctx, r, cloud.PhaseBuild, "remove temporary resources", region, img.ID, func(ctx context.Context) (string, error) {
+				return img.ID, cleanup(ctx)
+			})
+			if err != nil {
+				return fmt.Errorf("build %s (run %s): %w", r.UseCase, r.ID, err)
+			}
+			return nil
+		})
 	}
 	return img, nil
 }

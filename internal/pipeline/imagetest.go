@@ -30,12 +30,21 @@ type TestReport struct {
 // machines can see it). A candidate that already passed is not booted
 // again unless force is set. Failed tests return a *TestFailedError.
 func (p *Pipeline) Test(ctx context.Context, r Run, force bool) (TestReport, error) {
+	return p.test(ctx, r, nil, force, nil)
+}
+
+// test is Test. A candidate the caller has just built is given as known
+// (nil: look it up). With bg set and a backend that can, the wait until
+// the test instance is gone runs in bg.
+func (p *Pipeline) test(ctx context.Context, r Run, known *cloud.Image, force bool, bg *background) (TestReport, error) {
 	u, err := p.useCase(r)
 	if err != nil {
 		return TestReport{}, err
 	}
-	cand, err := p.Candidate(ctx, r)
-	if err != nil {
+	var cand cloud.Image
+	if known != nil {
+		cand = *known
+	} else if cand, err = p.Candidate(ctx, r); err != nil {
 		return TestReport{}, err
 	}
 	rep := TestReport{Run: r, Region: cand.Region, ImageID: cand.ID}
@@ -52,28 +61,46 @@ func (p *Pipeline) Test(ctx context.Context, r Run, force bool) (TestReport, err
 		}
 	}
 
-	var res cloud.TestResult
+	var (
+		res  cloud.TestResult
+		wait func(context.Context) error
+	)
 	logPath := filepath.Join(p.runDir(r.ID), "test-console.log")
 	if err := os.MkdirAll(p.runDir(r.ID), 0o755); err != nil {
 		return rep, err
 	}
+	in := cloud.TestInput{
+		Region:   cand.Region,
+		ImageID:  cand.ID,
+		Tests:    u.Tests,
+		Dir:      p.Config.Dir,
+		StateDir: p.Config.StateDir(),
+		LogPath:  logPath,
+		Tags:     p.tags(r, cloud.PhaseTest),
+		Token:    cloud.Token(r.ID, cloud.PhaseTest, cand.Region),
+		Progress: p.Progress,
+	}
+	deferring, canDefer := p.Backend.(cleanupDeferringTester)
 	err = p.step(ctx, r, cloud.PhaseTest, "boot", cand.Region, cand.ID, func(ctx context.Context) (string, error) {
-		res, err = p.Backend.TestImage(ctx, cloud.TestInput{
-			Region:   cand.Region,
-			ImageID:  cand.ID,
-			Tests:    u.Tests,
-			Dir:      p.Config.Dir,
-			StateDir: p.Config.StateDir(),
-			LogPath:  logPath,
-			Tags:     p.tags(r, cloud.PhaseTest),
-			Token:    cloud.Token(r.ID, cloud.PhaseTest, cand.Region),
-			Progress: p.Progress,
-		})
+		if bg != nil && canDefer {
+			res, wait, err = deferring.TestImageDeferCleanup(ctx, in)
+		} else {
+			res, err = p.Backend.TestImage(ctx, in)
+		}
 		if err == nil && !res.Passed {
 			return cand.ID, fmt.Errorf("tests failed: %s", res.Reason)
 		}
 		return cand.ID, err
 	})
+	if wait != nil {
+		// The instance is on its way out; confirming it is gone can
+		// overlap with what follows.
+		bg.Go(cloud.PhaseTest, func() error {
+			return p.step(ctx, r, cloud.PhaseTest, "remove instance", cand.Region, cand.ID, func(ctx context.Context) (string, error) {
+				return cand.ID, wait(ctx)
+			})
+		})
+	}
 	rep.Passed, rep.Reason, rep.Duration, rep.LogPath = res.Passed, res.Reason, res.Duration, res.LogPath
 	if rep.LogPath == "" {
 		rep.LogPath = logPath

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/kiln-images/kiln/internal/cloud"
@@ -46,6 +47,12 @@ type Run struct {
 	Arch    string    `json:"arch"`
 	Version string    `json:"version"`
 	Created time.Time `json:"created"`
+
+	// fresh holds true for a run NewRun has just made in this process,
+	// until anything is done for it: nothing in the cloud carries its id
+	// yet, so there is nothing to look for. Copies of the Run share it;
+	// the first step or look for the run clears it.
+	fresh *atomic.Bool
 }
 
 func (p *Pipeline) now() time.Time {
@@ -99,6 +106,9 @@ func (p *Pipeline) runDir(id string) string {
 
 // step runs fn as one journaled step: intent before, outcome after.
 func (p *Pipeline) step(ctx context.Context, r Run, phase, name, region, detail string, fn func(context.Context) (string, error)) error {
+	if r.fresh != nil {
+		r.fresh.Store(false)
+	}
 	event := fmt.Sprintf("%s %s %s", phase, name, region)
 	p.hook("begin " + event)
 	id, err := p.Journal.Begin(ctx, r.ID, phase, name, region, detail)

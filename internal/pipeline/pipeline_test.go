@@ -316,17 +316,7 @@ func TestPublishRefusesWhereBlockPublicAccessIsOn(t *testing.T) {
 	if !errors.Is(err, cloud.ErrPublicAccessBlocked) || !strings.Contains(err.Error(), "local-b") {
 		t.Fatalf("release with block public access in local-b: %v", err)
 	}
-	for _, region := range w.cfg.Regions {
-		copies, _ := w.p.Copies(ctx, r, region)
-		for _, c := range copies {
-			if c.Public {
-				t.Errorf("%s: %s was made public", region, c.ID)
-			}
-		}
-	}
-	if m, _ := channel.Load(w.cfg, "latest"); len(m) != 0 {
-		t.Fatalf("manifest written: %v", m)
-	}
+	assertNothingPublished(t, w, r)
 }
 
 // released makes a published run and returns it.
@@ -465,5 +455,22 @@ func TestRollback(t *testing.T) {
 	}
 	if now, _ := channel.Load(w.cfg, "latest"); !now.Equal(first) {
 		t.Fatal("refused rollback changed the manifest")
+	}
+}
+
+// assertNothingPublished fails t if any copy of r is public or the latest
+// manifest has entries.
+func assertNothingPublished(t *testing.T, w *world, r Run) {
+	t.Helper()
+	for _, region := range w.cfg.Regions {
+		copies, _ := w.p.Copies(t.Context(), r, region)
+		for _, c := range copies {
+			if c.Public {
+				t.Errorf("%s: %s was made public", region, c.ID)
+			}
+		}
+	}
+	if m, _ := channel.Load(w.cfg, "latest"); len(m) != 0 {
+		t.Fatalf("manifest written: %v", m)
 	}
 }

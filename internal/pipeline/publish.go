@@ -69,73 +69,130 @@ func (p *Pipeline) Publish(ctx context.Context, r Run, channelName string) (Publ
 		return rep, fmt.Errorf("journal: %w", err)
 	}
 	regions := p.Config.TargetRegions(u)
-	copies, err := p.releaseCopies(ctx, r, regions)
-	if err != nil {
-		return rep, err
-	}
 	perms := Permissions(u.Publish)
 	rep.Public = perms.Public
 	rep.Deprecation = Deprecation(r, u.Publish)
-	if perms.Public {
-		if err := p.checkPublicAccess(ctx, regions); err != nil {
-			return rep, err
+	// What publishing needs to know before it changes anything — the
+	// copies, image block public access in every region, the candidate
+	// to remove at the end — is asked at once.
+	var (
+		copies  map[string]cloud.Image
+		cand    cloud.Image
+		candErr error
+	)
+	copiesErr, checkErr := async(func() error {
+		var err error
+		copies, err = p.releaseCopies(ctx, r, regions)
+		return err
+	}), async(func() error {
+		if !perms.Public {
+			return nil
 		}
+		return p.checkPublicAccess(ctx, regions)
+	})
+	cand, candErr = p.Candidate(ctx, r)
+	if err := copiesErr(); err != nil {
+		checkErr()
+		return rep, err
+	}
+	if err := checkErr(); err != nil {
+		return rep, err
 	}
 
 	rep.Regions = make([]RegionResult, len(regions))
+	back := make([]readBack, len(regions))
 	errs := fanout.Each(ctx, regions, p.Concurrency, func(ctx context.Context, region string) error {
 		i := slices.Index(regions, region)
-		img := copies[region]
-		start := time.Now()
-		err := p.step(ctx, r, cloud.PhasePublish, "launch permissions", region, img.ID, func(ctx context.Context) (string, error) {
-			if err := p.Backend.SetLaunchPermissions(ctx, region, img.ID, perms); err != nil {
-				return img.ID, err
-			}
-			// No deprecation wanted and none set: nothing to change, and
-			// removing an absent one would cost requests for nothing.
-			if !rep.Deprecation.IsZero() || !img.Deprecation.IsZero() {
-				if err := p.Backend.SetDeprecation(ctx, region, img.ID, rep.Deprecation); err != nil {
-					return img.ID, err
-				}
-			}
-			return img.ID, p.Backend.TagImage(ctx, region, img.ID, map[string]string{channelTag(channelName): "true"})
-		})
-		res := RegionResult{Region: region, ImageID: img.ID, Name: img.Name, State: "done", Duration: time.Since(start)}
-		if err != nil {
-			res.State, res.Error = "failed", err.Error()
-		}
-		rep.Regions[i] = res
+		var err error
+		rep.Regions[i], back[i], err = p.publishRegion(ctx, r, channelName, region, copies[region], perms, rep.Deprecation)
 		return err
 	})
-	failed := map[string]error{}
-	for i, err := range errs {
-		if err != nil {
-			failed[regions[i]] = err
-		}
-	}
-	if len(failed) > 0 {
+	if err := regionsError(cloud.PhasePublish, r, regions, errs); err != nil {
 		p.failRun(ctx, r, cloud.PhasePublish)
-		return rep, &RegionsError{Phase: cloud.PhasePublish, RunID: r.ID, Errors: failed}
+		return rep, err
 	}
 
 	// Document: only what is seen in the cloud goes into the manifest.
-	entries, err := p.observe(ctx, r, regions, copies, perms.Public)
+	entries, err := manifestEntries(regions, copies, back, perms.Public)
 	if err != nil {
 		p.failRun(ctx, r, cloud.PhasePublish)
 		return rep, err
 	}
+	if err := p.document(ctx, r, u, channelName, copies, entries, &rep); err != nil {
+		p.failRun(ctx, r, cloud.PhasePublish)
+		return rep, err
+	}
+
+	// The candidate was only the source of the copies.
+	switch {
+	case candErr == nil:
+		if err := p.removeCandidate(ctx, r, cand); err != nil {
+			return rep, err
+		}
+	case !isNotFound(candErr):
+		return rep, candErr
+	}
+	rep.CandidateGone = true
+	if err := p.Journal.SetRun(ctx, r.ID, cloud.PhasePublish, journal.RunSucceeded); err != nil {
+		return rep, fmt.Errorf("journal: %w", err)
+	}
+	return rep, nil
+}
+
+// readBack is what reading a published image back saw.
+type readBack struct {
+	seen []cloud.Image
+	err  error
+}
+
+// publishRegion gives one region's copy the launch permissions and
+// deprecation of the policy and the channel's tag, as one journal step,
+// and reads the image back for its manifest entry. The read goes while
+// the tag is written: what the manifest records (permissions, deprecation)
+// is set by then, the tag is not part of it.
+func (p *Pipeline) publishRegion(ctx context.Context, r Run, channelName, region string, img cloud.Image, perms cloud.LaunchPermissions, deprecation time.Time) (RegionResult, readBack, error) {
+	start := time.Now()
+	var back readBack
+	err := p.step(ctx, r, cloud.PhasePublish, "launch permissions", region, img.ID, func(ctx context.Context) (string, error) {
+		if err := p.Backend.SetLaunchPermissions(ctx, region, img.ID, perms); err != nil {
+			return img.ID, err
+		}
+		// No deprecation wanted and none set: nothing to change, and
+		// removing an absent one would cost requests for nothing.
+		if !deprecation.IsZero() || !img.Deprecation.IsZero() {
+			if err := p.Backend.SetDeprecation(ctx, region, img.ID, deprecation); err != nil {
+				return img.ID, err
+			}
+		}
+		read := async(func() error {
+			back.seen, back.err = p.readBack(ctx, region, img.ID)
+			return nil
+		})
+		err := p.Backend.TagImage(ctx, region, img.ID, map[string]string{channelTag(channelName): "true"})
+		read()
+		return img.ID, err
+	})
+	res := RegionResult{Region: region, ImageID: img.ID, Name: img.Name, State: "done", Duration: time.Since(start)}
+	if err != nil {
+		res.State, res.Error = "failed", err.Error()
+	}
+	return res, back, err
+}
+
+// document ends publishing: the exports, the channel's parameters and the
+// manifest, each from what was seen in the cloud (entries, per region).
+func (p *Pipeline) document(ctx context.Context, r Run, u *config.UseCase, channelName string, copies map[string]cloud.Image, entries map[string]manifest.Entry, rep *PublishReport) error {
+	var err error
 	if rep.Exports, err = p.export(ctx, r, u, copies); err != nil {
-		p.failRun(ctx, r, cloud.PhasePublish)
-		return rep, err
+		return err
 	}
-	if n, err := p.putParameters(ctx, r, channelName, u, entries); err != nil {
-		p.failRun(ctx, r, cloud.PhasePublish)
-		return rep, err
-	} else {
-		rep.Parameters = n
+	n, err := p.putParameters(ctx, r, channelName, u, entries)
+	if err != nil {
+		return err
 	}
+	rep.Parameters = n
 	key := u.ManifestKey(r.Arch)
-	err = p.step(ctx, r, cloud.PhasePublish, "document", "", rep.Manifest, func(ctx context.Context) (string, error) {
+	return p.step(ctx, r, cloud.PhasePublish, "document", "", rep.Manifest, func(ctx context.Context) (string, error) {
 		rep.Changes, err = channel.Update(ctx, p.Config, channelName, func(m manifest.Manifest) error {
 			delete(m, key)
 			for region, e := range entries {
@@ -145,31 +202,14 @@ func (p *Pipeline) Publish(ctx context.Context, r Run, channelName string) (Publ
 		})
 		return rep.Manifest, err
 	})
-	if err != nil {
-		p.failRun(ctx, r, cloud.PhasePublish)
-		return rep, err
-	}
+}
 
-	// The candidate was only the source of the copies.
-	cand, err := p.Candidate(ctx, r)
-	switch {
-	case err == nil:
-		err = p.step(ctx, r, cloud.PhasePublish, "remove candidate", cand.Region, cand.ID, func(ctx context.Context) (string, error) {
-			return cand.ID, p.Backend.DeleteImage(ctx, cand.Region, cand.ID)
-		})
-		if err != nil {
-			return rep, err
-		}
-		rep.CandidateGone = true
-	case isNotFound(err):
-		rep.CandidateGone = true
-	default:
-		return rep, err
-	}
-	if err := p.Journal.SetRun(ctx, r.ID, cloud.PhasePublish, journal.RunSucceeded); err != nil {
-		return rep, fmt.Errorf("journal: %w", err)
-	}
-	return rep, nil
+// removeCandidate deletes the run's candidate, which was only the source
+// of the copies.
+func (p *Pipeline) removeCandidate(ctx context.Context, r Run, cand cloud.Image) error {
+	return p.step(ctx, r, cloud.PhasePublish, "remove candidate", cand.Region, cand.ID, func(ctx context.Context) (string, error) {
+		return cand.ID, p.Backend.DeleteImage(ctx, cand.Region, cand.ID)
+	})
 }
 
 // channelTag marks an image as published in a channel.
@@ -243,40 +283,48 @@ func (p *Pipeline) checkPublicAccess(ctx context.Context, regions []string) erro
 	return nil
 }
 
-// observe reads the published images back and returns their manifest
-// entries, failing if any is not available or not as published.
-func (p *Pipeline) observe(ctx context.Context, r Run, regions []string, copies map[string]cloud.Image, public bool) (map[string]manifest.Entry, error) {
-	// The regions are read at once, the answers checked in region order.
-	seen := make([][]cloud.Image, len(regions))
-	errs := fanout.Each(ctx, regions, p.Concurrency, func(ctx context.Context, region string) error {
-		id := copies[region].ID
-		imgs, err := p.Backend.ListImages(ctx, region, cloud.Filter{IDs: []string{id}})
-		if err != nil {
-			return fmt.Errorf("read back %s in %s: %w", id, region, err)
-		}
-		seen[slices.Index(regions, region)] = imgs
-		return nil
-	})
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	entries := make(map[string]manifest.Entry, len(regions))
+// manifestEntries are the manifest entries of the published images, from what
+// reading each back saw, checked in region order; an image not available
+// or not as published fails them all.
+func manifestEntries(regions []string, copies map[string]cloud.Image, back []readBack, public bool) (map[string]manifest.Entry, error) {
+	out := make(map[string]manifest.Entry, len(regions))
 	for i, region := range regions {
-		id, imgs := copies[region].ID, seen[i]
-		if len(imgs) != 1 || imgs[0].State != cloud.StateAvailable {
-			return nil, fmt.Errorf("read back %s in %s: not available; the manifest was not written", id, region)
+		if back[i].err != nil {
+			return nil, back[i].err
 		}
-		img := imgs[0]
-		if img.Public != public {
-			return nil, fmt.Errorf("read back %s in %s: public is %v, want %v; the manifest was not written", id, region, img.Public, public)
+		e, err := entryOf(region, copies[region].ID, back[i].seen, public)
+		if err != nil {
+			return nil, err
 		}
-		e := manifest.Entry{Architecture: img.Architecture, ID: img.ID, Name: img.Name, Public: img.Public}
-		if !img.Deprecation.IsZero() {
-			e.DeprecationTime = img.Deprecation.UTC().Format(time.RFC3339)
-		}
-		entries[region] = e
+		out[region] = e
 	}
-	return entries, nil
+	return out, nil
+}
+
+// readBack reads a published image again, for its manifest entry.
+func (p *Pipeline) readBack(ctx context.Context, region, id string) ([]cloud.Image, error) {
+	imgs, err := p.Backend.ListImages(ctx, region, cloud.Filter{IDs: []string{id}})
+	if err != nil {
+		return nil, fmt.Errorf("read back %s in %s: %w", id, region, err)
+	}
+	return imgs, nil
+}
+
+// entryOf is the manifest entry of a published image from what reading it
+// back saw, or an error if that is not available or not as published.
+func entryOf(region, id string, seen []cloud.Image, public bool) (manifest.Entry, error) {
+	if len(seen) != 1 || seen[0].State != cloud.StateAvailable {
+		return manifest.Entry{}, fmt.Errorf("read back %s in %s: not available; the manifest was not written", id, region)
+	}
+	img := seen[0]
+	if img.Public != public {
+		return manifest.Entry{}, fmt.Errorf("read back %s in %s: public is %v, want %v; the manifest was not written", id, region, img.Public, public)
+	}
+	e := manifest.Entry{Architecture: img.Architecture, ID: img.ID, Name: img.Name, Public: img.Public}
+	if !img.Deprecation.IsZero() {
+		e.DeprecationTime = img.Deprecation.UTC().Format(time.RFC3339)
+	}
+	return e, nil
 }
 
 // putParameters writes the channel pointers as backend parameters when the
@@ -293,6 +341,11 @@ func (p *Pipeline) putParameters(ctx context.Context, r Run, channelName string,
 		values = append(values, cloud.Parameter{Region: region, Name: name, ImageID: e.ID, Tags: p.tags(r, cloud.PhasePublish)})
 	}
 	slices.SortFunc(values, func(a, b cloud.Parameter) int { return strings.Compare(a.Region, b.Region) })
+	if r.ID == "" {
+		// promote and rollback move pointers outside any run: nothing to
+		// journal them under.
+		return len(values), params.PutParameters(ctx, values)
+	}
 	err := p.step(ctx, r, cloud.PhasePublish, "parameters", "", name, func(ctx context.Context) (string, error) {
 		return name, params.PutParameters(ctx, values)
 	})

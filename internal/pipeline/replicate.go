@@ -71,7 +71,21 @@ func (p *Pipeline) Replicate(ctx context.Context, r Run, only []string) (Replica
 	if err := p.Journal.SetRun(ctx, r.ID, cloud.PhaseReplicate, journal.RunRunning); err != nil {
 		return rep, fmt.Errorf("journal: %w", err)
 	}
+	// The copies already made are looked for while the candidate is: a
+	// region whose answer is missing is asked again when it is copied,
+	// and fails there.
+	known := make([][]cloud.Image, len(regions))
+	var lookErrs []error
+	looked := async(func() error {
+		lookErrs = fanout.Each(ctx, regions, p.Concurrency, func(ctx context.Context, region string) error {
+			var err error
+			known[slices.Index(regions, region)], err = p.Copies(ctx, r, region)
+			return err
+		})
+		return nil
+	})
 	cand, err := p.Candidate(ctx, r)
+	looked()
 	if err != nil {
 		return rep, err
 	}
@@ -79,49 +93,64 @@ func (p *Pipeline) Replicate(ctx context.Context, r Run, only []string) (Replica
 		return rep, &NotTestedError{RunID: r.ID, State: cand.Tags[cloud.TagTest]}
 	}
 	rep.Source = cand.ID
-
-	name := p.name(p.Config.Naming.Release, r)
-	tags := p.tags(r, cloud.PhaseReplicate)
-	tags[cloud.TagTest] = cloud.TestPassed
-	tags[cloud.TagSource] = cand.ID
-
-	rep.Regions = make([]RegionResult, len(regions))
-	errs := fanout.Each(ctx, regions, p.Concurrency, func(ctx context.Context, region string) error {
-		i := slices.Index(regions, region)
-		start := time.Now()
-		res := RegionResult{Region: region, Name: name}
-		img, existed, err := p.replicateTo(ctx, r, cand, region, name, maps.Clone(tags))
-		res.ImageID, res.Duration = img.ID, time.Since(start)
-		switch {
-		case err != nil:
-			res.State, res.Error = "failed", err.Error()
-		case existed:
-			res.State = "existing"
-		default:
-			res.State = "done"
-		}
-		rep.Regions[i] = res
-		return err
-	})
-	failed := map[string]error{}
-	for i, err := range errs {
-		if err != nil {
-			failed[regions[i]] = err
+	byRegion := map[string][]cloud.Image{}
+	for i, region := range regions {
+		if lookErrs[i] == nil {
+			byRegion[region] = known[i]
 		}
 	}
-	if len(failed) > 0 {
+
+	name, tags := p.copySpec(r, cand)
+	rep.Regions = make([]RegionResult, len(regions))
+	errs := fanout.Each(ctx, regions, p.Concurrency, func(ctx context.Context, region string) error {
+		var err error
+		_, rep.Regions[slices.Index(regions, region)], err = p.replicateRegion(ctx, r, cand, region, name, tags, byRegion)
+		return err
+	})
+	if err := regionsError(cloud.PhaseReplicate, r, regions, errs); err != nil {
 		p.failRun(ctx, r, cloud.PhaseReplicate)
-		return rep, &RegionsError{Phase: cloud.PhaseReplicate, RunID: r.ID, Errors: failed}
+		return rep, err
 	}
 	return rep, nil
 }
 
+// copySpec is the name and the creation tags of every copy of the run's
+// candidate cand, which has passed its tests.
+func (p *Pipeline) copySpec(r Run, cand cloud.Image) (string, map[string]string) {
+	tags := p.tags(r, cloud.PhaseReplicate)
+	tags[cloud.TagTest] = cloud.TestPassed
+	tags[cloud.TagSource] = cand.ID
+	return p.name(p.Config.Naming.Release, r), tags
+}
+
+// replicateRegion is replicateTo with its result for the report.
+func (p *Pipeline) replicateRegion(ctx context.Context, r Run, cand cloud.Image, region, name string, tags map[string]string, known map[string][]cloud.Image) (cloud.Image, RegionResult, error) {
+	start := time.Now()
+	img, existed, err := p.replicateTo(ctx, r, cand, region, name, maps.Clone(tags), known)
+	res := RegionResult{Region: region, Name: name, ImageID: img.ID, Duration: time.Since(start)}
+	switch {
+	case err != nil:
+		res.State, res.Error = "failed", err.Error()
+	case existed:
+		res.State = "existing"
+	default:
+		res.State = "done"
+	}
+	return img, res, err
+}
+
 // replicateTo makes (or finds) the run's copy in one region and waits until
-// it is available.
-func (p *Pipeline) replicateTo(ctx context.Context, r Run, cand cloud.Image, region, name string, tags map[string]string) (cloud.Image, bool, error) {
-	existing, err := p.Copies(ctx, r, region)
-	if err != nil {
-		return cloud.Image{}, false, err
+// it is available. The run's copies in the region are looked up unless
+// known holds the answer of a look this process has just made (release
+// looks in every region before it builds); the backend's CopyImage still
+// finds an earlier copy by its token.
+func (p *Pipeline) replicateTo(ctx context.Context, r Run, cand cloud.Image, region, name string, tags map[string]string, known map[string][]cloud.Image) (cloud.Image, bool, error) {
+	existing, ok := known[region]
+	if !ok {
+		var err error
+		if existing, err = p.Copies(ctx, r, region); err != nil {
+			return cloud.Image{}, false, err
+		}
 	}
 	for _, img := range existing {
 		if img.State == cloud.StateAvailable {
@@ -129,7 +158,8 @@ func (p *Pipeline) replicateTo(ctx context.Context, r Run, cand cloud.Image, reg
 		}
 	}
 	var img cloud.Image
-	err = p.step(ctx, r, cloud.PhaseReplicate, "copy", region, "from "+cand.ID+" in "+cand.Region, func(ctx context.Context) (string, error) {
+	err := p.step(ctx, r, cloud.PhaseReplicate, "copy", region, "from "+cand.ID+" in "+cand.Region, func(ctx context.Context) (string, error) {
+		var err error
 		img, err = p.Backend.CopyImage(ctx, cloud.CopyInput{
 			SourceRegion: cand.Region,
 			SourceID:     cand.ID,

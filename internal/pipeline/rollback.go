@@ -119,6 +119,17 @@ func (p *Pipeline) Rollback(ctx context.Context, channelName, ref string, target
 		}
 		rep.Reconciled++
 	}
+	// Channel pointers kept as parameters follow the manifest, all or none
+	// per use case.
+	for _, key := range slices.Sorted(maps.Keys(target)) {
+		u, arch, ok := channel.UseCaseOf(p.Config, key)
+		if !ok {
+			continue
+		}
+		if _, err := p.putParameters(ctx, Run{UseCase: u.Name, Arch: arch}, channelName, u, target[key]); err != nil {
+			return rep, fmt.Errorf("rollback of %s: parameters: %w", channelName, err)
+		}
+	}
 	if _, err := channel.Update(ctx, p.Config, channelName, func(m manifest.Manifest) error {
 		clear(m)
 		for _, e := range target.Entries() {

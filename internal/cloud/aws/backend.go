@@ -29,6 +29,9 @@ type Backend struct {
 	mu      sync.Mutex
 	account string // cached caller account, "" until known
 	allowed bool   // account is in cfg.AllowedAccounts (or no list is set)
+	// unblocked is when each region last answered that image block
+	// public access is off (see publicAccessBlockedRecently).
+	unblocked map[string]time.Time
 }
 
 var (
@@ -49,6 +52,7 @@ type options struct {
 	pollInterval time.Duration
 	pollMax      time.Duration
 	stableReads  int
+	confirmPause time.Duration // 0: a fifth of pollInterval
 }
 
 // Defaults: generous retries for a batch tool that runs for an hour and
@@ -90,6 +94,10 @@ func WithPollInterval(first, max time.Duration) Option {
 // needs (default 3): a single read can come from a replica that is ahead of
 // the one the next call reaches.
 func WithStableReads(n int) Option { return func(o *options) { o.stableReads = n } }
+
+// WithConfirmPause sets the pause before each read that confirms an
+// available image (default: a fifth of the poll interval).
+func WithConfirmPause(d time.Duration) Option { return func(o *options) { o.confirmPause = d } }
 
 // New returns a backend acting in regions with cfg. It loads the SDK's
 // configuration (credential chain, cfg.Profile, endpoint overrides) but makes
@@ -133,11 +141,12 @@ func New(ctx context.Context, cfg config.AWSBackend, regions []string, opts ...O
 		return nil, err
 	}
 	return &Backend{
-		cfg:     cfg,
-		regions: slices.Clone(regions),
-		opts:    o,
-		log:     o.logger,
-		clients: cs,
+		cfg:       cfg,
+		regions:   slices.Clone(regions),
+		opts:      o,
+		log:       o.logger,
+		clients:   cs,
+		unblocked: map[string]time.Time{},
 	}, nil
 }
 

@@ -26,44 +26,92 @@ import (
 // earlier attempt made (and removes what that attempt left), or picks up
 // the instance or stack it started.
 func (b *Backend) Build(ctx context.Context, in cloud.BuildInput) (cloud.Image, error) {
-	if err := checkBuildInput(in); err != nil {
+	img, cleanup, err := b.BuildDeferCleanup(ctx, in)
+	if err != nil {
 		return cloud.Image{}, err
+	}
+	if err := cleanup(ctx); err != nil {
+		return cloud.Image{}, err
+	}
+	return img, nil
+}
+
+// BuildDeferCleanup is Build returning as soon as the image is available
+// and tagged, with the removal of the temporary resources (terminate the
+// instance, wait for it, delete key pair and group, or the stack) left to
+// the returned function, so that a caller can overlap it with work that
+// only needs the image. The caller must call it and wait for it. Until it
+// has returned nil the resources exist; if the caller dies first, a rerun
+// of Build with the same token or kiln cleanup removes them, as after any
+// crash. On error there is nothing to call.
+func (b *Backend) BuildDeferCleanup(ctx context.Context, in cloud.BuildInput) (cloud.Image, func(context.Context) error, error) {
+	if err := checkBuildInput(in); err != nil {
+		return cloud.Image{}, nil, err
 	}
 	imageTags := withTags(map[string]string{cloud.TagPhase: cloud.PhaseBuild}, in.Tags,
 		map[string]string{cloud.TagToken: in.Token, cloud.TagArch: in.Arch})
 	tempTags := withTags(in.Tags, map[string]string{cloud.TagPhase: cloud.PhaseBuild, cloud.TagToken: in.Token})
 	if err := checkTags(imageTags); err != nil {
-		return cloud.Image{}, fmt.Errorf("build %s: %w", in.Name, err)
+		return cloud.Image{}, nil, fmt.Errorf("build %s: %w", in.Name, err)
 	}
 	if err := b.CheckAccount(ctx); err != nil {
-		return cloud.Image{}, err
+		return cloud.Image{}, nil, err
 	}
 	c, err := b.clients.region(in.Region)
 	if err != nil {
-		return cloud.Image{}, err
-	}
-
-	// A finished earlier attempt: return its image, tidy what it left.
-	if im, ok, err := b.imageByToken(ctx, in.Region, in.Token); err != nil {
-		return cloud.Image{}, fmt.Errorf("build %s: look for an earlier image: %w", in.Name, err)
-	} else if ok {
-		b.log.Info("build image exists", "region", in.Region, "image", aws.ToString(im.ImageId))
-		return b.finishBuild(ctx, c, in, aws.ToString(im.ImageId), imageTags)
-	}
-
-	done := step(in.Progress, "resolve base image")
-	base, err := b.resolveBase(ctx, c, in.UseCase.Name, in.UseCase.Base, in.Arch)
-	done(err)
-	if err != nil {
-		return cloud.Image{}, fmt.Errorf("build %s: %w", in.Name, err)
+		return cloud.Image{}, nil, err
 	}
 	script, err := provisionScript(in.Dir, in.UseCase.Provision)
 	if err != nil {
-		return cloud.Image{}, cloud.Mark(fmt.Errorf("build %s: use_cases.%s.%w", in.Name, in.UseCase.Name, err), cloud.ErrInvalid)
+		return cloud.Image{}, nil, cloud.Mark(fmt.Errorf("build %s: use_cases.%s.%w", in.Name, in.UseCase.Name, err), cloud.ErrInvalid)
 	}
 	ud, err := encodeUserData(script)
 	if err != nil {
-		return cloud.Image{}, cloud.Mark(fmt.Errorf("build %s: use_cases.%s.provision: %w", in.Name, in.UseCase.Name, err), cloud.ErrInvalid)
+		return cloud.Image{}, nil, cloud.Mark(fmt.Errorf("build %s: use_cases.%s.provision: %w", in.Name, in.UseCase.Name, err), cloud.ErrInvalid)
+	}
+
+	// What an earlier attempt left, the base image and the network are
+	// independent questions: they are asked at once, and the answers
+	// that turn out not to be needed (all but the first when the image
+	// exists) cost nothing more.
+	var (
+		earlier          ec2types.Image
+		haveEarlier      bool
+		base             ec2types.Image
+		temp             tempState
+		baseErr, tempErr error
+	)
+	done := step(in.Progress, "resolve base image")
+	err = together(func() error {
+		var err error
+		if earlier, haveEarlier, err = b.imageByToken(ctx, in.Region, in.Token); err != nil {
+			return fmt.Errorf("build %s: look for an earlier image: %w", in.Name, err)
+		}
+		return nil
+	}, func() error {
+		base, baseErr = b.resolveBase(ctx, c, in.UseCase.Name, in.UseCase.Base, in.Arch)
+		return nil
+	}, func() error {
+		temp, tempErr = b.lookTemp(ctx, c, in.Token)
+		return nil
+	})
+	if err == nil && !haveEarlier {
+		err = baseErr
+		if err != nil {
+			err = fmt.Errorf("build %s: %w", in.Name, err)
+		}
+	}
+	done(err)
+	if err != nil {
+		return cloud.Image{}, nil, err
+	}
+	// A finished earlier attempt: return its image, tidy what it left.
+	if haveEarlier {
+		b.log.Info("build image exists", "region", in.Region, "image", aws.ToString(earlier.ImageId))
+		return b.finishBuild(ctx, c, in, aws.ToString(earlier.ImageId), imageTags, tempMade{})
+	}
+	if tempErr != nil {
+		return cloud.Image{}, nil, fmt.Errorf("build %s: %w", in.Name, tempErr)
 	}
 	spec := instanceSpec{
 		ImageID:      aws.ToString(base.ImageId),
@@ -76,10 +124,11 @@ func (b *Backend) Build(ctx context.Context, in cloud.BuildInput) (cloud.Image, 
 	}
 
 	done = step(in.Progress, "start build instance")
-	id, err := b.startBuildInstance(ctx, c, spec)
+	made, err := b.startWith(ctx, c, spec, temp)
+	id := made.instance
 	done(err)
 	if err != nil {
-		return cloud.Image{}, fmt.Errorf("build %s: %w", in.Name, err)
+		return cloud.Image{}, nil, fmt.Errorf("build %s: %w", in.Name, err)
 	}
 
 	done = step(in.Progress, "provision")
@@ -93,16 +142,16 @@ func (b *Backend) Build(ctx context.Context, in cloud.BuildInput) (cloud.Image, 
 				err = errors.Join(err, cerr)
 			}
 		}
-		return cloud.Image{}, fmt.Errorf("build %s: %w", in.Name, err)
+		return cloud.Image{}, nil, fmt.Errorf("build %s: %w", in.Name, err)
 	}
 
 	done = step(in.Progress, "create image")
 	imageID, err := b.createImage(ctx, c, id, in, imageTags)
 	done(err)
 	if err != nil {
-		return cloud.Image{}, fmt.Errorf("build %s: %w", in.Name, err)
+		return cloud.Image{}, nil, fmt.Errorf("build %s: %w", in.Name, err)
 	}
-	return b.finishBuild(ctx, c, in, imageID, imageTags)
+	return b.finishBuild(ctx, c, in, imageID, imageTags, made)
 }
 
 func checkBuildInput(in cloud.BuildInput) error {
@@ -129,33 +178,58 @@ func checkBuildInput(in cloud.BuildInput) error {
 // startBuildInstance makes (or finds) the temporary resources and returns
 // the build instance.
 func (b *Backend) startBuildInstance(ctx context.Context, c *regional, spec instanceSpec) (string, error) {
+	temp, err := b.lookTemp(ctx, c, spec.Token)
+	if err != nil {
+		return "", err
+	}
+	made, err := b.startWith(ctx, c, spec, temp)
+	return made.instance, err
+}
+
+// tempMade names the temporary resources a build started with, so that
+// removing them need not look them up again. Empty fields are unknown.
+type tempMade struct {
+	instance string
+	group    string
+}
+
+// startWith makes what temp says is missing of the temporary resources
+// (key pair and group at once, then the instance) and returns the build
+// instance and group.
+func (b *Backend) startWith(ctx context.Context, c *regional, spec instanceSpec, temp tempState) (tempMade, error) {
 	name := tempName(spec.Token)
-	vpc, err := b.vpcFor(ctx, c)
-	if err != nil {
-		return "", err
-	}
 	if b.cfg.UseStack {
-		tmpl, err := stackTemplate(spec, name, vpc)
+		tmpl, err := stackTemplate(spec, name, temp.vpc)
 		if err != nil {
-			return "", err
+			return tempMade{}, err
 		}
-		return b.ensureStack(ctx, c, name, tmpl, spec.Tags, spec.Token)
+		id, err := b.ensureStack(ctx, c, name, tmpl, spec.Tags, spec.Token)
+		return tempMade{instance: id}, err
 	}
-	if inst, ok, err := instanceByToken(ctx, c, spec.Token); err != nil {
-		return "", err
-	} else if ok {
-		b.log.Info("build instance exists", "region", c.region, "instance", aws.ToString(inst.InstanceId))
-		return aws.ToString(inst.InstanceId), nil
+	if temp.instance != "" {
+		b.log.Info("build instance exists", "region", c.region, "instance", temp.instance)
+		return tempMade{instance: temp.instance, group: temp.group}, nil
 	}
-	if err := ensureKeyPair(ctx, c, name, spec.Tags); err != nil {
-		return "", err
-	}
-	gid, err := ensureSecurityGroup(ctx, c, name, vpc, spec.Tags)
+	gid := temp.group
+	err := together(func() error {
+		if temp.keyPair {
+			return nil
+		}
+		return createKeyPair(ctx, c, name, spec.Tags)
+	}, func() error {
+		if gid != "" {
+			return nil
+		}
+		var err error
+		gid, err = createSecurityGroup(ctx, c, name, temp.vpc, spec.Tags)
+		return err
+	})
 	if err != nil {
-		return "", err
+		return tempMade{}, err
 	}
 	spec.KeyName, spec.GroupID = name, gid
-	return b.runInstance(ctx, c, spec)
+	id, err := b.runInstance(ctx, c, spec)
+	return tempMade{instance: id, group: gid}, err
 }
 
 // provision waits until the build instance has stopped (the generated
@@ -222,29 +296,30 @@ func (b *Backend) createImage(ctx context.Context, c *regional, instanceID strin
 	return id, nil
 }
 
-// finishBuild waits for the image, makes sure its snapshots carry the
-// tags, and removes the temporary resources.
-func (b *Backend) finishBuild(ctx context.Context, c *regional, in cloud.BuildInput, id string, tags map[string]string) (cloud.Image, error) {
+// finishBuild waits for the image and makes sure it and its snapshots
+// carry the tags (from the last confirming read: no read of its own), and
+// returns the removal of the temporary resources for the caller to run.
+func (b *Backend) finishBuild(ctx context.Context, c *regional, in cloud.BuildInput, id string, tags map[string]string, made tempMade) (cloud.Image, func(context.Context) error, error) {
 	done := step(in.Progress, "wait for image "+id)
-	img, err := b.WaitAvailable(ctx, c.region, id)
+	raw, err := b.waitAvailable(ctx, c.region, id)
 	done(err)
 	if err != nil {
-		return cloud.Image{}, fmt.Errorf("build %s: %w", in.Name, err)
+		return cloud.Image{}, nil, fmt.Errorf("build %s: %w", in.Name, err)
 	}
-	raw, err := b.describeImage(ctx, c.region, id)
+	img, err := b.ensureImageTags(ctx, c.region, raw, tags)
 	if err != nil {
-		return cloud.Image{}, fmt.Errorf("build %s: %w", in.Name, err)
+		return cloud.Image{}, nil, fmt.Errorf("build %s: %w", in.Name, err)
 	}
-	if img, err = b.ensureImageTags(ctx, c.region, raw, tags); err != nil {
-		return cloud.Image{}, fmt.Errorf("build %s: %w", in.Name, err)
+	cleanup := func(ctx context.Context) error {
+		done := step(in.Progress, "remove build resources")
+		err := b.removeBuildResources(ctx, c, in.Token, made)
+		done(err)
+		if err != nil {
+			return fmt.Errorf("build %s: image %s is ready but temporary resources remain (kiln cleanup removes them): %w", in.Name, id, err)
+		}
+		return nil
 	}
-	done = step(in.Progress, "remove build resources")
-	err = b.removeBuildResources(ctx, c, in.Token)
-	done(err)
-	if err != nil {
-		return cloud.Image{}, fmt.Errorf("build %s: image %s is ready but temporary resources remain (kiln cleanup removes them): %w", in.Name, id, err)
-	}
-	return img, nil
+	return img, cleanup, nil
 }
 
 // cleanupAfterFailure removes a failed build's temporary resources with a
@@ -253,7 +328,7 @@ func (b *Backend) finishBuild(ctx context.Context, c *regional, in cloud.BuildIn
 func (b *Backend) cleanupAfterFailure(ctx context.Context, c *regional, token string) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Minute)
 	defer cancel()
-	if err := b.removeBuildResources(cctx, c, token); err != nil {
+	if err := b.removeBuildResources(cctx, c, token, tempMade{}); err != nil {
 		return fmt.Errorf("remove build resources after the failure (kiln cleanup removes them): %w", err)
 	}
 	return nil

@@ -18,18 +18,59 @@ import (
 // token, so a rerun finds them by name.
 func tempName(token string) string { return "kiln-" + token }
 
-// ensureKeyPair creates the build's key pair unless it exists. Nothing logs
-// in with it (provisioning runs from user data); it is there so that an
-// operator can attach to a stuck build. The private key is discarded.
-func ensureKeyPair(ctx context.Context, c *regional, name string, tags map[string]string) error {
+// tempState is what a build finds before it makes its temporary
+// resources: the VPC for the group, and what an earlier attempt left.
+type tempState struct {
+	vpc      string
+	instance string // a live build instance of the token, or ""
+	keyPair  bool   // the key pair exists
+	group    string // the security group's id, or ""
+}
+
+// lookTemp asks the questions of tempState at once. With use_stack only
+// the VPC is asked: the stack is looked up by name when it is made.
+func (b *Backend) lookTemp(ctx context.Context, c *regional, token string) (tempState, error) {
+	name := tempName(token)
+	var t tempState
+	fns := []func() error{func() error {
+		var err error
+		t.vpc, err = b.vpcFor(ctx, c)
+		return err
+	}}
+	if !b.cfg.UseStack {
+		fns = append(fns, func() error {
+			inst, ok, err := instanceByToken(ctx, c, token)
+			if ok {
+				t.instance = aws.ToString(inst.InstanceId)
+			}
+			return err
+		}, func() error {
+			var err error
+			t.keyPair, err = keyPairExists(ctx, c, name)
+			return err
+		}, func() error {
+			var err error
+			t.group, _, err = groupByName(ctx, c, name)
+			return err
+		})
+	}
+	return t, together(fns...)
+}
+
+func keyPairExists(ctx context.Context, c *regional, name string) (bool, error) {
 	out, err := c.ec2.DescribeKeyPairs(ctx, &ec2.DescribeKeyPairsInput{Filters: []ec2types.Filter{filter("key-name", name)}})
 	if err != nil {
-		return fmt.Errorf("look up key pair %s in %s: %w", name, c.region, classify(err))
+		return false, fmt.Errorf("look up key pair %s in %s: %w", name, c.region, classify(err))
 	}
-	if len(out.KeyPairs) > 0 {
-		return nil
-	}
-	_, err = c.ec2.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{
+	return len(out.KeyPairs) > 0, nil
+}
+
+// createKeyPair creates the build's key pair; one that exists already
+// (made by an earlier attempt) will do. Nothing logs in with it
+// (provisioning runs from user data); it is there so that an operator can
+// attach to a stuck build. The private key is discarded.
+func createKeyPair(ctx context.Context, c *regional, name string, tags map[string]string) error {
+	_, err := c.ec2.CreateKeyPair(ctx, &ec2.CreateKeyPairInput{
 		KeyName:           aws.String(name),
 		KeyType:           ec2types.KeyTypeEd25519,
 		TagSpecifications: tagSpecs(tags, ec2types.ResourceTypeKeyPair),
@@ -63,13 +104,11 @@ func (b *Backend) vpcFor(ctx context.Context, c *regional) (string, error) {
 	return aws.ToString(out.Vpcs[0].VpcId), nil
 }
 
-// ensureSecurityGroup returns the build's security group, creating it
-// unless it exists. It has no inbound rules: the build needs none, and the
-// default outbound rule lets provisioning download packages.
-func ensureSecurityGroup(ctx context.Context, c *regional, name, vpc string, tags map[string]string) (string, error) {
-	if id, ok, err := groupByName(ctx, c, name); err != nil || ok {
-		return id, err
-	}
+// createSecurityGroup creates the build's security group and returns its
+// id; if an earlier attempt made it, that one is returned. It has no
+// inbound rules: the build needs none, and the default outbound rule lets
+// provisioning download packages.
+func createSecurityGroup(ctx context.Context, c *regional, name, vpc string, tags map[string]string) (string, error) {
 	out, err := c.ec2.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
 		GroupName:         aws.String(name),
 		Description:       aws.String("kiln build instance: no inbound access"),
@@ -102,36 +141,61 @@ func groupByName(ctx context.Context, c *regional, name string) (string, bool, e
 
 // removeBuildResources removes whatever a build with token left: its
 // stack, instance, key pair and security group, each found by name or
-// tag, so it also cleans up after an attempt that crashed.
-func (b *Backend) removeBuildResources(ctx context.Context, c *regional, token string) error {
+// tag, so it also cleans up after an attempt that crashed; what made
+// names is not looked up first. The key pair goes at once (EC2 lets a
+// running instance keep one that is deleted); the group only after the
+// instances that use it are gone.
+func (b *Backend) removeBuildResources(ctx context.Context, c *regional, token string, made tempMade) error {
 	name := tempName(token)
 	var errs []error
 	if b.cfg.UseStack {
 		if err := b.deleteStack(ctx, c, name); err != nil {
 			errs = append(errs, err)
 		}
+		made = tempMade{} // the stack's own; gone with it
 	}
-	insts, err := describeInstances(ctx, c, []ec2types.Filter{
-		filter("tag:"+cloud.TagToken, token),
-		filter("instance-state-name", slices.Concat(liveStates, []string{"shutting-down"})...),
+	group, haveGroup := made.group, made.group != ""
+	err := together(func() error {
+		if made.instance == "" {
+			return nil
+		}
+		return b.terminate(ctx, c, made.instance)
+	}, func() error {
+		// Any other instance of the token: an earlier attempt's.
+		insts, err := describeInstances(ctx, c, []ec2types.Filter{
+			filter("tag:"+cloud.TagToken, token),
+			filter("instance-state-name", slices.Concat(liveStates, []string{"shutting-down"})...),
+		})
+		if err != nil {
+			return err
+		}
+		var terms []func() error
+		for _, inst := range insts {
+			if id := aws.ToString(inst.InstanceId); id != made.instance {
+				terms = append(terms, func() error { return b.terminate(ctx, c, id) })
+			}
+		}
+		return together(terms...)
+	}, func() error {
+		if _, err := c.ec2.DeleteKeyPair(ctx, &ec2.DeleteKeyPairInput{KeyName: aws.String(name)}); err != nil {
+			if err = classify(err); !errors.Is(err, cloud.ErrNotFound) {
+				return fmt.Errorf("delete key pair %s in %s: %w", name, c.region, err)
+			}
+		}
+		return nil
+	}, func() error {
+		if haveGroup {
+			return nil
+		}
+		var err error
+		group, haveGroup, err = groupByName(ctx, c, name)
+		return err
 	})
 	if err != nil {
 		errs = append(errs, err)
 	}
-	for _, inst := range insts {
-		if err := b.terminate(ctx, c, aws.ToString(inst.InstanceId)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if _, err := c.ec2.DeleteKeyPair(ctx, &ec2.DeleteKeyPairInput{KeyName: aws.String(name)}); err != nil {
-		if err = classify(err); !errors.Is(err, cloud.ErrNotFound) {
-			errs = append(errs, fmt.Errorf("delete key pair %s in %s: %w", name, c.region, err))
-		}
-	}
-	if id, ok, err := groupByName(ctx, c, name); err != nil {
-		errs = append(errs, err)
-	} else if ok {
-		if err := b.deleteGroupRetry(ctx, c, id); err != nil {
+	if haveGroup {
+		if err := b.deleteGroupRetry(ctx, c, group); err != nil {
 			errs = append(errs, err)
 		}
 	}

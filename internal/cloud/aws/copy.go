@@ -174,51 +174,31 @@ func newestLive(ims []ec2types.Image) (ec2types.Image, bool, error) {
 	return best, found, nil
 }
 
-// ensureImageTags checks that tags landed on the image and its snapshots
-// and adds the missing ones. AWS applies TagSpecifications atomically;
-// some endpoints (moto's CopyImage) ignore them, and an image found by a
-// rerun may predate a tag.
+// ensureImageTags makes sure tags landed on the image and its snapshots.
+// EC2 applies a create call's TagSpecifications to the image and its
+// snapshots together, with the call, so an image that carries every tag
+// says its snapshots do too. Some endpoints ignore them (moto's
+// CopyImage), and an image found by a rerun may predate a tag: then the
+// image and its snapshots get the tags in one CreateTags.
 func (b *Backend) ensureImageTags(ctx context.Context, region string, im ec2types.Image, tags map[string]string) (cloud.Image, error) {
 	c, err := b.clients.region(region)
 	if err != nil {
 		return cloud.Image{}, err
 	}
 	id := aws.ToString(im.ImageId)
-	if miss := missingTags(tagMap(im.Tags), tags); len(miss) > 0 {
-		b.log.Debug("adding image tags the create call did not apply", "region", region, "image", id, "count", len(miss))
-		if _, err := c.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: ec2Tags(miss)}); err != nil {
-			return cloud.Image{}, fmt.Errorf("tag image %s in %s: %w", id, region, classify(err))
-		}
-		im.Tags = ec2Tags(withTags(tagMap(im.Tags), miss))
+	miss := missingTags(tagMap(im.Tags), tags)
+	if len(miss) == 0 {
+		return toImage(region, im), nil
 	}
-	if err := b.ensureSnapshotTags(ctx, c, snapshotIDs(im), tags); err != nil {
-		return cloud.Image{}, fmt.Errorf("image %s in %s: %w", id, region, err)
+	// The snapshots' own tags are not known; writing every wanted pair
+	// again changes nothing where one is already there.
+	resources := append([]string{id}, snapshotIDs(im)...)
+	b.log.Debug("adding tags the create call did not apply", "region", region, "image", id, "resources", len(resources), "missing on image", len(miss))
+	if _, err := c.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: resources, Tags: ec2Tags(tags)}); err != nil {
+		return cloud.Image{}, fmt.Errorf("tag image %s and its snapshots in %s: %w", id, region, classify(err))
 	}
+	im.Tags = ec2Tags(withTags(tagMap(im.Tags), tags))
 	return toImage(region, im), nil
-}
-
-// ensureSnapshotTags adds the pairs of tags missing on each snapshot.
-func (b *Backend) ensureSnapshotTags(ctx context.Context, c *regional, ids []string, tags map[string]string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	out, err := c.ec2.DescribeSnapshots(ctx, &ec2.DescribeSnapshotsInput{
-		Filters: []ec2types.Filter{filter("snapshot-id", ids...)},
-	})
-	if err != nil {
-		return fmt.Errorf("describe snapshots %v: %w", ids, classify(err))
-	}
-	for _, s := range out.Snapshots {
-		miss := missingTags(tagMap(s.Tags), tags)
-		if len(miss) == 0 {
-			continue
-		}
-		id := aws.ToString(s.SnapshotId)
-		if _, err := c.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: ec2Tags(miss)}); err != nil {
-			return fmt.Errorf("tag snapshot %s: %w", id, classify(err))
-		}
-	}
-	return nil
 }
 
 func snapshotIDs(im ec2types.Image) []string {

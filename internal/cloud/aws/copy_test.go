@@ -81,6 +81,15 @@ func TestCopyToThreeRegions(t *testing.T) {
 		}
 	}
 
+	// moto ignores CopyImage's tags: each copy and its snapshots got them
+	// in one CreateTags, without reading the snapshots first.
+	if n := r.stub.Calls("ec2", "CreateTags"); n != len(regions) {
+		t.Errorf("%d CreateTags calls, want one per copy (%d)", n, len(regions))
+	}
+	if n := r.stub.Calls("ec2", "DescribeSnapshots"); n != 0 {
+		t.Errorf("%d DescribeSnapshots calls, want none", n)
+	}
+
 	// A rerun with the same tokens returns the same images and copies nothing.
 	calls := r.stub.Calls("ec2", "CopyImage")
 	if calls != 3 {

@@ -16,5 +16,11 @@
 // tests point it at moto. Every create call is idempotent: it first looks
 // for what an earlier attempt with the same token made (by the kiln:token
 // tag or a name derived from the token) and passes the token as the
-// ClientToken where the API has one.
+// ClientToken where the API has one. Questions that do not depend on each
+// other (those look-ups, an image and its launch permissions) are asked at
+// once, so that each costs one round trip to the endpoint, not one each.
+//
+// Beyond cloud's contract, BuildDeferCleanup and TestImageDeferCleanup let
+// `kiln release` overlap removing a build's or test's temporary resources
+// with its later phases.
 package aws

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/kiln-images/kiln/internal/cloud"
@@ -19,37 +20,72 @@ import (
 // keeps the console text at in.LogPath and always terminates the instance.
 // The instance is tagged with in.Tags (phase test) and found again by its
 // token, so a rerun does not start a second one.
-func (b *Backend) TestImage(ctx context.Context, in cloud.TestInput) (res cloud.TestResult, err error) {
+func (b *Backend) TestImage(ctx context.Context, in cloud.TestInput) (cloud.TestResult, error) {
+	res, wait, err := b.TestImageDeferCleanup(ctx, in)
+	if wait != nil {
+		// Also when ctx is cancelled: the instance was told to go.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Minute)
+		defer cancel()
+		if werr := wait(wctx); werr != nil {
+			err = errors.Join(err, werr)
+		}
+	}
+	return res, err
+}
+
+// TestImageDeferCleanup is TestImage returning once EC2 has accepted the
+// termination of the test instance, with the wait until it is gone left to
+// the returned function (nil when there is nothing to wait for), so that a
+// caller can overlap that wait with other work. A terminating instance
+// needs nothing more from kiln: it goes even if the caller dies.
+func (b *Backend) TestImageDeferCleanup(ctx context.Context, in cloud.TestInput) (res cloud.TestResult, wait func(context.Context) error, err error) {
 	switch {
 	case in.ImageID == "":
-		return res, cloud.Mark(fmt.Errorf("test image: empty image id"), cloud.ErrInvalid)
+		return res, nil, cloud.Mark(fmt.Errorf("test image: empty image id"), cloud.ErrInvalid)
 	case in.Token == "":
-		return res, cloud.Mark(fmt.Errorf("test image %s: empty token", in.ImageID), cloud.ErrInvalid)
+		return res, nil, cloud.Mark(fmt.Errorf("test image %s: empty token", in.ImageID), cloud.ErrInvalid)
 	case len(in.Tests) == 0:
-		return res, cloud.Mark(fmt.Errorf("test image %s: no tests to run", in.ImageID), cloud.ErrInvalid)
+		return res, nil, cloud.Mark(fmt.Errorf("test image %s: no tests to run", in.ImageID), cloud.ErrInvalid)
 	}
 	tags := withTags(in.Tags, map[string]string{cloud.TagPhase: cloud.PhaseTest, cloud.TagToken: in.Token})
 	if err := checkTags(tags); err != nil {
-		return res, fmt.Errorf("test image %s: %w", in.ImageID, err)
+		return res, nil, fmt.Errorf("test image %s: %w", in.ImageID, err)
 	}
 	script, err := testScript(in.Dir, in.Tests)
 	if err != nil {
-		return res, cloud.Mark(fmt.Errorf("test image %s: %w", in.ImageID, err), cloud.ErrInvalid)
+		return res, nil, cloud.Mark(fmt.Errorf("test image %s: %w", in.ImageID, err), cloud.ErrInvalid)
 	}
 	ud, err := encodeUserData(script)
 	if err != nil {
-		return res, cloud.Mark(fmt.Errorf("test image %s: %w", in.ImageID, err), cloud.ErrInvalid)
+		return res, nil, cloud.Mark(fmt.Errorf("test image %s: %w", in.ImageID, err), cloud.ErrInvalid)
 	}
 	if err := b.CheckAccount(ctx); err != nil {
-		return res, err
+		return res, nil, err
 	}
 	c, err := b.clients.region(in.Region)
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
-	im, err := b.describeImage(ctx, in.Region, in.ImageID)
+	// The image (for its architecture) and an instance an earlier attempt
+	// started are looked up at once.
+	var (
+		im    ec2types.Image
+		inst  ec2types.Instance
+		found bool
+	)
+	err = together(func() error {
+		var err error
+		if im, err = b.describeImage(ctx, in.Region, in.ImageID); err != nil {
+			return fmt.Errorf("test image: %w", err)
+		}
+		return nil
+	}, func() error {
+		var err error
+		inst, found, err = instanceByToken(ctx, c, in.Token)
+		return err
+	})
 	if err != nil {
-		return res, fmt.Errorf("test image: %w", err)
+		return res, nil, err
 	}
 	timeout := in.Timeout
 	if timeout <= 0 {
@@ -62,31 +98,47 @@ func (b *Backend) TestImage(ctx context.Context, in cloud.TestInput) (res cloud.
 	done := step(in.Progress, "boot "+in.ImageID)
 	defer func() { done(err) }()
 
-	id, err := b.testInstance(ctx, c, in, im, ud, tags)
-	if err != nil {
-		return res, err
+	id := aws.ToString(inst.InstanceId)
+	if !found {
+		if id, err = b.runInstance(ctx, c, instanceSpec{
+			ImageID:      in.ImageID,
+			InstanceType: b.instanceType(string(im.Architecture)),
+			UserData:     ud,
+			SubnetID:     b.cfg.SubnetID,
+			Tags:         tags,
+			Token:        in.Token,
+		}); err != nil {
+			return res, nil, err
+		}
 	}
 	// The instance goes, whatever happened: also when ctx is cancelled.
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Minute)
 		defer cancel()
-		if terr := b.terminate(cctx, c, id); terr != nil {
+		if terr := b.terminateRequest(cctx, c, id); terr != nil {
 			err = errors.Join(err, fmt.Errorf("remove test instance: %w", terr))
+			return
+		}
+		wait = func(ctx context.Context) error {
+			if err := b.waitTerminated(ctx, c, id); err != nil {
+				return fmt.Errorf("remove test instance: %w", err)
+			}
+			return nil
 		}
 	}()
 
 	console, mk, err := b.waitMarker(ctx, c, id, timeout)
 	res = cloud.TestResult{Duration: time.Since(start), LogPath: in.LogPath}
 	if werr := writeLog(in.LogPath, console); werr != nil {
-		return res, werr
+		return res, nil, werr
 	}
 	var te *cloud.TimeoutError
 	switch {
 	case errors.As(err, &te):
 		res.Reason = fmt.Sprintf("timed out after %s waiting for the test marker", timeout)
-		return res, nil
+		return res, nil, nil
 	case err != nil:
-		return res, err
+		return res, nil, err
 	case mk.passed:
 		res.Passed = true
 	case mk.found:
@@ -94,25 +146,7 @@ func (b *Backend) TestImage(ctx context.Context, in cloud.TestInput) (res cloud.
 	default:
 		res.Reason = "the instance powered off without printing the test marker"
 	}
-	return res, nil
-}
-
-// testInstance returns the test instance of in.Token, starting it unless
-// an earlier attempt did.
-func (b *Backend) testInstance(ctx context.Context, c *regional, in cloud.TestInput, im ec2types.Image, ud string, tags map[string]string) (string, error) {
-	if inst, ok, err := instanceByToken(ctx, c, in.Token); err != nil {
-		return "", err
-	} else if ok {
-		return *inst.InstanceId, nil
-	}
-	return b.runInstance(ctx, c, instanceSpec{
-		ImageID:      in.ImageID,
-		InstanceType: b.instanceType(string(im.Architecture)),
-		UserData:     ud,
-		SubnetID:     b.cfg.SubnetID,
-		Tags:         tags,
-		Token:        in.Token,
-	})
+	return res, nil, nil
 }
 
 // waitMarker polls the console until a test marker shows, the instance

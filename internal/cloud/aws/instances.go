@@ -168,14 +168,25 @@ func (b *Backend) waitInstance(ctx context.Context, c *regional, id string, want
 // terminate terminates an instance and waits until it is gone; an absent
 // instance is done.
 func (b *Backend) terminate(ctx context.Context, c *regional, id string) error {
+	if err := b.terminateRequest(ctx, c, id); err != nil {
+		return err
+	}
+	return b.waitTerminated(ctx, c, id)
+}
+
+// terminateRequest asks EC2 to terminate an instance; an absent instance
+// is done. From then on the instance goes by itself.
+func (b *Backend) terminateRequest(ctx context.Context, c *regional, id string) error {
 	_, err := c.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}})
-	if err = classify(err); err != nil {
-		if errors.Is(err, cloud.ErrNotFound) {
-			return nil
-		}
+	if err = classify(err); err != nil && !errors.Is(err, cloud.ErrNotFound) {
 		return fmt.Errorf("terminate %s in %s: %w", id, c.region, err)
 	}
-	_, err = b.waitInstance(ctx, c, id, ec2types.InstanceStateNameTerminated, 15*time.Minute,
+	return nil
+}
+
+// waitTerminated waits until a terminating instance is gone.
+func (b *Backend) waitTerminated(ctx context.Context, c *regional, id string) error {
+	_, err := b.waitInstance(ctx, c, id, ec2types.InstanceStateNameTerminated, 15*time.Minute,
 		fmt.Sprintf("instance %s in %s to terminate", id, c.region))
 	return err
 }

@@ -17,31 +17,51 @@ import (
 // LaunchPermissions returns who may launch the image: group all, account
 // ids, organization and organizational unit ARNs.
 func (b *Backend) LaunchPermissions(ctx context.Context, region, id string) (cloud.LaunchPermissions, error) {
-	cur, err := b.launchPermissions(ctx, region, id)
+	_, cur, err := b.launchPermissions(ctx, region, id)
 	if err != nil {
 		return cloud.LaunchPermissions{}, err
 	}
 	return toLaunchPermissions(cur), nil
 }
 
-func (b *Backend) launchPermissions(ctx context.Context, region, id string) ([]ec2types.LaunchPermission, error) {
-	// Describe first: an absent image is then a clean ErrNotFound on every
-	// endpoint (moto answers DescribeImageAttribute for one with a 500).
-	if _, err := b.describeImage(ctx, region, id); err != nil {
-		return nil, fmt.Errorf("launch permissions: %w", err)
-	}
+// launchPermissions describes the image and reads its launch permissions,
+// both at once. The description makes an absent image a clean ErrNotFound
+// on every endpoint (moto answers DescribeImageAttribute for one with a
+// 500, which the SDK would retry): when it says the image is absent, the
+// attribute request is called off.
+func (b *Backend) launchPermissions(ctx context.Context, region, id string) (ec2types.Image, []ec2types.LaunchPermission, error) {
 	c, err := b.clients.region(region)
 	if err != nil {
-		return nil, err
+		return ec2types.Image{}, nil, err
 	}
-	out, err := c.ec2.DescribeImageAttribute(ctx, &ec2.DescribeImageAttributeInput{
-		ImageId:   aws.String(id),
-		Attribute: ec2types.ImageAttributeNameLaunchPermission,
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		im         ec2types.Image
+		perms      []ec2types.LaunchPermission
+		derr, aerr error
+	)
+	together(func() error {
+		if im, derr = b.describeImage(ctx, region, id); derr != nil {
+			cancel()
+		}
+		return nil
+	}, func() error {
+		out, err := c.ec2.DescribeImageAttribute(actx, &ec2.DescribeImageAttributeInput{
+			ImageId:   aws.String(id),
+			Attribute: ec2types.ImageAttributeNameLaunchPermission,
+		})
+		if err != nil {
+			aerr = fmt.Errorf("launch permissions of %s in %s: %w", id, region, classify(err))
+			return nil
+		}
+		perms = out.LaunchPermissions
+		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("launch permissions of %s in %s: %w", id, region, classify(err))
+	if derr != nil {
+		return im, nil, fmt.Errorf("launch permissions: %w", derr)
 	}
-	return out.LaunchPermissions, nil
+	return im, perms, aerr
 }
 
 func toLaunchPermissions(perms []ec2types.LaunchPermission) cloud.LaunchPermissions {
@@ -159,7 +179,7 @@ func (b *Backend) SetLaunchPermissions(ctx context.Context, region, id string, p
 	if err != nil {
 		return err
 	}
-	cur, err := b.launchPermissions(ctx, region, id)
+	_, cur, err := b.launchPermissions(ctx, region, id)
 	if err != nil {
 		return err
 	}
@@ -168,7 +188,7 @@ func (b *Backend) SetLaunchPermissions(ctx context.Context, region, id string, p
 		return nil
 	}
 	if p.Public && !toLaunchPermissions(cur).Public {
-		blocked, err := b.PublicAccessBlocked(ctx, region)
+		blocked, err := b.publicAccessBlockedRecently(ctx, region)
 		if err != nil {
 			return fmt.Errorf("make %s public in %s: %w", id, region, err)
 		}
@@ -195,11 +215,40 @@ func (b *Backend) PublicAccessBlocked(ctx context.Context, region string) (bool,
 	if err != nil {
 		return false, err
 	}
+	asked := time.Now()
 	out, err := c.ec2.GetImageBlockPublicAccessState(ctx, &ec2.GetImageBlockPublicAccessStateInput{})
 	if err != nil {
 		return false, fmt.Errorf("image block public access state in %s: %w", region, classify(err))
 	}
-	return aws.ToString(out.ImageBlockPublicAccessState) != "unblocked", nil
+	blocked := aws.ToString(out.ImageBlockPublicAccessState) != "unblocked"
+	b.mu.Lock()
+	if blocked {
+		delete(b.unblocked, region)
+	} else {
+		b.unblocked[region] = asked
+	}
+	b.mu.Unlock()
+	return blocked, nil
+}
+
+// unblockedFor is how long an answer that image block public access is
+// off in a region is taken as still true. The pipeline checks every region
+// just before it makes images public, and SetLaunchPermissions checks its
+// region again; within this time the second check reuses the first
+// answer. The check is for a clear error before anything changes: EC2
+// itself refuses to make an image public where the block is on.
+const unblockedFor = time.Minute
+
+// publicAccessBlockedRecently is PublicAccessBlocked, answered from an
+// "off" answer younger than unblockedFor when there is one.
+func (b *Backend) publicAccessBlockedRecently(ctx context.Context, region string) (bool, error) {
+	b.mu.Lock()
+	at, ok := b.unblocked[region]
+	b.mu.Unlock()
+	if ok && time.Since(at) < unblockedFor {
+		return false, nil
+	}
+	return b.PublicAccessBlocked(ctx, region)
 }
 
 // maxPublicDeprecation is how far out a public image's deprecation time

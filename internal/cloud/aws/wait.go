@@ -13,37 +13,42 @@ import (
 	"github.com/kiln-images/kiln/internal/cloud"
 )
 
-// errRetryNow asks poll to check again after the shortest pause, for
-// confirming reads that should follow each other quickly.
-var errRetryNow = errors.New("check again soon")
+// errConfirm asks poll to read again after the short confirmation pause
+// (see confirmPause), for reads that confirm what the last one saw.
+var errConfirm = errors.New("confirm with another read")
 
 // poll calls cond until it reports done, fails with an error that is not
 // retryable, or timeout passes. The pause starts at the backend's poll
 // interval and grows by half each time up to its maximum, with jitter;
-// errors cloud.Retryable accepts are retried until the deadline. On timeout
-// the error says what it waited for and the last thing it saw.
+// errors cloud.Retryable accepts are retried until the deadline. A cond
+// that answers errConfirm is asked again after the confirmation pause, and
+// the next ordinary pause starts again at the poll interval. On timeout the
+// error says what it waited for and the last thing it saw.
 func (b *Backend) poll(ctx context.Context, what string, timeout time.Duration, cond func(context.Context) (bool, error)) error {
 	deadline := time.Now().Add(timeout)
 	interval := b.opts.pollInterval
 	var last error
 	for {
 		done, err := cond(ctx)
+		wait := interval
 		switch {
 		case err == nil && done:
 			return nil
-		case errors.Is(err, errRetryNow):
-			interval = b.opts.pollInterval
+		case errors.Is(err, errConfirm):
+			wait, interval = b.confirmPause(), b.opts.pollInterval
 			err = nil
 		case err != nil && !cloud.Retryable(err):
 			return err
+		default:
+			interval = min(interval*3/2, b.opts.pollMax)
 		}
 		if err != nil {
 			last = err
 		}
-		if !time.Now().Add(interval).Before(deadline) {
+		if !time.Now().Add(wait).Before(deadline) {
 			return &cloud.TimeoutError{What: what, Timeout: timeout, Last: last}
 		}
-		pause := interval + time.Duration(rand.Int64N(int64(interval)/5+1))
+		pause := wait + time.Duration(rand.Int64N(int64(wait)/5+1))
 		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
@@ -51,15 +56,40 @@ func (b *Backend) poll(ctx context.Context, what string, timeout time.Duration, 
 			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
 		case <-t.C:
 		}
-		interval = min(interval*3/2, b.opts.pollMax)
 	}
 }
 
+// confirmPause is the pause before a read that confirms the last one: a
+// fifth of the poll interval unless WithConfirmPause set it. The poll
+// interval is sized for how slowly a pending image or instance changes
+// (minutes on AWS); a confirming read only has to be a separate request,
+// answered later and possibly by another replica of the endpoint, so that
+// one answer from a replica that is ahead of the others is not taken as
+// final. A full interval there would idle twice on every wait for nothing.
+func (b *Backend) confirmPause() time.Duration {
+	if b.opts.confirmPause > 0 {
+		return b.opts.confirmPause
+	}
+	return max(b.opts.pollInterval/5, time.Millisecond)
+}
+
 // WaitAvailable waits until the image is available, confirmed by the
-// backend's number of consecutive reads (default 3), within
-// backend.aws.copy_timeout. A failed image is an error carrying its state
-// reason; an image that stays absent is ErrNotFound.
+// backend's number of consecutive reads (default 3, spaced by the short
+// confirmation pause), within backend.aws.copy_timeout. A failed image is
+// an error carrying its state reason; an image that stays absent is
+// ErrNotFound.
 func (b *Backend) WaitAvailable(ctx context.Context, region, id string) (cloud.Image, error) {
+	im, err := b.waitAvailable(ctx, region, id)
+	if err != nil {
+		return cloud.Image{}, err
+	}
+	return toImage(region, im), nil
+}
+
+// waitAvailable is WaitAvailable returning the SDK's description from the
+// last confirming read, so callers that need more of the image (its
+// snapshots, its tags) do not read it once more.
+func (b *Backend) waitAvailable(ctx context.Context, region, id string) (ec2types.Image, error) {
 	var (
 		img       ec2types.Image
 		streak    int
@@ -90,7 +120,7 @@ func (b *Backend) WaitAvailable(ctx context.Context, region, id string) (cloud.I
 			if streak >= b.opts.stableReads {
 				return true, nil
 			}
-			return false, errRetryNow
+			return false, errConfirm
 		case cloud.StateFailed:
 			return false, fmt.Errorf("image %s in %s is %s: %s", id, region, im.State, stateReason(im.StateReason))
 		}
@@ -102,9 +132,9 @@ func (b *Backend) WaitAvailable(ctx context.Context, region, id string) (cloud.I
 		if errors.As(err, &te) && te.Last == nil {
 			te.Last = fmt.Errorf("last state %s", lastState)
 		}
-		return cloud.Image{}, err
+		return ec2types.Image{}, err
 	}
-	return toImage(region, img), nil
+	return img, nil
 }
 
 func stateReason(r *ec2types.StateReason) string {
