@@ -97,24 +97,18 @@ func (k Kiln) Run(ctx context.Context, args ...string) ([]byte, time.Duration, e
 
 // Release runs `kiln release` and returns the run's asset id.
 func (k Kiln) Release(ctx context.Context, useCase string) (string, time.Duration, error) {
-	out, wall, err := k.Run(ctx, "release", useCase)
-	if err != nil {
-		return "", wall, err
-	}
-	var rep struct {
-		Run struct {
-			ID string `json:"id"`
-		} `json:"run"`
-	}
-	if err := json.Unmarshal(out, &rep); err != nil || rep.Run.ID == "" {
-		return "", wall, fmt.Errorf("kiln release: no run id in its report (%v):\n%s", err, out)
-	}
-	return rep.Run.ID, wall, nil
+	return k.runID(ctx, "release", useCase)
 }
 
 // Build runs `kiln build` and returns the run's asset id.
 func (k Kiln) Build(ctx context.Context, useCase string) (string, time.Duration, error) {
-	out, wall, err := k.Run(ctx, "build", useCase)
+	return k.runID(ctx, "build", useCase)
+}
+
+// runID runs `kiln COMMAND USECASE`, a command that starts a run, and
+// returns the run's asset id from its report.
+func (k Kiln) runID(ctx context.Context, command, useCase string) (string, time.Duration, error) {
+	out, wall, err := k.Run(ctx, command, useCase)
 	if err != nil {
 		return "", wall, err
 	}
@@ -124,7 +118,7 @@ func (k Kiln) Build(ctx context.Context, useCase string) (string, time.Duration,
 		} `json:"run"`
 	}
 	if err := json.Unmarshal(out, &rep); err != nil || rep.Run.ID == "" {
-		return "", wall, fmt.Errorf("kiln build: no run id in its report (%v):\n%s", err, out)
+		return "", wall, fmt.Errorf("kiln %s: no run id in its report (%v):\n%s", command, err, out)
 	}
 	return rep.Run.ID, wall, nil
 }

@@ -18,15 +18,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/kiln-images/kiln/bench/inventory/scale"
 	"github.com/kiln-images/kiln/internal/channel"
 	"github.com/kiln-images/kiln/internal/cloud"
-	"github.com/kiln-images/kiln/internal/cloud/aws/awstest"
 	"github.com/kiln-images/kiln/internal/cloud/local"
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/drift"
@@ -36,64 +33,24 @@ import (
 )
 
 type options struct {
-	kiln, baseline, baselineName string
-	backends                     string
-	regions, useCases            int
-	localOther                   int
-	awsRegions, awsOther         int
-	orphans                      float64
-	reps                         int
-	out                          string
-	keep                         bool
+	scale.Options
+	useCases, localOther, awsOther int
+	orphans                        float64
 }
 
 func main() {
 	scale.MaybePeer()
 	var o options
-	flag.StringVar(&o.kiln, "kiln", "", "the kiln binary to measure (required)")
-	flag.StringVar(&o.baseline, "baseline", "", "another kiln binary to measure side by side, e.g. an earlier commit")
-	flag.StringVar(&o.baselineName, "baseline-name", "baseline", "what to call the baseline in the report")
-	flag.StringVar(&o.backends, "backends", "local,aws", "backends to measure")
-	flag.IntVar(&o.regions, "regions", 16, "local regions")
+	o.Register(flag.CommandLine)
 	flag.IntVar(&o.useCases, "use-cases", 20, "use cases in the manifest (one entry per region each)")
 	flag.IntVar(&o.localOther, "local-other", 5000, "other images per local region")
-	flag.IntVar(&o.awsRegions, "aws-regions", 16, "aws regions")
 	flag.IntVar(&o.awsOther, "aws-other", 300, "other images per aws region (moto is slow beyond a few hundred)")
 	flag.Float64Var(&o.orphans, "orphans", 0.1, "fraction of the other images that are kiln's: older releases no manifest references")
-	flag.IntVar(&o.reps, "reps", 5, "rounds; each runs every variant once")
-	flag.StringVar(&o.out, "out", "", "write the markdown report here (default: stdout)")
-	flag.BoolVar(&o.keep, "keep", false, "leave the projects (and local stores) in place for inspection")
 	flag.Parse()
-	if o.kiln == "" {
-		fmt.Fprintln(os.Stderr, "drift: -kiln is required")
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	var report strings.Builder
-	for _, b := range strings.Split(o.backends, ",") {
-		var err error
-		switch b {
-		case "local":
-			err = benchLocal(ctx, o, &report)
-		case "aws":
-			err = benchAWS(ctx, o, &report)
-		default:
-			err = fmt.Errorf("unknown backend %q", b)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "drift:", err)
-			os.Exit(1)
-		}
-	}
-	if o.out == "" {
-		fmt.Print(report.String())
-		return
-	}
-	if err := os.WriteFile(o.out, []byte(report.String()), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "drift:", err)
-		os.Exit(1)
-	}
+	scale.Main("drift", o.Options, map[string]scale.Bench{
+		"local": func(ctx context.Context, w io.Writer) error { return benchLocal(ctx, o, w) },
+		"aws":   func(ctx context.Context, w io.Writer) error { return benchAWS(ctx, o, w) },
+	})
 }
 
 // world is the layout of one region: the use cases' released images
@@ -185,48 +142,17 @@ func (w world) check(regions int) func(scale.Result) error {
 	}
 }
 
-func kilnVariants(o options, env []string, args []string, counts func() (int, string), check func(scale.Result) error) []scale.Variant {
-	var vs []scale.Variant
-	add := func(name, bin string) {
-		vs = append(vs, scale.Variant{Name: name, Run: func(ctx context.Context) (scale.Sample, error) {
-			counts()
-			res, err := scale.Kiln(ctx, bin, env, args...)
-			if err != nil {
-				return scale.Sample{}, err
-			}
-			if err := check(res); err != nil {
-				return scale.Sample{}, fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, res.Stderr)
-			}
-			n, note := counts()
-			return scale.Sample{Wall: res.Wall, CPU: res.CPU, Calls: n, Note: note}, nil
-		}})
-	}
-	add("kiln", o.kiln)
-	if o.baseline != "" {
-		add(o.baselineName, o.baseline)
-	}
-	return vs
-}
-
 func benchLocal(ctx context.Context, o options, w io.Writer) error {
-	dir, err := os.MkdirTemp("", "kiln-bench-drift-")
+	p, err := o.NewProject("kiln-bench-drift-", "local", o.useCases)
 	if err != nil {
 		return err
 	}
-	defer cleanup(o, dir)
-	regions, _ := scale.Regions("local", o.regions)
-	path, err := scale.WriteProject(dir, "local", regions, scale.UseCases(o.useCases))
-	if err != nil {
-		return err
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return err
-	}
+	defer p.Close()
+	cfg := p.Config
 	orphans := int(o.orphans * float64(o.localOther))
 	wd := world{useCases: o.useCases, orphans: orphans, other: o.localOther - orphans, created: time.Now().Add(-48 * time.Hour)}
 	per := o.useCases + o.localOther
-	fmt.Fprintf(os.Stderr, "local: seeding %d regions x %d images...\n", o.regions, per)
+	fmt.Fprintf(os.Stderr, "local: seeding %d regions x %d images...\n", o.LocalRegions, per)
 	start := time.Now()
 	ids, err := scale.SeedLocal(ctx, cfg, per, wd.spec)
 	if err != nil {
@@ -241,32 +167,29 @@ func benchLocal(ctx context.Context, o options, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	env := scale.Env()
-	args := []string{"drift", "-o", "json", "-c", path}
-	vs := kilnVariants(o, env, args, func() (int, string) { return calls["ListImages"] + calls["LaunchPermissions"], "" }, wd.check(o.regions))
-	peer, err := scale.PeerVariant("local", cfg.Backend.Local.Root, regions, o.regions*per, func() (int, string) { return o.regions, "" })
+	args := []string{"drift", "-o", "json", "-c", p.Path}
+	vs := o.KilnVariants(scale.Env(), args, func() (int, string) { return calls["ListImages"] + calls["LaunchPermissions"], "" }, wd.check(o.LocalRegions))
+	peer, err := scale.PeerVariant("local", cfg.Backend.Local.Root, p.Regions, o.LocalRegions*per, func() (int, string) { return o.LocalRegions, "" })
 	if err != nil {
 		return err
 	}
 	vs = append(vs, peer)
-	for _, v := range vs { // warm-up: the page cache holds the records
-		if _, err := v.Run(ctx); err != nil {
-			return err
-		}
+	if err := scale.Warm(ctx, vs); err != nil {
+		return err
 	}
-	samples, err := scale.Interleave(ctx, o.reps, vs, os.Stderr)
+	samples, err := scale.Interleave(ctx, o.Reps, vs, os.Stderr)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "### Drift, local backend: %d use cases x %d regions among %d other images per region\n\n", o.useCases, o.regions, o.localOther)
+	fmt.Fprintf(w, "### Drift, local backend: %d use cases x %d regions among %d other images per region\n\n", o.useCases, o.LocalRegions, o.localOther)
 	fmt.Fprintf(w, "%d image records in all (per region: %d released, %d older kiln releases no manifest references, %d not kiln's), "+
 		"seeded in %s through the store's API; the manifest written with the project's channel code. "+
 		"`kiln drift -o json` as a separate process (every entry in sync, %d orphans reported: checked each run), %d interleaved rounds after a warm-up; "+
 		"the peer, `minimal`, a process that reads and decodes every image record, regions in parallel.\n\n",
-		o.regions*per, o.useCases, orphans, o.localOther-orphans, seeded.Round(time.Second), orphans*o.regions, o.reps)
+		o.LocalRegions*per, o.useCases, orphans, o.localOther-orphans, seeded.Round(time.Second), orphans*o.LocalRegions, o.Reps)
 	fmt.Fprint(w, scale.Table(vs, samples, "minimal"))
 	fmt.Fprintf(w, "\nBackend calls of the check: %v (minimum: one ListImages per region = %d; launch permissions are read only for use cases shared with accounts, none here).\n\n",
-		calls, o.regions)
+		calls, o.LocalRegions)
 	return nil
 }
 
@@ -311,88 +234,51 @@ func localCalls(ctx context.Context, cfg *config.Config) (map[string]int, error)
 }
 
 func benchAWS(ctx context.Context, o options, w io.Writer) error {
-	dir, err := os.MkdirTemp("", "kiln-bench-drift-aws-")
+	p, err := o.NewProject("kiln-bench-drift-aws-", "aws", o.useCases)
 	if err != nil {
 		return err
 	}
-	defer cleanup(o, dir)
-	fmt.Fprintln(os.Stderr, "aws: starting moto...")
-	moto, err := awstest.Launch(ctx)
+	defer p.Close()
+	moto, err := scale.StartMoto(ctx)
 	if err != nil {
 		return err
 	}
 	defer moto.Close()
-	if err := moto.Warm(ctx); err != nil {
-		return err
-	}
-	counter, err := scale.StartCounter(moto.URL)
-	if err != nil {
-		return err
-	}
-	defer counter.Close()
-	regions, err := scale.Regions("aws", o.awsRegions)
-	if err != nil {
-		return err
-	}
-	path, err := scale.WriteProject(dir, "aws", regions, scale.UseCases(o.useCases))
-	if err != nil {
-		return err
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return err
-	}
 	orphans := int(o.orphans * float64(o.awsOther))
 	wd := world{useCases: o.useCases, orphans: orphans, other: o.awsOther - orphans, created: time.Now()}
 	per := o.useCases + o.awsOther
-	fmt.Fprintf(os.Stderr, "aws: seeding %d regions x %d images...\n", o.awsRegions, per)
+	fmt.Fprintf(os.Stderr, "aws: seeding %d regions x %d images...\n", o.AWSRegions, per)
 	start := time.Now()
-	ids, err := scale.SeedMoto(ctx, moto.URL, regions, per, wd.spec)
+	ids, err := scale.SeedMoto(ctx, moto.URL, p.Regions, per, wd.spec)
 	if err != nil {
 		return err
 	}
-	if err := wd.document(ctx, cfg, ids); err != nil {
+	if err := wd.document(ctx, p.Config, ids); err != nil {
 		return err
 	}
 	seeded := time.Since(start)
-	env, err := scale.AWSEnv(dir, counter.URL)
+	env, err := scale.AWSEnv(p.Dir, moto.Counter.URL)
 	if err != nil {
 		return err
 	}
-	take := func() (int, string) {
-		cs := counter.Take()
-		return cs.Total(), cs.String()
-	}
-	args := []string{"drift", "-o", "json", "-c", path}
-	vs := kilnVariants(o, env, args, take, wd.check(o.awsRegions))
-	peer, err := scale.PeerVariant("aws-images", counter.URL, regions, o.awsRegions*per, take)
+	args := []string{"drift", "-o", "json", "-c", p.Path}
+	vs := o.KilnVariants(env, args, moto.Take, wd.check(o.AWSRegions))
+	peer, err := scale.PeerVariant("aws-images", moto.Counter.URL, p.Regions, o.AWSRegions*per, moto.Take)
 	if err != nil {
 		return err
 	}
 	vs = append(vs, peer)
-	samples, err := scale.Interleave(ctx, o.reps, vs, os.Stderr)
+	samples, err := scale.Interleave(ctx, o.Reps, vs, os.Stderr)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "### Drift, aws backend through moto: %d use cases x %d regions among %d other images per region\n\n", o.useCases, o.awsRegions, o.awsOther)
+	fmt.Fprintf(w, "### Drift, aws backend through moto: %d use cases x %d regions among %d other images per region\n\n", o.useCases, o.AWSRegions, o.awsOther)
 	fmt.Fprintf(w, "%d images in all (per region: %d released and public, %d older kiln releases, %d not kiln's), seeded in %s. "+
 		"`kiln drift -o json` as a separate process through a counting proxy in front of moto (every entry in sync, %d orphans: checked each run), "+
 		"%d interleaved rounds; the peer, `minimal`, a process that makes the account check and one paged DescribeImages per region.\n\n",
-		o.awsRegions*per, o.useCases, orphans, o.awsOther-orphans, seeded.Round(time.Second), orphans*o.awsRegions, o.reps)
+		o.AWSRegions*per, o.useCases, orphans, o.awsOther-orphans, seeded.Round(time.Second), orphans*o.AWSRegions, o.Reps)
 	fmt.Fprint(w, scale.Table(vs, samples, "minimal"))
-	fmt.Fprintf(w, "\nThe floor: 1 GetCallerIdentity + %d DescribeImages (one page each; moto does not page DescribeImages).\n\n", o.awsRegions)
-	for _, v := range vs {
-		fmt.Fprintf(w, "- %s, calls of the last round: %s\n", v.Name, samples[v.Name][len(samples[v.Name])-1].Note)
-	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, "\nThe floor: 1 GetCallerIdentity + %d DescribeImages (one page each; moto does not page DescribeImages).\n\n", o.AWSRegions)
+	scale.LastCalls(w, vs, samples)
 	return nil
-}
-
-// cleanup removes a project directory unless -keep was given.
-func cleanup(o options, dir string) {
-	if o.keep {
-		fmt.Fprintln(os.Stderr, "kept", dir)
-		return
-	}
-	os.RemoveAll(dir)
 }

@@ -17,73 +17,30 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/signal"
-	"strings"
 	"time"
 
 	"github.com/kiln-images/kiln/bench/inventory/scale"
 	"github.com/kiln-images/kiln/internal/assets"
 	"github.com/kiln-images/kiln/internal/cloud"
-	"github.com/kiln-images/kiln/internal/cloud/aws/awstest"
 	"github.com/kiln-images/kiln/internal/cloud/local"
-	"github.com/kiln-images/kiln/internal/config"
 )
 
 type options struct {
-	kiln, baseline, baselineName string
-	backends                     string
-	regions, localImages         int
-	awsRegions, awsImages        int
-	reps                         int
-	out                          string
-	keep                         bool
+	scale.Options
+	localImages, awsImages int
 }
 
 func main() {
 	scale.MaybePeer()
 	var o options
-	flag.StringVar(&o.kiln, "kiln", "", "the kiln binary to measure (required)")
-	flag.StringVar(&o.baseline, "baseline", "", "another kiln binary to measure side by side, e.g. an earlier commit")
-	flag.StringVar(&o.baselineName, "baseline-name", "baseline", "what to call the baseline in the report")
-	flag.StringVar(&o.backends, "backends", "local,aws", "backends to measure")
-	flag.IntVar(&o.regions, "regions", 16, "local regions")
+	o.Register(flag.CommandLine)
 	flag.IntVar(&o.localImages, "local-images", 2000, "kiln-managed images per local region")
-	flag.IntVar(&o.awsRegions, "aws-regions", 16, "aws regions")
 	flag.IntVar(&o.awsImages, "aws-images", 250, "kiln-managed images per aws region (moto is slow beyond a few hundred)")
-	flag.IntVar(&o.reps, "reps", 5, "rounds; each runs every variant once")
-	flag.StringVar(&o.out, "out", "", "write the markdown report here (default: stdout)")
-	flag.BoolVar(&o.keep, "keep", false, "leave the projects (and local stores) in place for inspection")
 	flag.Parse()
-	if o.kiln == "" {
-		fmt.Fprintln(os.Stderr, "inventory: -kiln is required")
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	var report strings.Builder
-	for _, b := range strings.Split(o.backends, ",") {
-		var err error
-		switch b {
-		case "local":
-			err = benchLocal(ctx, o, &report)
-		case "aws":
-			err = benchAWS(ctx, o, &report)
-		default:
-			err = fmt.Errorf("unknown backend %q", b)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "inventory:", err)
-			os.Exit(1)
-		}
-	}
-	if o.out == "" {
-		fmt.Print(report.String())
-		return
-	}
-	if err := os.WriteFile(o.out, []byte(report.String()), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "inventory:", err)
-		os.Exit(1)
-	}
+	scale.Main("inventory", o.Options, map[string]scale.Bench{
+		"local": func(ctx context.Context, w io.Writer) error { return benchLocal(ctx, o, w) },
+		"aws":   func(ctx context.Context, w io.Writer) error { return benchAWS(ctx, o, w) },
+	})
 }
 
 // runID names the run of the i-th release: each release has one copy per
@@ -102,31 +59,6 @@ func releaseSpec(created time.Time) func(region string, i int) scale.ImageSpec {
 			Created: created,
 		}
 	}
-}
-
-// kilnVariants are the kiln binaries to measure, each running args and
-// checking its answer with check.
-func kilnVariants(o options, env func() []string, args []string, counts func() (int, string), check func(scale.Result) error) []scale.Variant {
-	var vs []scale.Variant
-	add := func(name, bin string) {
-		vs = append(vs, scale.Variant{Name: name, Run: func(ctx context.Context) (scale.Sample, error) {
-			counts() // drop what came before
-			res, err := scale.Kiln(ctx, bin, env(), args...)
-			if err != nil {
-				return scale.Sample{}, err
-			}
-			if err := check(res); err != nil {
-				return scale.Sample{}, fmt.Errorf("%s: %w\n%s", strings.Join(args, " "), err, res.Stderr)
-			}
-			n, note := counts()
-			return scale.Sample{Wall: res.Wall, CPU: res.CPU, Calls: n, Note: note}, nil
-		}})
-	}
-	add("kiln", o.kiln)
-	if o.baseline != "" {
-		add(o.baselineName, o.baseline)
-	}
-	return vs
 }
 
 // checkAssets checks that kiln assets found exactly want assets.
@@ -150,29 +82,21 @@ func checkAssets(want int) func(scale.Result) error {
 }
 
 func benchLocal(ctx context.Context, o options, w io.Writer) error {
-	dir, err := os.MkdirTemp("", "kiln-bench-inventory-")
+	p, err := o.NewProject("kiln-bench-inventory-", "local", 1)
 	if err != nil {
 		return err
 	}
-	defer cleanup(o, dir)
-	regions, _ := scale.Regions("local", o.regions)
-	path, err := scale.WriteProject(dir, "local", regions, scale.UseCases(1))
-	if err != nil {
-		return err
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		return err
-	}
+	defer p.Close()
+	cfg := p.Config
 	start := time.Now()
-	fmt.Fprintf(os.Stderr, "local: seeding %d regions x %d images...\n", o.regions, o.localImages)
+	fmt.Fprintf(os.Stderr, "local: seeding %d regions x %d images...\n", o.LocalRegions, o.localImages)
 	if _, err := scale.SeedLocal(ctx, cfg, o.localImages, releaseSpec(time.Now().Add(-48*time.Hour))); err != nil {
 		return err
 	}
 	seeded := time.Since(start)
-	total := o.regions * o.localImages
-	env := func() []string { return scale.Env() }
-	args := []string{"assets", "--all", "-o", "json", "-c", path}
+	total := o.LocalRegions * o.localImages
+	env := scale.Env()
+	args := []string{"assets", "--all", "-o", "json", "-c", p.Path}
 
 	// Backend calls, counted in process on the same code path as the
 	// command (assets.Scan over the configured regions).
@@ -191,30 +115,27 @@ func benchLocal(ctx context.Context, o options, w io.Writer) error {
 	calls := counter.Calls()
 	noCount := func() (int, string) { return calls["ListAssets"], "" }
 
-	vs := kilnVariants(o, env, args, noCount, checkAssets(total))
-	peer, err := scale.PeerVariant("local", cfg.Backend.Local.Root, regions, total, func() (int, string) { return len(regions), "" })
+	vs := o.KilnVariants(env, args, noCount, checkAssets(total))
+	peer, err := scale.PeerVariant("local", cfg.Backend.Local.Root, p.Regions, total, func() (int, string) { return len(p.Regions), "" })
 	if err != nil {
 		return err
 	}
 	vs = append(vs, peer)
-	// One untimed run of each first: the page cache holds the records.
-	for _, v := range vs {
-		if _, err := v.Run(ctx); err != nil {
-			return err
-		}
+	if err := scale.Warm(ctx, vs); err != nil {
+		return err
 	}
-	samples, err := scale.Interleave(ctx, o.reps, vs, os.Stderr)
+	samples, err := scale.Interleave(ctx, o.Reps, vs, os.Stderr)
 	if err != nil {
 		return err
 	}
-	sys, serr := scale.Syscalls(ctx, o.kiln, env(), args...)
+	sys, serr := scale.Syscalls(ctx, o.Kiln, env, args...)
 
-	fmt.Fprintf(w, "### Inventory, local backend: %d regions x %d images (%d records)\n\n", o.regions, o.localImages, total)
+	fmt.Fprintf(w, "### Inventory, local backend: %d regions x %d images (%d records)\n\n", o.LocalRegions, o.localImages, total)
 	fmt.Fprintf(w, "Seeded in %s through the store's API (one import per region, then copies within the region). "+
 		"`kiln assets --all -o json` as a separate process, %d interleaved rounds after one warm-up run each (page cache warm); "+
-		"the peer, `minimal`, a process that reads and decodes every image record, regions in parallel, and prints only their number.\n\n", seeded.Round(time.Second), o.reps)
+		"the peer, `minimal`, a process that reads and decodes every image record, regions in parallel, and prints only their number.\n\n", seeded.Round(time.Second), o.Reps)
 	fmt.Fprint(w, scale.Table(vs, samples, "minimal"))
-	fmt.Fprintf(w, "\nBackend calls of the scan: %v (minimum: one ListAssets per region = %d).\n", calls, len(regions))
+	fmt.Fprintf(w, "\nBackend calls of the scan: %v (minimum: one ListAssets per region = %d).\n", calls, len(p.Regions))
 	if serr != nil {
 		fmt.Fprintf(w, "System calls: not measured (%v).\n\n", serr)
 	} else {
@@ -225,57 +146,36 @@ func benchLocal(ctx context.Context, o options, w io.Writer) error {
 }
 
 func benchAWS(ctx context.Context, o options, w io.Writer) error {
-	dir, err := os.MkdirTemp("", "kiln-bench-inventory-aws-")
+	p, err := o.NewProject("kiln-bench-inventory-aws-", "aws", 1)
 	if err != nil {
 		return err
 	}
-	defer cleanup(o, dir)
-	fmt.Fprintln(os.Stderr, "aws: starting moto...")
-	moto, err := awstest.Launch(ctx)
+	defer p.Close()
+	moto, err := scale.StartMoto(ctx)
 	if err != nil {
 		return err
 	}
 	defer moto.Close()
-	if err := moto.Warm(ctx); err != nil {
-		return err
-	}
-	counter, err := scale.StartCounter(moto.URL)
-	if err != nil {
-		return err
-	}
-	defer counter.Close()
-	regions, err := scale.Regions("aws", o.awsRegions)
-	if err != nil {
-		return err
-	}
-	path, err := scale.WriteProject(dir, "aws", regions, scale.UseCases(1))
-	if err != nil {
-		return err
-	}
 	start := time.Now()
-	fmt.Fprintf(os.Stderr, "aws: seeding %d regions x %d images...\n", o.awsRegions, o.awsImages)
-	if _, err := scale.SeedMoto(ctx, moto.URL, regions, o.awsImages, releaseSpec(time.Time{})); err != nil {
+	fmt.Fprintf(os.Stderr, "aws: seeding %d regions x %d images...\n", o.AWSRegions, o.awsImages)
+	if _, err := scale.SeedMoto(ctx, moto.URL, p.Regions, o.awsImages, releaseSpec(time.Time{})); err != nil {
 		return err
 	}
 	seeded := time.Since(start)
-	images := o.awsRegions * o.awsImages
+	images := o.AWSRegions * o.awsImages
 	total := 2 * images // each image has one snapshot
-	env, err := scale.AWSEnv(dir, counter.URL)
+	env, err := scale.AWSEnv(p.Dir, moto.Counter.URL)
 	if err != nil {
 		return err
 	}
-	args := []string{"assets", "--all", "-o", "json", "-c", path}
-	take := func() (int, string) {
-		cs := counter.Take()
-		return cs.Total(), cs.String()
-	}
-	vs := kilnVariants(o, func() []string { return env }, args, take, checkAssets(total))
-	peer, err := scale.PeerVariant("aws-inventory", counter.URL, regions, total, take)
+	args := []string{"assets", "--all", "-o", "json", "-c", p.Path}
+	vs := o.KilnVariants(env, args, moto.Take, checkAssets(total))
+	peer, err := scale.PeerVariant("aws-inventory", moto.Counter.URL, p.Regions, total, moto.Take)
 	if err != nil {
 		return err
 	}
 	vs = append(vs, peer)
-	samples, err := scale.Interleave(ctx, o.reps, vs, os.Stderr)
+	samples, err := scale.Interleave(ctx, o.Reps, vs, os.Stderr)
 	if err != nil {
 		return err
 	}
@@ -286,31 +186,19 @@ func benchAWS(ctx context.Context, o options, w io.Writer) error {
 	// region, and one STS call.
 	const tagsPerImage = 8
 	motoPages := pages(o.awsImages, 99/tagsPerImage)
-	floor := 1 + o.awsRegions*(motoPages+2*pages(o.awsImages, 200)+1)
+	floor := 1 + o.AWSRegions*(motoPages+2*pages(o.awsImages, 200)+1)
 
-	fmt.Fprintf(w, "### Inventory, aws backend through moto: %d regions x %d images (%d images + %d snapshots)\n\n", o.awsRegions, o.awsImages, images, images)
+	fmt.Fprintf(w, "### Inventory, aws backend through moto: %d regions x %d images (%d images + %d snapshots)\n\n", o.AWSRegions, o.awsImages, images, images)
 	fmt.Fprintf(w, "Seeded in %s (one CreateImage per image, tagged at creation; moto makes one snapshot per image). "+
 		"`kiln assets --all -o json` as a separate process through a counting proxy in front of moto, %d interleaved rounds; "+
-		"the peer, `minimal`, makes only the calls such a scan needs (package scale, MinimalAWSInventory).\n\n", seeded.Round(time.Second), o.reps)
+		"the peer, `minimal`, makes only the calls such a scan needs (package scale, MinimalAWSInventory).\n\n", seeded.Round(time.Second), o.Reps)
 	fmt.Fprint(w, scale.Table(vs, samples, "minimal"))
 	fmt.Fprintf(w, "\nThe floor: 1 GetCallerIdentity + %d x (%d GetResources pages as moto cuts them, at most 100 tags a page, 12 images of 8 tags; "+
 		"%d DescribeImages + %d DescribeSnapshots in batches of 200 ids; 1 DescribeKeyPairs) = %d calls. "+
 		"On AWS the same scan needs %d GetResources pages per region (100 resources a page).\n\n",
-		o.awsRegions, motoPages, pages(o.awsImages, 200), pages(o.awsImages, 200), floor, pages(o.awsImages, 100))
-	for _, v := range vs {
-		fmt.Fprintf(w, "- %s, calls of the last round: %s\n", v.Name, samples[v.Name][len(samples[v.Name])-1].Note)
-	}
-	fmt.Fprintln(w)
+		o.AWSRegions, motoPages, pages(o.awsImages, 200), pages(o.awsImages, 200), floor, pages(o.awsImages, 100))
+	scale.LastCalls(w, vs, samples)
 	return nil
 }
 
 func pages(n, size int) int { return int(math.Ceil(float64(n) / float64(size))) }
-
-// cleanup removes a project directory unless -keep was given.
-func cleanup(o options, dir string) {
-	if o.keep {
-		fmt.Fprintln(os.Stderr, "kept", dir)
-		return
-	}
-	os.RemoveAll(dir)
-}

@@ -104,9 +104,13 @@ func crashStride(t *testing.T) int {
 	return s
 }
 
-func TestAWSCrashCleanup(t *testing.T) {
+// awsCrashEach kills a release at each step boundary in turn (every
+// crashStride-th), each time in a new world, and calls then with the
+// world and the killed run; then returns what the run left behind, and did
+// says what then does, for the report of leftovers.
+func awsCrashEach(t *testing.T, variant, did string, then func(t *testing.T, w *awsWorld, i int, run string) []string) {
 	n := awsEvents(t)
-	tally := crashTally{backend: "aws (moto)", variant: "kill, then cleanup --run ID --apply"}
+	tally := crashTally{backend: "aws (moto)", variant: variant}
 	defer tally.report(t)
 	for i := 1; i <= n; i += crashStride(t) {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
@@ -117,48 +121,38 @@ func TestAWSCrashCleanup(t *testing.T) {
 			}
 			run := runID(t, p)
 			tally.points++
-			cp, code := runKiln(t, nil, "cleanup", "--run", run, "--apply", "-c", w.cfg)
-			if code != 0 {
-				t.Errorf("cleanup after a kill at boundary %d: exit %d\n%s%s", i, code, cp.stdout.String(), cp.stderr.String())
-			}
-			if left := w.leftovers(t, run, referenced(t, w.dir)); len(left) > 0 {
+			if left := then(t, w, i, run); len(left) > 0 {
 				tally.leaked += len(left)
-				t.Errorf("after cleanup of a kill at boundary %d: %v", i, left)
+				t.Errorf("after %s a kill at boundary %d: %v", did, i, left)
 			}
 		})
 	}
 }
 
+func TestAWSCrashCleanup(t *testing.T) {
+	awsCrashEach(t, "kill, then cleanup --run ID --apply", "cleanup of", func(t *testing.T, w *awsWorld, i int, run string) []string {
+		cp, code := runKiln(t, nil, "cleanup", "--run", run, "--apply", "-c", w.cfg)
+		if code != 0 {
+			t.Errorf("cleanup after a kill at boundary %d: exit %d\n%s%s", i, code, cp.stdout.String(), cp.stderr.String())
+		}
+		return w.leftovers(t, run, referenced(t, w.dir))
+	})
+}
+
 func TestAWSCrashResume(t *testing.T) {
-	n := awsEvents(t)
-	tally := crashTally{backend: "aws (moto)", variant: "kill, then release --resume ID"}
-	defer tally.report(t)
-	for i := 1; i <= n; i += crashStride(t) {
-		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			w := newAWSWorld(t, "{public: true}")
-			p, code := runKiln(t, []string{"KILN_FAILPOINT=" + strconv.Itoa(i)}, "release", "ci-runner", "-c", w.cfg)
-			if code != -1 {
-				t.Fatalf("kiln was not killed at boundary %d (exit %d)\n%s", i, code, p.stderr.String())
+	awsCrashEach(t, "kill, then release --resume ID", "resuming", func(t *testing.T, w *awsWorld, i int, run string) []string {
+		rp, code := runKiln(t, nil, "release", "--resume", run, "-c", w.cfg)
+		if code != 0 {
+			t.Fatalf("resume after a kill at boundary %d: exit %d\n%s", i, code, rp.stderr.String())
+		}
+		keep := referenced(t, w.dir)
+		var left []string
+		for _, region := range awsRegions {
+			imgs := w.images(t, region, run)
+			if len(imgs) != 1 || !keep[region+"/"+aws.ToString(imgs[0].ImageId)] {
+				left = append(left, fmt.Sprintf("%s: %d images of the run", region, len(imgs)))
 			}
-			run := runID(t, p)
-			tally.points++
-			rp, code := runKiln(t, nil, "release", "--resume", run, "-c", w.cfg)
-			if code != 0 {
-				t.Fatalf("resume after a kill at boundary %d: exit %d\n%s", i, code, rp.stderr.String())
-			}
-			keep := referenced(t, w.dir)
-			var left []string
-			for _, region := range awsRegions {
-				imgs := w.images(t, region, run)
-				if len(imgs) != 1 || !keep[region+"/"+aws.ToString(imgs[0].ImageId)] {
-					left = append(left, fmt.Sprintf("%s: %d images of the run", region, len(imgs)))
-				}
-			}
-			left = append(left, w.leftovers(t, run, keep)...)
-			if len(left) > 0 {
-				tally.leaked += len(left)
-				t.Errorf("after resuming a kill at boundary %d: %v", i, left)
-			}
-		})
-	}
+		}
+		return append(left, w.leftovers(t, run, keep)...)
+	})
 }

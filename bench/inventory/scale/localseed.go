@@ -11,16 +11,7 @@ import (
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/cloud/local"
 	"github.com/kiln-images/kiln/internal/config"
-	"github.com/kiln-images/kiln/internal/fanout"
 )
-
-// ImageSpec is what one seeded image looks like.
-type ImageSpec struct {
-	Name    string
-	Tags    map[string]string
-	Created time.Time // local only: moto stamps its own time
-	Public  bool
-}
 
 // SeedLocal fills every region of the project's local store with n images
 // described by spec, through the store's own API: one import of a small
@@ -28,22 +19,20 @@ type ImageSpec struct {
 // each a real image record. Regions are filled a few at a time. It returns
 // the image ids per region, in spec order.
 func SeedLocal(ctx context.Context, cfg *config.Config, n int, spec func(region string, i int) ImageSpec) (map[string][]string, error) {
-	regions := cfg.Regions
-	ids := make([][]string, len(regions))
-	errs := fanout.Each(ctx, regions, 4, func(ctx context.Context, region string) error {
+	return seedRegions(ctx, cfg.Regions, func(ctx context.Context, region string) ([]string, error) {
 		var now time.Time
-		b, err := local.New(cfg.Backend.Local, cfg.Backend.Local.Root, regions, local.WithClock(func() time.Time { return now }))
+		b, err := local.New(cfg.Backend.Local, cfg.Backend.Local.Root, cfg.Regions, local.WithClock(func() time.Time { return now }))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		disk := filepath.Join(cfg.StateDir(), "seed-"+region+".raw")
 		if err := os.MkdirAll(filepath.Dir(disk), 0o755); err != nil {
-			return err
+			return nil, err
 		}
 		data := make([]byte, 4096)
 		rand.Read(data)
 		if err := os.WriteFile(disk, data, 0o644); err != nil {
-			return err
+			return nil, err
 		}
 		out := make([]string, 0, n)
 		var first string
@@ -58,28 +47,15 @@ func SeedLocal(ctx context.Context, cfg *config.Config, n int, spec func(region 
 				img, err = b.CopyImage(ctx, cloud.CopyInput{SourceRegion: region, SourceID: first, Region: region, Name: s.Name, Tags: s.Tags})
 			}
 			if err != nil {
-				return fmt.Errorf("seed %s image %d: %w", region, i, err)
+				return nil, fmt.Errorf("seed %s image %d: %w", region, i, err)
 			}
 			if s.Public {
 				if err := b.SetLaunchPermissions(ctx, region, img.ID, cloud.LaunchPermissions{Public: true}); err != nil {
-					return err
+					return nil, fmt.Errorf("seed %s: make %s public: %w", region, img.ID, err)
 				}
 			}
 			out = append(out, img.ID)
 		}
-		for i, r := range regions {
-			if r == region {
-				ids[i] = out
-			}
-		}
-		return nil
+		return out, nil
 	})
-	res := map[string][]string{}
-	for i, r := range regions {
-		if errs[i] != nil {
-			return nil, errs[i]
-		}
-		res[r] = ids[i]
-	}
-	return res, nil
 }

@@ -10,7 +10,6 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/kiln-images/kiln/internal/cloud/aws/awstest"
-	"github.com/kiln-images/kiln/internal/fanout"
 )
 
 // SeedMoto fills each region of the moto at endpoint with n images
@@ -18,15 +17,14 @@ import (
 // for it: one instance per region, one CreateImage per image. It returns
 // the image ids per region, in spec order.
 func SeedMoto(ctx context.Context, endpoint string, regions []string, n int, spec func(region string, i int) ImageSpec) (map[string][]string, error) {
-	ids := make([][]string, len(regions))
-	errs := fanout.Each(ctx, regions, 4, func(ctx context.Context, region string) error {
+	return seedRegions(ctx, regions, func(ctx context.Context, region string) ([]string, error) {
 		c := ec2.NewFromConfig(awstest.Config(endpoint, region))
 		run, err := c.RunInstances(ctx, &ec2.RunInstancesInput{
 			ImageId: aws.String("ami-12c6146b"), InstanceType: ec2types.InstanceTypeT3Micro,
 			MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
 		})
 		if err != nil {
-			return fmt.Errorf("seed %s: %w", region, err)
+			return nil, fmt.Errorf("seed %s: %w", region, err)
 		}
 		inst := run.Instances[0].InstanceId
 		out := make([]string, 0, n)
@@ -47,14 +45,14 @@ func SeedMoto(ctx context.Context, endpoint string, regions []string, n int, spe
 			}
 			img, err := c.CreateImage(ctx, in)
 			if err != nil {
-				return fmt.Errorf("seed %s image %d: %w", region, i, err)
+				return nil, fmt.Errorf("seed %s image %d: %w", region, i, err)
 			}
 			if s.Public {
 				if _, err := c.ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{
 					ImageId:          img.ImageId,
 					LaunchPermission: &ec2types.LaunchPermissionModifications{Add: []ec2types.LaunchPermission{{Group: ec2types.PermissionGroupAll}}},
 				}); err != nil {
-					return fmt.Errorf("seed %s: make %s public: %w", region, aws.ToString(img.ImageId), err)
+					return nil, fmt.Errorf("seed %s: make %s public: %w", region, aws.ToString(img.ImageId), err)
 				}
 			}
 			out = append(out, aws.ToString(img.ImageId))
@@ -62,21 +60,8 @@ func SeedMoto(ctx context.Context, endpoint string, regions []string, n int, spe
 		// The instance would count as a kiln asset only if tagged; it is
 		// not, but it goes anyway so only images remain.
 		if _, err := c.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{aws.ToString(inst)}}); err != nil {
-			return err
+			return nil, fmt.Errorf("seed %s: terminate %s: %w", region, aws.ToString(inst), err)
 		}
-		for i, r := range regions {
-			if r == region {
-				ids[i] = out
-			}
-		}
-		return nil
+		return out, nil
 	})
-	res := map[string][]string{}
-	for i, r := range regions {
-		if errs[i] != nil {
-			return nil, errs[i]
-		}
-		res[r] = ids[i]
-	}
-	return res, nil
 }

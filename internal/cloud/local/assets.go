@@ -64,14 +64,8 @@ func (b *Backend) PutInstance(ctx context.Context, a cloud.Asset, dir string, pi
 }
 
 func (b *Backend) putAsset(ctx context.Context, a cloud.Asset, path string, pid int) error {
-	r, err := b.region(a.Region)
-	if err != nil {
-		return err
-	}
-	if a.Kind != cloud.KindBuild && a.Kind != cloud.KindInstance {
-		return invalidf("kind %q: the local backend records assets of kind %s and %s (images come from ImportImage and CopyImage)", a.Kind, cloud.KindBuild, cloud.KindInstance)
-	}
-	if err := errors.Join(checkAssetID(a.ID), checkTags(a.Tags)); err != nil {
+	r, err := b.assetRegion(a)
+	if err := errors.Join(err, checkTags(a.Tags)); err != nil {
 		return err
 	}
 	if path != "" {
@@ -108,6 +102,33 @@ func (b *Backend) putAsset(ctx context.Context, a cloud.Asset, path string, pid 
 	return writeAtomic(r.tmpDir(), r.assetPath(a.Kind, a.ID), append(data, '\n'), time.Time{})
 }
 
+// assetRegion checks that a is a build or instance with a valid id, as
+// every operation on asset records does first, and returns its region.
+func (b *Backend) assetRegion(a cloud.Asset) (*region, error) {
+	r, err := b.region(a.Region)
+	if err != nil {
+		return nil, err
+	}
+	if a.Kind != cloud.KindBuild && a.Kind != cloud.KindInstance {
+		return nil, invalidf("kind %q: the local backend records assets of kind %s and %s (images have records of their own)", a.Kind, cloud.KindBuild, cloud.KindInstance)
+	}
+	if err := checkAssetID(a.ID); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// removeAssetRecord removes the record of an asset, under the region's
+// lock.
+func (r *region) removeAssetRecord(ctx context.Context, kind cloud.Kind, id string) error {
+	unlock, err := r.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return removeDurably(r.assetPath(kind, id))
+}
+
 // RemoveAsset forgets a build or instance asset without touching the files
 // it owns or its process: for when its owner has cleaned up itself.
 // Removing an absent asset succeeds.
@@ -119,22 +140,11 @@ func (b *Backend) RemoveAsset(ctx context.Context, a cloud.Asset) error {
 }
 
 func (b *Backend) removeAsset(ctx context.Context, a cloud.Asset) error {
-	r, err := b.region(a.Region)
+	r, err := b.assetRegion(a)
 	if err != nil {
 		return err
 	}
-	if a.Kind != cloud.KindBuild && a.Kind != cloud.KindInstance {
-		return invalidf("kind %q: only %s and %s assets are recorded this way", a.Kind, cloud.KindBuild, cloud.KindInstance)
-	}
-	if err := checkAssetID(a.ID); err != nil {
-		return err
-	}
-	unlock, err := r.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	return removeDurably(r.assetPath(a.Kind, a.ID))
+	return r.removeAssetRecord(ctx, a.Kind, a.ID)
 }
 
 // ListAssets returns the images, builds and instances in region whose tags
@@ -219,14 +229,8 @@ func (b *Backend) DeleteAsset(ctx context.Context, a cloud.Asset) error {
 }
 
 func (b *Backend) deleteAsset(ctx context.Context, a cloud.Asset) error {
-	r, err := b.region(a.Region)
+	r, err := b.assetRegion(a)
 	if err != nil {
-		return err
-	}
-	if a.Kind != cloud.KindBuild && a.Kind != cloud.KindInstance {
-		return invalidf("kind %q: the local backend has assets of kind %s, %s and %s", a.Kind, cloud.KindImage, cloud.KindBuild, cloud.KindInstance)
-	}
-	if err := checkAssetID(a.ID); err != nil {
 		return err
 	}
 	rec, err := r.readAsset(a.Kind, a.ID)
@@ -251,12 +255,7 @@ func (b *Backend) deleteAsset(ctx context.Context, a cloud.Asset) error {
 			return err
 		}
 	}
-	unlock, err := r.lock(ctx)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	return removeDurably(r.assetPath(a.Kind, a.ID))
+	return r.removeAssetRecord(ctx, a.Kind, a.ID)
 }
 
 // readAsset reads one asset record; an absent one is fs.ErrNotExist.

@@ -1,13 +1,10 @@
 package awstest
 
 import (
-	"bytes"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,8 +19,7 @@ import (
 type Faults struct {
 	URL string
 
-	target string
-	client *http.Client
+	upstream // the endpoint behind the proxy
 
 	mu       sync.Mutex
 	rnd      *rand.Rand
@@ -57,9 +53,8 @@ type rule struct {
 // stops when the test ends. It injects nothing until told to.
 func NewFaults(t testing.TB, target string, seed uint64) *Faults {
 	f := &Faults{
-		target: strings.TrimRight(target, "/"),
-		client: &http.Client{Timeout: 120 * time.Second},
-		rnd:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		upstream: newUpstream(target, 120*time.Second),
+		rnd:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 	}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
@@ -164,7 +159,7 @@ func (f *Faults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "Service Unavailable")
 		return
 	}
-	f.forward(w, r, body)
+	f.forward(w, r, body, nil)
 }
 
 // throttleError is each protocol's throttling answer: EC2's
@@ -179,34 +174,4 @@ func throttleError(c Call) (string, int) {
 		return "ThrottlingException", http.StatusBadRequest
 	}
 	return "Throttling", http.StatusBadRequest
-}
-
-func (f *Faults) forward(w http.ResponseWriter, r *http.Request, body []byte) {
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, f.target+r.URL.RequestURI(), bytes.NewReader(body))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	req.Header = r.Header.Clone()
-	req.Header.Del("Accept-Encoding")
-	req.ContentLength = int64(len(body))
-	resp, err := f.client.Do(req)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	for k, v := range resp.Header {
-		if k != "Content-Length" && k != "Content-Encoding" {
-			w.Header()[k] = v
-		}
-	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
-	w.WriteHeader(resp.StatusCode)
-	w.Write(out)
 }

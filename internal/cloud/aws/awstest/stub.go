@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,8 +23,7 @@ import (
 type Stub struct {
 	URL string
 
-	target string
-	client *http.Client
+	upstream // moto
 
 	mu          sync.Mutex
 	deprecation map[string]string    // image id -> RFC 3339 time
@@ -50,8 +48,7 @@ type exportTask struct {
 // the test ends.
 func NewStub(t testing.TB, target string) *Stub {
 	s := &Stub{
-		target:      strings.TrimRight(target, "/"),
-		client:      &http.Client{Timeout: 60 * time.Second},
+		upstream:    newUpstream(target, 60*time.Second),
 		deprecation: map[string]string{},
 		imageState:  map[string][3]string{},
 		blocked:     map[string]bool{},
@@ -173,44 +170,6 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.forward(w, r, body, nil)
-}
-
-// forward sends the request to moto and copies the answer back, through
-// patch when it is set.
-func (s *Stub) forward(w http.ResponseWriter, r *http.Request, body []byte, patch func([]byte) []byte) {
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, s.target+r.URL.RequestURI(), bytes.NewReader(body))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	req.Header = r.Header.Clone()
-	// Let the transport negotiate (and undo) compression, so patches see
-	// plain text.
-	req.Header.Del("Accept-Encoding")
-	req.ContentLength = int64(len(body))
-	resp, err := s.client.Do(req)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	if patch != nil && resp.StatusCode == http.StatusOK {
-		out = patch(out)
-	}
-	for k, v := range resp.Header {
-		if k == "Content-Length" || k == "Content-Encoding" {
-			continue
-		}
-		w.Header()[k] = v
-	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
-	w.WriteHeader(resp.StatusCode)
-	w.Write(out)
 }
 
 // ec2 sends an EC2 query request to moto as region, the way the stub's own

@@ -18,7 +18,7 @@ import (
 )
 
 func TestDiskPartitions(t *testing.T) {
-	f := needFixture(t)
+	f := fixture.Fixture(t)
 	g := readGPT(t, f.Result.Disk)
 	if g.Label != "gpt" {
 		t.Fatalf("label %q, want gpt", g.Label)
@@ -46,7 +46,7 @@ func TestDiskPartitions(t *testing.T) {
 }
 
 func TestRootFilesystem(t *testing.T) {
-	f := needFixture(t)
+	f := fixture.Fixture(t)
 	r := openRoot(t, f.Result.Disk)
 	g := readGPT(t, f.Result.Disk)
 	rootUUID := strings.ToLower(g.Partitions[1].UUID)
@@ -115,7 +115,7 @@ func TestRootFilesystem(t *testing.T) {
 }
 
 func TestESP(t *testing.T) {
-	f := needFixture(t)
+	f := fixture.Fixture(t)
 	if out := esp(t, f.Result.Disk, "mdir", "-b", "::/EFI/BOOT"); !strings.Contains(out, "BOOTX64.EFI") {
 		t.Errorf("no EFI/BOOT/BOOTX64.EFI on the ESP:\n%s", out)
 	}
@@ -142,7 +142,7 @@ func TestESP(t *testing.T) {
 }
 
 func TestExports(t *testing.T) {
-	f := needFixture(t)
+	f := fixture.Fixture(t)
 	want := map[string]string{"qcow2": "qcow2", "vmdk": "vmdk", "vhd": "vpc", "raw": "raw"}
 	if len(f.Result.Exports) != len(want) {
 		t.Errorf("exports %v, want %d", f.Result.Exports, len(want))
@@ -200,7 +200,7 @@ func vhdCookie(t *testing.T, p string) string {
 }
 
 func TestFixtureProgress(t *testing.T) {
-	f := needFixture(t)
+	f := fixture.Fixture(t)
 	bootstrap := "bootstrap (cache miss)"
 	if f.Result.CacheHit {
 		bootstrap = "bootstrap (cache hit)"
@@ -226,7 +226,7 @@ func TestFixtureProgress(t *testing.T) {
 // A second build whose only change is a provisioning script reuses the
 // cached base, and the change shows in the new disk.
 func TestCacheHitAfterScriptChange(t *testing.T) {
-	f := needFixture(t)
+	f := fixture.Fixture(t)
 	dir := t.TempDir()
 	recipe := filepath.Join(dir, "recipe")
 	if err := debimagetest.WriteRecipe(recipe); err != nil {
@@ -279,7 +279,7 @@ func TestCacheHitAfterScriptChange(t *testing.T) {
 }
 
 func TestFailingStep(t *testing.T) {
-	f := needFixture(t) // for a warm cache
+	f := fixture.Fixture(t) // for a warm cache
 	dir := t.TempDir()
 	recipe := filepath.Join(dir, "recipe")
 	if err := debimagetest.WriteRecipe(recipe); err != nil {

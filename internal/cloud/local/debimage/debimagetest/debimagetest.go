@@ -1,7 +1,7 @@
 // Package debimagetest builds the small image the local backend's tests
 // share, from a fixture recipe with a step of each kind, and holds the
-// helpers those tests have in common. Tests call it from TestMain so that
-// a test binary builds the image once.
+// helpers those tests have in common. Tests share the image through a
+// Shared, which TestMain runs, so that a test binary builds it once.
 package debimagetest
 
 import (
@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"testing"
+	"time"
 
 	"github.com/kiln-images/kiln/internal/cloud/local/debimage"
 	"github.com/kiln-images/kiln/internal/config"
@@ -211,4 +213,60 @@ func (p *Progress) Names() []string {
 		names = append(names, s.Name)
 	}
 	return names
+}
+
+// Shared is the fixture image of one test binary: the first test that needs
+// it builds it, in a temporary directory that Main removes when the tests
+// are done, so that a binary builds the image at most once.
+type Shared struct {
+	// Name names the temporary directory, e.g. the package under test.
+	Name string
+	// Options change the fixture's Spec.
+	Options []func(*debimage.Spec)
+	// Ready, when set, runs once on the built fixture; an error counts as
+	// the build's.
+	Ready func(*Fixture) error
+
+	dir string
+	mu  sync.Mutex
+	f   *Fixture
+	err error
+}
+
+// Main runs the tests of m and exits; call it from TestMain.
+func (s *Shared) Main(m *testing.M) {
+	var err error
+	s.dir, err = os.MkdirTemp("", "kiln-"+s.Name+"-test-"+RecipeHash()[:12]+"-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(s.dir)
+	os.Exit(code)
+}
+
+// Fixture returns the fixture, building it on first use, and fails t when
+// it cannot be built (then and in every later test).
+func (s *Shared) Fixture(t testing.TB) *Fixture {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.f == nil && s.err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+		defer cancel()
+		start := time.Now()
+		s.f, s.err = Build(ctx, filepath.Join(s.dir, "fixture"), s.Options...)
+		t.Logf("fixture image built in %s", time.Since(start).Round(time.Second))
+		if s.err == nil {
+			t.Logf("cache key %s, hit %v", s.f.Result.CacheKey, s.f.Result.CacheHit)
+			if s.Ready != nil {
+				s.err = s.Ready(s.f)
+			}
+		}
+	}
+	if s.err != nil {
+		t.Fatalf("no fixture image: %v", s.err)
+	}
+	return s.f
 }
