@@ -13,9 +13,11 @@ DEMO     ?= demo
 # Fuzz budgets are execution counts, not durations: a duration-based
 # -fuzztime races Go's fuzz coordinator on a loaded machine and fails with
 # "context deadline exceeded" and no crasher (go.dev/issue/75804). About 15 s
-# each on an idle 2-CPU machine.
+# each on an idle 2-CPU machine. Minimizing a new input pauses the count;
+# FUZZ_MINIMIZE bounds each pause.
 FUZZ_CONFIG ?= 200000x
 FUZZ_MANIFEST ?= 400000x
+FUZZ_MINIMIZE ?= 10s
 
 # The Debian packages the local backend and the tests use.
 DEB_PACKAGES := mmdebstrap qemu-utils qemu-system-x86 ovmf mtools dosfstools fdisk \
@@ -56,8 +58,8 @@ check:
 	$(GO) vet ./...
 
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZ_CONFIG) ./internal/config
-	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZ_MANIFEST) ./internal/manifest
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZ_CONFIG) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/config
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZ_MANIFEST) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/manifest
 
 # Benchmarks that anyone can rerun; results go to docs/bench/ and are
 # summarised in docs/BENCHMARKS.md. bench-aws.sh needs Packer and moto_server.
