@@ -20,6 +20,7 @@ import (
 type promoteOptions struct {
 	from, to string
 	apply    bool
+	commitOptions
 }
 
 func newPromoteCommand(g *globalOptions) *cobra.Command {
@@ -43,12 +44,14 @@ Exit 0 when promoted (or promotable, without --apply), 1 when a gate failed, 2 o
 	cmd.Flags().StringVar(&o.from, "from", o.from, "channel to promote from")
 	cmd.Flags().StringVar(&o.to, "to", o.to, "channel to promote to")
 	cmd.Flags().BoolVar(&o.apply, "apply", false, "write the target manifest (without it, only check and show the diff)")
+	o.addFlags(cmd)
 	return cmd
 }
 
 type promoteReport struct {
 	Schema string `json:"schema"`
 	pipeline.PromoteReport
+	Commit string `json:"commit,omitempty"` // with --commit: the manifest's commit
 }
 
 func runPromote(ctx context.Context, g *globalOptions, p *project, useCase string, o promoteOptions) error {
@@ -56,6 +59,10 @@ func runPromote(ctx context.Context, g *globalOptions, p *project, useCase strin
 		if _, err := p.cfg.ManifestPath(ch); err != nil {
 			return usageError(err)
 		}
+	}
+	path, _ := p.cfg.ManifestPath(o.to)
+	if err := o.check(ctx, path); err != nil {
+		return err
 	}
 	last, err := lastChange(ctx, p.cfg, o.to)
 	if err != nil {
@@ -65,8 +72,15 @@ func runPromote(ctx context.Context, g *globalOptions, p *project, useCase strin
 	if err != nil {
 		return err
 	}
+	var commit string
+	if rep.Applied {
+		subject := fmt.Sprintf("%s: promote %s from %s", o.to, useCase, o.from)
+		if commit, err = o.record(ctx, g, path, rep.Changes, subject); err != nil {
+			return err
+		}
+	}
 	if g.format == output.JSON {
-		if err := output.WriteJSON(g.streams.out, promoteReport{Schema: "kiln.promote/v1", PromoteReport: rep}); err != nil {
+		if err := output.WriteJSON(g.streams.out, promoteReport{Schema: "kiln.promote/v1", PromoteReport: rep, Commit: commit}); err != nil {
 			return err
 		}
 	} else {

@@ -14,6 +14,7 @@ import (
 type publishOptions struct {
 	run     string
 	channel string
+	commitOptions
 }
 
 func newPublishCommand(g *globalOptions) *cobra.Command {
@@ -33,17 +34,23 @@ removes the candidate. Images that have not passed their tests are refused.`,
 	}
 	cmd.Flags().StringVar(&o.run, "run", "", "asset id of the run (required)")
 	cmd.Flags().StringVar(&o.channel, "channel", "latest", "channel whose manifest to write")
+	o.addFlags(cmd)
 	return cmd
 }
 
 type publishReport struct {
 	Schema string `json:"schema"`
 	pipeline.PublishReport
+	Commit string `json:"commit,omitempty"` // with --commit: the manifest's commit
 }
 
 func runPublish(ctx context.Context, g *globalOptions, p *project, o publishOptions) error {
-	if _, err := p.cfg.ManifestPath(o.channel); err != nil {
+	path, err := p.cfg.ManifestPath(o.channel)
+	if err != nil {
 		return usageError(fmt.Errorf("--channel: %w", err))
+	}
+	if err := o.check(ctx, path); err != nil {
+		return err
 	}
 	r, unlock, err := p.findRun(ctx, o.run)
 	if err != nil {
@@ -55,11 +62,21 @@ func runPublish(ctx context.Context, g *globalOptions, p *project, o publishOpti
 	if err != nil {
 		return err
 	}
+	commit, err := o.record(ctx, g, rep.Manifest, rep.Changes, publishSubject(r, o.channel))
+	if err != nil {
+		return err
+	}
 	if g.format == output.JSON {
-		return output.WriteJSON(g.streams.out, publishReport{Schema: "kiln.publish/v1", PublishReport: rep})
+		return output.WriteJSON(g.streams.out, publishReport{Schema: "kiln.publish/v1", PublishReport: rep, Commit: commit})
 	}
 	printPublish(g, rep)
 	return nil
+}
+
+// publishSubject is the subject of the commit of a manifest that run r
+// was published to.
+func publishSubject(r pipeline.Run, channel string) string {
+	return fmt.Sprintf("%s: %s %s %s (kiln run %s)", channel, r.UseCase, r.Arch, r.Version, r.ID)
 }
 
 func printPublish(g *globalOptions, rep pipeline.PublishReport) {

@@ -16,6 +16,7 @@ type releaseOptions struct {
 	version string
 	channel string
 	resume  string
+	commitOptions
 }
 
 func newReleaseCommand(g *globalOptions) *cobra.Command {
@@ -41,24 +42,29 @@ Exit 0 when published, 1 when the tests failed, 2 on error.`,
 	cmd.Flags().StringVar(&o.version, "version", "", "version for {version} in names")
 	cmd.Flags().StringVar(&o.channel, "channel", "latest", "channel to publish to")
 	cmd.Flags().StringVar(&o.resume, "resume", "", "continue the run with this asset id")
+	o.addFlags(cmd)
 	return cmd
 }
 
 type releaseReport struct {
 	Schema string `json:"schema"`
 	pipeline.ReleaseReport
+	Commit string `json:"commit,omitempty"` // with --commit: the manifest's commit
 }
 
 func runRelease(ctx context.Context, g *globalOptions, p *project, useCase string, o releaseOptions) error {
 	if (useCase == "") == (o.resume == "") {
 		return usageError(errors.New("give either USE_CASE or --resume ID"))
 	}
-	if _, err := p.cfg.ManifestPath(o.channel); err != nil {
+	path, err := p.cfg.ManifestPath(o.channel)
+	if err != nil {
 		return usageError(fmt.Errorf("--channel: %w", err))
+	}
+	if err := o.check(ctx, path); err != nil {
+		return err
 	}
 	var (
 		r      pipeline.Run
-		err    error
 		unlock = func() {}
 	)
 	if o.resume != "" {
@@ -82,8 +88,14 @@ func runRelease(ctx context.Context, g *globalOptions, p *project, useCase strin
 		}
 		return fmt.Errorf("%w\nresume with: kiln release --resume %s", err, r.ID)
 	}
+	var commit string
+	if rep.Publish != nil {
+		if commit, err = o.record(ctx, g, rep.Publish.Manifest, rep.Publish.Changes, publishSubject(r, o.channel)); err != nil {
+			return err
+		}
+	}
 	if g.format == output.JSON {
-		if err := output.WriteJSON(g.streams.out, releaseReport{Schema: "kiln.release/v1", ReleaseReport: rep}); err != nil {
+		if err := output.WriteJSON(g.streams.out, releaseReport{Schema: "kiln.release/v1", ReleaseReport: rep, Commit: commit}); err != nil {
 			return err
 		}
 	} else {

@@ -16,6 +16,7 @@ type rollbackOptions struct {
 	channel string
 	to      string
 	apply   bool
+	commitOptions
 }
 
 func newRollbackCommand(g *globalOptions) *cobra.Command {
@@ -36,6 +37,7 @@ Exit 0 on success, 2 on error or refusal.`,
 	cmd.Flags().StringVar(&o.channel, "channel", "", "channel to roll back (required)")
 	cmd.Flags().StringVar(&o.to, "to", "", "git ref (tag or commit) holding the manifest to restore (required)")
 	cmd.Flags().BoolVar(&o.apply, "apply", false, "restore (without it, only check and show the diff)")
+	o.addFlags(cmd)
 	cmd.MarkFlagRequired("channel")
 	cmd.MarkFlagRequired("to")
 	return cmd
@@ -44,12 +46,16 @@ Exit 0 on success, 2 on error or refusal.`,
 type rollbackReport struct {
 	Schema string `json:"schema"`
 	pipeline.RollbackReport
+	Commit string `json:"commit,omitempty"` // with --commit: the manifest's commit
 }
 
 func runRollback(ctx context.Context, g *globalOptions, p *project, o rollbackOptions) error {
 	path, err := p.cfg.ManifestPath(o.channel)
 	if err != nil {
 		return usageError(fmt.Errorf("--channel: %w", err))
+	}
+	if err := o.check(ctx, path); err != nil {
+		return err
 	}
 	rel, err := filepath.Rel(p.cfg.Dir, path)
 	if err != nil {
@@ -68,8 +74,15 @@ func runRollback(ctx context.Context, g *globalOptions, p *project, o rollbackOp
 	if err != nil {
 		return err
 	}
+	var commit string
+	if rep.Applied {
+		subject := fmt.Sprintf("%s: roll back to %s", o.channel, o.to)
+		if commit, err = o.record(ctx, g, path, rep.Changes, subject); err != nil {
+			return err
+		}
+	}
 	if g.format == output.JSON {
-		return output.WriteJSON(g.streams.out, rollbackReport{Schema: "kiln.rollback/v1", RollbackReport: rep})
+		return output.WriteJSON(g.streams.out, rollbackReport{Schema: "kiln.rollback/v1", RollbackReport: rep, Commit: commit})
 	}
 	if len(rep.Changes) == 0 {
 		fmt.Fprintf(g.streams.out, "channel %s already matches %s\n", o.channel, o.to)

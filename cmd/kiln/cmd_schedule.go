@@ -20,6 +20,7 @@ type scheduleOptions struct {
 	channel string
 	count   int
 	from    string
+	commitOptions
 }
 
 func newScheduleCommand(g *globalOptions) *cobra.Command {
@@ -35,7 +36,8 @@ scheduled use case and architecture when its time comes, one release at a
 time, until it gets SIGINT or SIGTERM (run it as a service, e.g. a systemd
 unit). Like cron it does not make up times that passed while it was not
 running or still busy with an earlier release; a failed release is logged
-and the scheduler goes on. Only one scheduler runs per project on a machine.
+and the scheduler goes on. With --commit each release commits its manifest
+(--push: and pushes it). Only one scheduler runs per project on a machine.
 kiln.yaml is read when it starts.
 Exit 0 when stopped while waiting, 2 on error or when stopped during a
 release (which "kiln release --resume ID" continues).`,
@@ -45,8 +47,8 @@ release (which "kiln release --resume ID" continues).`,
 			if o.run && (f.Changed("count") || f.Changed("from")) {
 				return usageError(errors.New("--count and --from are for listing, not with --run"))
 			}
-			if !o.run && f.Changed("channel") {
-				return usageError(errors.New("--channel goes with --run"))
+			if !o.run && (f.Changed("channel") || o.commit || o.push) {
+				return usageError(errors.New("--channel, --commit and --push go with --run"))
 			}
 			if o.run {
 				return g.withProject(cmd, func(ctx context.Context, p *project) error { return runScheduler(ctx, g, p, o) })
@@ -58,6 +60,7 @@ release (which "kiln release --resume ID" continues).`,
 	cmd.Flags().StringVar(&o.channel, "channel", "latest", "with --run: channel to publish to")
 	cmd.Flags().IntVar(&o.count, "count", 3, "how many next times to show per use case")
 	cmd.Flags().StringVar(&o.from, "from", "", "show the times after this RFC 3339 time (default: now)")
+	o.addFlags(cmd)
 	return cmd
 }
 
@@ -115,8 +118,12 @@ func showSchedule(g *globalOptions, o scheduleOptions) error {
 }
 
 func runScheduler(ctx context.Context, g *globalOptions, p *project, o scheduleOptions) error {
-	if _, err := p.cfg.ManifestPath(o.channel); err != nil {
+	path, err := p.cfg.ManifestPath(o.channel)
+	if err != nil {
 		return usageError(fmt.Errorf("--channel: %w", err))
+	}
+	if err := o.check(ctx, path); err != nil {
+		return err
 	}
 	jobs := schedule.Jobs(p.cfg)
 	if len(jobs) == 0 {
@@ -144,7 +151,10 @@ func runScheduler(ctx context.Context, g *globalOptions, p *project, o scheduleO
 				return r.ID, err
 			}
 			defer unlock()
-			_, err = p.pl.Release(ctx, r, o.channel)
+			rep, err := p.pl.Release(ctx, r, o.channel)
+			if err == nil && rep.Publish != nil {
+				_, err = o.record(ctx, g, rep.Publish.Manifest, rep.Publish.Changes, publishSubject(r, o.channel))
+			}
 			return r.ID, err
 		},
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -81,7 +82,7 @@ func TestScheduleList(t *testing.T) {
 	}{
 		{[]string{"--from", "tomorrow"}, `--from "tomorrow": not an RFC 3339 time`},
 		{[]string{"--count", "0"}, "--count 0: give 1 to 100"},
-		{[]string{"--channel", "stable"}, "--channel goes with --run"},
+		{[]string{"--channel", "stable"}, "--channel, --commit and --push go with --run"},
 		{[]string{"--run", "--count", "2"}, "--count and --from are for listing"},
 		{[]string{"--run", "--channel", "nightly"}, "--channel"},
 	} {
@@ -103,11 +104,27 @@ func TestScheduleRunNeedsASchedule(t *testing.T) {
 // kiln schedule --run, as a process on the aws backend (moto): at the next
 // minute it releases the use case, the manifest lists it in every region,
 // a second scheduler is refused meanwhile, and SIGTERM while it waits ends
-// it with exit 0.
+// it with exit 0. With --commit each release commits its manifest.
 func TestAWSScheduleRun(t *testing.T) {
+	t.Setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
 	w := newAWSWorld(t, "{public: true}")
 	addSchedule(t, w.cfg, "* * * * *")
-	p := startKiln(t, nil, "schedule", "--run", "-c", w.cfg)
+	os.WriteFile(filepath.Join(w.dir, ".gitignore"), []byte(".kiln/\n"), 0o644)
+	git := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("git", append([]string{"-C", w.dir, "-c", "user.name=t", "-c", "user.email=t@e"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q")
+	// No identity of its own, not even one git would guess from the host.
+	git("config", "user.useConfigOnly", "true")
+	git("add", "-A")
+	git("commit", "-qm", "project")
+	p := startKiln(t, nil, "schedule", "--run", "--commit", "-c", w.cfg)
 
 	// A second scheduler for the same project is refused.
 	waitFor(t, p, `msg="next release"`, 30*time.Second)
@@ -130,6 +147,11 @@ func TestAWSScheduleRun(t *testing.T) {
 		t.Errorf("scheduler stopped with SIGTERM while waiting: exit %d\n%s", code, p.stderr.String())
 	}
 
+	// With --commit each scheduled release commits its manifest (as kiln:
+	// the repository has no identity of its own).
+	if got := git("log", "-1", "--format=%an: %s"); !strings.HasPrefix(got, "kiln: latest: ci-runner x86_64 ") || !strings.HasSuffix(got, "(kiln run "+run+")") {
+		t.Errorf("last commit %q", got)
+	}
 	man, err := manifest.Load(filepath.Join(w.dir, "manifests/latest.json"))
 	if err != nil {
 		t.Fatal(err)

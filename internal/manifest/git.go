@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -121,4 +122,56 @@ func History(ctx context.Context, repoDir, path string, limit int) ([]Revision, 
 		revs = append(revs, Revision{Commit: parts[0], Date: date, Subject: parts[2]})
 	}
 	return revs, nil
+}
+
+// Commit records the file at path, and nothing else, in a new commit of
+// the git repository it is in, with message, and returns the commit's
+// hash; "" when the file is as HEAD has it. Other changes in the work tree
+// and the index are left as they are. Where git knows no identity to
+// commit as (a bare CI runner), the commit is made as "kiln". With push
+// the branch is then pushed to its upstream.
+func Commit(ctx context.Context, path, message string, push bool) (string, error) {
+	dir, name := filepath.Dir(path), filepath.Base(path)
+	if err := CheckWorkTree(ctx, dir); err != nil {
+		return "", fmt.Errorf("commit %s: %w", path, err)
+	}
+	if _, err := runGit(ctx, dir, "add", "--", name); err != nil {
+		return "", fmt.Errorf("commit %s: %w", path, err)
+	}
+	status, err := runGit(ctx, dir, "status", "--porcelain", "--", name)
+	if err != nil {
+		return "", fmt.Errorf("commit %s: %w", path, err)
+	}
+	if len(bytes.TrimSpace(status)) == 0 {
+		return "", nil
+	}
+	var args []string
+	for _, v := range []string{"GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"} {
+		if _, err := runGit(ctx, dir, "var", v); err != nil {
+			args = []string{"-c", "user.name=kiln", "-c", "user.email=kiln@localhost"}
+		}
+	}
+	args = append(args, "commit", "--quiet", "-m", message, "--", name)
+	if _, err := runGit(ctx, dir, args...); err != nil {
+		return "", fmt.Errorf("commit %s: %w", path, err)
+	}
+	out, err := runGit(ctx, dir, "rev-parse", "HEAD")
+	if err != nil {
+		return "", fmt.Errorf("commit %s: %w", path, err)
+	}
+	hash := strings.TrimSpace(string(out))
+	if push {
+		if _, err := runGit(ctx, dir, "push", "--quiet"); err != nil {
+			return hash, fmt.Errorf("%s committed as %s, but not pushed: %w", path, hash, err)
+		}
+	}
+	return hash, nil
+}
+
+// CheckWorkTree returns an error unless dir is in a git work tree.
+func CheckWorkTree(ctx context.Context, dir string) error {
+	if _, err := runGit(ctx, dir, "rev-parse", "--show-toplevel"); err != nil {
+		return fmt.Errorf("%s is not in a git work tree: %w", dir, err)
+	}
+	return nil
 }

@@ -335,3 +335,85 @@ func matchStar(s, pattern string) bool {
 	}
 	return !strings.Contains(s[len(before):len(s)-len(after)], "\n")
 }
+
+func TestCommit(t *testing.T) {
+	t.Setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	ctx := t.Context()
+	r := newTestRepo(t)
+	gitT(t, r.dir, nil, "config", "user.name", "Release Bot")
+	gitT(t, r.dir, nil, "config", "user.email", "bot@example.com")
+	gitT(t, r.dir, nil, "config", "commit.gpgsign", "false")
+	path := filepath.Join(r.dir, manifestPath)
+	before := gitT(t, r.dir, nil, "rev-parse", "HEAD")
+
+	// Unchanged: no commit.
+	if hash, err := Commit(ctx, path, "nothing", false); err != nil || hash != "" {
+		t.Fatalf("Commit of an unchanged file = %q, %v", hash, err)
+	}
+	// Another file changed and staged, one changed and not: both stay out
+	// of the commit.
+	os.WriteFile(filepath.Join(r.dir, "README"), []byte("staged\n"), 0o644)
+	gitT(t, r.dir, nil, "add", "README")
+	os.WriteFile(filepath.Join(r.dir, "NOTES"), []byte("untracked\n"), 0o644)
+	if err := os.WriteFile(path, r.m1.Encode(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hash, err := Commit(ctx, path, "stable: roll back to v1.0.0\n\nby kiln", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head := gitT(t, r.dir, nil, "rev-parse", "HEAD"); hash == "" || hash != head || head == before {
+		t.Fatalf("Commit = %q; HEAD %s, was %s", hash, head, before)
+	}
+	if files := gitT(t, r.dir, nil, "show", "--name-only", "--format=", hash); files != manifestPath {
+		t.Errorf("commit changed %q, want only %s", files, manifestPath)
+	}
+	if got := gitT(t, r.dir, nil, "log", "-1", "--format=%an <%ae>%n%B", hash); got != "Release Bot <bot@example.com>\nstable: roll back to v1.0.0\n\nby kiln" {
+		t.Errorf("commit:\n%s", got)
+	}
+	if st := gitT(t, r.dir, nil, "status", "--porcelain"); st != "M  README\n?? NOTES" {
+		t.Errorf("status after Commit:\n%s", st)
+	}
+	if data := gitT(t, r.dir, nil, "show", "HEAD:"+manifestPath); data+"\n" != string(r.m1.Encode()) {
+		t.Errorf("committed manifest:\n%s", data)
+	}
+
+	// No identity configured (as on a bare CI runner): commit as kiln.
+	gitT(t, r.dir, nil, "config", "--unset", "user.name")
+	gitT(t, r.dir, nil, "config", "--unset", "user.email")
+	gitT(t, r.dir, nil, "config", "user.useConfigOnly", "true")
+	os.WriteFile(path, r.m2.Encode(), 0o644)
+	if hash, err = Commit(ctx, path, "latest: new", false); err != nil {
+		t.Fatal(err)
+	}
+	if got := gitT(t, r.dir, nil, "log", "-1", "--format=%an <%ae>", hash); got != "kiln <kiln@localhost>" {
+		t.Errorf("author %q", got)
+	}
+
+	// Push goes to the upstream; without one the commit stays and the
+	// error says so.
+	os.WriteFile(path, r.m3.Encode(), 0o644)
+	hash, err = Commit(ctx, path, "latest: newer", true)
+	if err == nil || hash == "" || !strings.Contains(err.Error(), "committed as "+hash+", but not pushed") {
+		t.Fatalf("Commit with push and no upstream = %q, %v", hash, err)
+	}
+	remote := filepath.Join(t.TempDir(), "remote.git")
+	gitT(t, r.dir, nil, "init", "-q", "--bare", remote)
+	gitT(t, r.dir, nil, "remote", "add", "origin", remote)
+	gitT(t, r.dir, nil, "push", "-q", "-u", "origin", "main")
+	os.WriteFile(path, r.m1.Encode(), 0o644)
+	if hash, err = Commit(ctx, path, "latest: pushed", true); err != nil {
+		t.Fatal(err)
+	}
+	if got := gitT(t, remote, nil, "rev-parse", "main"); got != hash {
+		t.Errorf("remote main at %s, want %s", got, hash)
+	}
+
+	// Not in a repository.
+	outside := filepath.Join(t.TempDir(), "latest.json")
+	os.WriteFile(outside, r.m1.Encode(), 0o644)
+	if _, err := Commit(ctx, outside, "x", false); err == nil || !strings.Contains(err.Error(), "not in a git work tree") {
+		t.Errorf("Commit outside a repository = %v", err)
+	}
+}
