@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,13 +20,6 @@ func TestAWSChannelParameters(t *testing.T) {
 	data, _ := os.ReadFile(w.cfg)
 	os.WriteFile(w.cfg, []byte(strings.Replace(string(data), "    test_timeout: 1m\n",
 		"    test_timeout: 1m\n    ssm_parameters: /images/{channel}/{use_case}\n", 1)), 0o644)
-	git := func(args ...string) {
-		t.Helper()
-		cmd := exec.Command("git", append([]string{"-C", w.dir, "-c", "user.name=t", "-c", "user.email=t@e"}, args...)...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
 	// params returns the parameter's value in every region.
 	params := func(name string) map[string]string {
 		t.Helper()
@@ -79,10 +71,10 @@ func TestAWSChannelParameters(t *testing.T) {
 		t.Fatalf("after promote: stable parameters %v, want %v", got, first)
 	}
 
-	git("init", "-q")
-	git("add", "manifests")
-	git("commit", "-qm", "first release")
-	git("tag", "v1")
+	git(t, w.dir, "init", "-q")
+	git(t, w.dir, "add", "manifests")
+	git(t, w.dir, "commit", "-qm", "first release")
+	git(t, w.dir, "tag", "v1")
 	if _, stderr, code := w.kiln(t, "release", "ci-runner"); code != 0 {
 		t.Fatalf("second release: exit %d\n%s", code, stderr)
 	}

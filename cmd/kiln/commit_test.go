@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,20 +21,12 @@ func TestAWSManifestCommits(t *testing.T) {
 	t.Setenv("GIT_CONFIG_GLOBAL", "/dev/null")
 	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
 	w := newAWSWorld(t, "{public: true}")
-	git := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command("git", append([]string{"-C", w.dir}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
 	os.WriteFile(filepath.Join(w.dir, ".gitignore"), []byte(".kiln/\n"), 0o644)
-	git("init", "-q", "-b", "main")
-	git("config", "user.name", "Release Bot")
-	git("config", "user.email", "bot@example.com")
-	git("add", "-A")
-	git("commit", "-qm", "project")
+	git(t, w.dir, "init", "-q", "-b", "main")
+	git(t, w.dir, "config", "user.name", "Release Bot")
+	git(t, w.dir, "config", "user.email", "bot@example.com")
+	git(t, w.dir, "add", "-A")
+	git(t, w.dir, "commit", "-qm", "project")
 	// An unrelated change in the work tree stays out of kiln's commits.
 	os.WriteFile(filepath.Join(w.dir, "scripts/setup.sh"), []byte("#!/bin/sh\necho changed\n"), 0o755)
 
@@ -52,31 +43,31 @@ func TestAWSManifestCommits(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &rep); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
-		if rep.Commit == "" || rep.Commit != git("rev-parse", "HEAD") {
-			t.Fatalf("release reported commit %q, HEAD is %s", rep.Commit, git("rev-parse", "HEAD"))
+		if rep.Commit == "" || rep.Commit != git(t, w.dir, "rev-parse", "HEAD") {
+			t.Fatalf("release reported commit %q, HEAD is %s", rep.Commit, git(t, w.dir, "rev-parse", "HEAD"))
 		}
-		if subject := git("log", "-1", "--format=%s"); subject != "latest: ci-runner x86_64 "+rep.Run.Version+" (kiln run "+rep.Run.ID+")" {
+		if subject := git(t, w.dir, "log", "-1", "--format=%s"); subject != "latest: ci-runner x86_64 "+rep.Run.Version+" (kiln run "+rep.Run.ID+")" {
 			t.Errorf("subject %q", subject)
 		}
 		return rep.Run.ID, rep.Commit
 	}
 	onlyFile := func(commit, want string) {
 		t.Helper()
-		if files := git("show", "--name-only", "--format=", commit); files != want {
+		if files := git(t, w.dir, "show", "--name-only", "--format=", commit); files != want {
 			t.Errorf("commit %s changed %q, want only %s", commit, files, want)
 		}
 	}
 
 	run1, c1 := release()
 	onlyFile(c1, "manifests/latest.json")
-	if body := git("log", "-1", "--format=%b"); !strings.Contains(body, "us-east-1") {
+	if body := git(t, w.dir, "log", "-1", "--format=%b"); !strings.Contains(body, "us-east-1") {
 		t.Errorf("message body has no diff:\n%s", body)
 	}
-	if st := git("status", "--porcelain"); st != "M scripts/setup.sh" {
+	if st := git(t, w.dir, "status", "--porcelain"); st != "M scripts/setup.sh" {
 		t.Errorf("work tree after release --commit:\n%s", st)
 	}
-	git("tag", "v1")
-	v1 := git("show", "v1:manifests/latest.json")
+	git(t, w.dir, "tag", "v1")
+	v1 := git(t, w.dir, "show", "v1:manifests/latest.json")
 
 	run2, c2 := release()
 	if run2 == run1 || c2 == c1 {
@@ -87,14 +78,14 @@ func TestAWSManifestCommits(t *testing.T) {
 		t.Fatalf("promote --commit: exit %d\n%s", code, stderr)
 	}
 	onlyFile("HEAD", "manifests/stable.json")
-	if subject := git("log", "-1", "--format=%s"); subject != "stable: promote ci-runner from latest" {
+	if subject := git(t, w.dir, "log", "-1", "--format=%s"); subject != "stable: promote ci-runner from latest" {
 		t.Errorf("promote subject %q", subject)
 	}
-	head := git("rev-parse", "HEAD")
+	head := git(t, w.dir, "rev-parse", "HEAD")
 	if _, stderr, code := w.kiln(t, "promote", "ci-runner", "--apply", "--commit"); code != 0 {
 		t.Fatalf("second promote: exit %d\n%s", code, stderr)
 	}
-	if now := git("rev-parse", "HEAD"); now != head {
+	if now := git(t, w.dir, "rev-parse", "HEAD"); now != head {
 		t.Errorf("a promote that changed nothing made commit %s", now)
 	}
 
@@ -102,13 +93,13 @@ func TestAWSManifestCommits(t *testing.T) {
 		t.Fatalf("rollback --commit: exit %d\n%s", code, stderr)
 	}
 	onlyFile("HEAD", "manifests/latest.json")
-	if subject := git("log", "-1", "--format=%s"); subject != "latest: roll back to v1" {
+	if subject := git(t, w.dir, "log", "-1", "--format=%s"); subject != "latest: roll back to v1" {
 		t.Errorf("rollback subject %q", subject)
 	}
-	if got := git("show", "HEAD:manifests/latest.json"); got != v1 {
+	if got := git(t, w.dir, "show", "HEAD:manifests/latest.json"); got != v1 {
 		t.Errorf("rolled-back manifest in git:\n%s\nwant\n%s", got, v1)
 	}
-	if n := git("rev-list", "--count", "HEAD"); n != "5" {
+	if n := git(t, w.dir, "rev-list", "--count", "HEAD"); n != "5" {
 		t.Errorf("%s commits, want 5 (project, 2 releases, promote, rollback)", n)
 	}
 }

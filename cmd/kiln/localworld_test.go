@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -192,13 +193,16 @@ func withTags(base map[string]string, extra map[string]string) map[string]string
 	return m
 }
 
-// git runs git in dir with a fixed identity.
-func git(t *testing.T, dir string, args ...string) {
+// git runs git in dir with a fixed identity (for its own commits only:
+// kiln's see the repository's) and returns its output, trimmed.
+func git(t *testing.T, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=kiln-test", "-c", "user.email=kiln@test", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false"}, args...)...)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	out, err := cmd.CombinedOutput()
+	if err != nil {
 		t.Fatalf("git %v: %v\n%s", args, err, out)
 	}
+	return strings.TrimSpace(string(out))
 }
 
 // fakeBuilder is the real local store with Build and TestImage replaced:

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -111,19 +110,11 @@ func TestAWSScheduleRun(t *testing.T) {
 	w := newAWSWorld(t, "{public: true}")
 	addSchedule(t, w.cfg, "* * * * *")
 	os.WriteFile(filepath.Join(w.dir, ".gitignore"), []byte(".kiln/\n"), 0o644)
-	git := func(args ...string) string {
-		t.Helper()
-		out, err := exec.Command("git", append([]string{"-C", w.dir, "-c", "user.name=t", "-c", "user.email=t@e"}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	git("init", "-q")
+	git(t, w.dir, "init", "-q")
 	// No identity of its own, not even one git would guess from the host.
-	git("config", "user.useConfigOnly", "true")
-	git("add", "-A")
-	git("commit", "-qm", "project")
+	git(t, w.dir, "config", "user.useConfigOnly", "true")
+	git(t, w.dir, "add", "-A")
+	git(t, w.dir, "commit", "-qm", "project")
 	p := startKiln(t, nil, "schedule", "--run", "--commit", "-c", w.cfg)
 
 	// A second scheduler for the same project is refused.
@@ -149,7 +140,7 @@ func TestAWSScheduleRun(t *testing.T) {
 
 	// With --commit each scheduled release commits its manifest (as kiln:
 	// the repository has no identity of its own).
-	if got := git("log", "-1", "--format=%an: %s"); !strings.HasPrefix(got, "kiln: latest: ci-runner x86_64 ") || !strings.HasSuffix(got, "(kiln run "+run+")") {
+	if got := git(t, w.dir, "log", "-1", "--format=%an: %s"); !strings.HasPrefix(got, "kiln: latest: ci-runner x86_64 ") || !strings.HasSuffix(got, "(kiln run "+run+")") {
 		t.Errorf("last commit %q", got)
 	}
 	man, err := manifest.Load(filepath.Join(w.dir, "manifests/latest.json"))
