@@ -13,6 +13,12 @@ const (
 	TagSource = "kiln:source"
 	// TagVersion is the run's version, as used in release names.
 	TagVersion = "kiln:version"
+	// TagProject is kiln.yaml's project name: selection for deletion is
+	// scoped to it, so one project never deletes another's resources in a
+	// shared account.
+	TagProject = "kiln:project"
+	// TagDeployment is the name of the deployment a resource belongs to.
+	TagDeployment = "kiln:deployment"
 )
 
 // Status tags, added after creation to record what happened to an asset.
