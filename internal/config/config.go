@@ -23,6 +23,8 @@ type Config struct {
 	Channels    map[string]Channel  `yaml:"channels"`
 	UseCases    map[string]*UseCase `yaml:"use_cases"`
 	Cleanup     Cleanup             `yaml:"cleanup"`
+	// Deployments are the named environments that run released images.
+	Deployments map[string]*Deployment `yaml:"deployments"`
 	// State is where kiln keeps its local state (journal, build cache, logs),
 	// relative to Dir. Default ".kiln".
 	State string `yaml:"state"`

@@ -102,6 +102,7 @@ func applyDefaults(c *Config, d *decoder) {
 			}
 		}
 	}
+	applyDeploymentDefaults(c, d)
 }
 
 // absolutize resolves the local backend's directories against Dir, so the

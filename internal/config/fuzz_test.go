@@ -16,7 +16,7 @@ func FuzzParse(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(example)
-	for _, cases := range [][]errorCase{validationCases, decodeCases, fileCases} {
+	for _, cases := range [][]errorCase{validationCases, decodeCases, fileCases, deploymentCases} {
 		for _, tc := range cases {
 			f.Add([]byte(tc.doc))
 		}
@@ -24,6 +24,7 @@ func FuzzParse(f *testing.F) {
 	for _, doc := range validDocs {
 		f.Add([]byte(doc))
 	}
+	f.Add([]byte(deploymentsDoc))
 
 	// One directory with the files both the example and the test documents
 	// refer to.
@@ -103,6 +104,17 @@ func checkValid(t *testing.T, c *Config) {
 				if _, bad := badImageNameChar(n); bad || len(n) > maxImageName {
 					t.Errorf("rule %q makes the bad name %q", rule, n)
 				}
+			}
+		}
+	}
+	for name, d := range c.Deployments {
+		if d == nil || d.Name != name || c.CheckDeploymentName(name) != "" || len(d.UnitOrder()) != len(d.Units) || len(d.Units) == 0 {
+			t.Errorf("deployment %q: %+v", name, d)
+			continue
+		}
+		for un, u := range d.Units {
+			if u.Name != un || u.Kind() == "" {
+				t.Errorf("deployment %q unit %q: %+v", name, un, u)
 			}
 		}
 	}

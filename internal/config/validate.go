@@ -45,6 +45,9 @@ func (k *checker) check() {
 	for _, name := range k.c.UseCaseNames() {
 		k.checkUseCase(k.c.UseCases[name], backendOK)
 	}
+	if backendOK {
+		k.checkDeployments()
+	}
 	switch k.c.Backend.Type {
 	case "local":
 		k.checkLocal()
