@@ -19,6 +19,11 @@ const (
 	TagProject = "kiln:project"
 	// TagDeployment is the name of the deployment a resource belongs to.
 	TagDeployment = "kiln:deployment"
+	// TagUnit is the name of the deployment's unit a resource belongs to.
+	TagUnit = "kiln:unit"
+	// TagRelease is the id of the release a deployment's resource was
+	// made or last updated for.
+	TagRelease = "kiln:release"
 )
 
 // Status tags, added after creation to record what happened to an asset.
