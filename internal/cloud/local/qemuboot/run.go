@@ -1,7 +1,6 @@
 package qemuboot
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,10 +42,7 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 	}
 	accel := s.Accel
 	if accel == "auto" {
-		accel = "tcg"
-		if ProbeKVM(ctx) {
-			accel = "kvm"
-		}
+		accel = ResolveAccel(ctx, accel)
 		s.Log.Info("accelerator probed", "accel", accel)
 	}
 	args, err := prepare(ctx, s, accel)
@@ -57,37 +52,18 @@ func Run(ctx context.Context, s Spec) (Result, error) {
 	return boot(ctx, s, accel, args)
 }
 
-// prepare writes what qemu needs into WorkDir and returns its arguments.
+// prepare writes what qemu needs into WorkDir and returns its arguments:
+// the Machine's, made fresh, for a guest that must not reboot.
 func prepare(ctx context.Context, s Spec, accel string) ([]string, error) {
-	disk, err := filepath.Abs(s.Disk)
+	m := Machine{
+		Name: "kiln-boot-test", Disk: s.Disk, WorkDir: s.WorkDir, LogPath: s.LogPath,
+		Accel: accel, Memory: s.Memory, CPUs: 1, OVMFCode: s.OVMFCode, OVMFVars: s.OVMFVars,
+	}
+	args, err := m.Prepare(ctx, true)
 	if err != nil {
 		return nil, err
 	}
-	overlay := filepath.Join(s.WorkDir, "overlay.qcow2")
-	os.Remove(overlay)
-	out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", disk, overlay).CombinedOutput()
-	if err != nil {
-		return nil, fmt.Errorf("overlay for %s: qemu-img: %v: %s", disk, err, bytes.TrimSpace(out))
-	}
-	vars := filepath.Join(s.WorkDir, "OVMF_VARS.fd")
-	if err := copyFile(s.OVMFVars, vars); err != nil {
-		return nil, fmt.Errorf("firmware variables: %w", err)
-	}
-	args := []string{
-		"-name", "kiln-boot-test",
-		"-nodefaults", "-display", "none", "-no-reboot",
-		"-machine", "q35", "-accel", accel,
-		"-m", strconv.Itoa(s.Memory), "-smp", "1",
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + qemuPath(s.OVMFCode),
-		"-drive", "if=pflash,format=raw,unit=1,file=" + qemuPath(vars),
-		"-drive", "if=virtio,format=qcow2,file=" + qemuPath(overlay),
-		"-chardev", "file,id=console,path=" + qemuPath(s.LogPath),
-		"-serial", "chardev:console",
-		"-pidfile", filepath.Join(s.WorkDir, "qemu.pid"),
-	}
-	if accel == "kvm" {
-		args = append(args, "-cpu", "host")
-	}
+	args = append(args, "-no-reboot", "-pidfile", filepath.Join(s.WorkDir, "qemu.pid"))
 	if len(s.Tests) > 0 {
 		payload := filepath.Join(s.WorkDir, "tests.tar")
 		if err := writePayload(payload, s.Tests, s.TestTimeout); err != nil {
