@@ -209,6 +209,22 @@ type BuildInput struct {
 	Progress Progress // may be nil
 }
 
+// Env returns the variables a build's shell steps get in their
+// environment, from its creation tags: KILN_USE_CASE, KILN_ARCH,
+// KILN_VERSION and KILN_ASSET_ID, so that an image can know what it is
+// (the example's web service answers its version).
+func (in BuildInput) Env() map[string]string {
+	env := map[string]string{}
+	for k, tag := range map[string]string{
+		"KILN_USE_CASE": TagUseCase, "KILN_ARCH": TagArch, "KILN_VERSION": TagVersion, "KILN_ASSET_ID": TagAssetID,
+	} {
+		if v, ok := in.Tags[tag]; ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
 // TestInput describes a boot test.
 type TestInput struct {
 	Region   string

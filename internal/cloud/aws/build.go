@@ -61,7 +61,7 @@ func (b *Backend) BuildDeferCleanup(ctx context.Context, in cloud.BuildInput) (c
 	if err != nil {
 		return cloud.Image{}, nil, err
 	}
-	script, err := provisionScript(in.Dir, in.UseCase.Provision)
+	script, err := provisionScript(in.Dir, in.UseCase.Provision, in.Env())
 	if err != nil {
 		return cloud.Image{}, nil, cloud.Mark(fmt.Errorf("build %s: use_cases.%s.%w", in.Name, in.UseCase.Name, err), cloud.ErrInvalid)
 	}

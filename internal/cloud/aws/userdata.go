@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/kiln-images/kiln/internal/config"
@@ -51,7 +53,8 @@ kiln_poweroff() {
 // their mode and owner, Ansible playbooks run locally), then a PASS marker
 // and a shutdown, which stops the instance and tells the builder it is
 // done. A failed step prints a FAIL marker naming it and shuts down too.
-func provisionScript(dir string, steps []config.Step) ([]byte, error) {
+// The steps run with env exported (cloud.BuildInput.Env).
+func provisionScript(dir string, steps []config.Step, env map[string]string) ([]byte, error) {
 	var s strings.Builder
 	s.WriteString(scriptHead)
 	s.WriteString(`m="KILN-BUILD""-RESULT"
@@ -61,6 +64,9 @@ work=${KILN_WORK:-/var/lib/kiln/build}
 mkdir -p "$work" && cd "$work" || kiln_fail "cannot create $work"
 export DEBIAN_FRONTEND=noninteractive
 `)
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		fmt.Fprintf(&s, "export %s=%s\n", k, shq(env[k]))
+	}
 	ansibleInstalled := false
 	for i, st := range steps {
 		n := i + 1

@@ -85,7 +85,7 @@ func TestProvisionScriptRuns(t *testing.T) {
 	dest := filepath.Join(sb.dir, "image")
 	steps := filepath.Join(dest, "steps.log")
 	write(t, steps, "", 0o644)
-	write(t, filepath.Join(recipe, "one.sh"), "#!/bin/sh\necho one >>"+steps+"\n", 0o644)
+	write(t, filepath.Join(recipe, "one.sh"), "#!/bin/sh\necho one $KILN_VERSION >>"+steps+"\n", 0o644)
 	write(t, filepath.Join(recipe, "two.sh"), "#!/bin/sh\necho \"two $(cat "+dest+"/etc/motd)\" >>"+steps+"\n", 0o644)
 	write(t, filepath.Join(recipe, "files/motd"), "it's \"quoted\" $HOME\n", 0o644)
 	write(t, filepath.Join(recipe, "tree/a.txt"), "A", 0o644)
@@ -102,7 +102,7 @@ func TestProvisionScriptRuns(t *testing.T) {
 		{Shell: "two.sh"},
 		{File: &config.FileStep{Source: "tree", Destination: dest + "/opt/tree", Owner: owner}},
 		{Name: "play", Ansible: &config.AnsibleStep{Playbook: "site.yml", ExtraVars: map[string]string{"greeting": "it's me"}}},
-	})
+	}, map[string]string{"KILN_VERSION": "1.0 'rc'"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestProvisionScriptRuns(t *testing.T) {
 		t.Errorf("console %q: want a PASS build marker", console)
 	}
 	got, _ := os.ReadFile(steps)
-	wantSteps := "one\ntwo it's \"quoted\" $HOME\nansible -i localhost, -c local -e @vars-5.json play-5.yml\n"
+	wantSteps := "one 1.0 'rc'\ntwo it's \"quoted\" $HOME\nansible -i localhost, -c local -e @vars-5.json play-5.yml\n"
 	if !strings.HasPrefix(string(got), wantSteps) {
 		t.Errorf("steps ran as\n%s\nwant prefix\n%s", got, wantSteps)
 	}
@@ -146,7 +146,7 @@ func TestProvisionScriptStopsAtFailure(t *testing.T) {
 	write(t, filepath.Join(recipe, "ok.sh"), "#!/bin/sh\necho ok >>"+log+"\n", 0o644)
 	write(t, filepath.Join(recipe, "bad.sh"), "#!/bin/sh\nexit 7\n", 0o644)
 	write(t, filepath.Join(recipe, "never.sh"), "#!/bin/sh\necho never >>"+log+"\n", 0o644)
-	script, err := provisionScript(recipe, []config.Step{{Shell: "ok.sh"}, {Name: "breaks", Shell: "bad.sh"}, {Shell: "never.sh"}})
+	script, err := provisionScript(recipe, []config.Step{{Shell: "ok.sh"}, {Name: "breaks", Shell: "bad.sh"}, {Shell: "never.sh"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func TestProvisionScriptBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := provisionScript(dir, tt.steps)
+			_, err := provisionScript(dir, tt.steps, nil)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want one containing %q", err, tt.want)
 			}

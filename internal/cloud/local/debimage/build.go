@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -33,6 +34,15 @@ func Build(ctx context.Context, s Spec) (Result, error) {
 	steps, err := parseSteps(s.Dir, s.Steps)
 	if err != nil {
 		return Result{}, err
+	}
+	env := make([]string, 0, len(s.Env))
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
+		env = append(env, k+"="+s.Env[k])
+	}
+	for i := range steps {
+		if steps[i].kind == "shell" {
+			steps[i].env = env
+		}
 	}
 	b := &builder{s: s, steps: steps, key: CacheKey(s), unshare: os.Geteuid() != 0, log: s.Log}
 	if err := b.checkTools(); err != nil {

@@ -81,4 +81,18 @@
 // as /dev/console survive that. It plays the part user data plays on AWS; package
 // qemuboot is the host side. The unit's description never contains the
 // marker text, because systemd echoes descriptions to the console.
+//
+// In a deployment's VM (package localunit) kiln hands the guest the entry
+// opt/kiln/ready instead, and the agent prints the line KILN-READY to the
+// console once the machine is up (after multi-user.target), which is how
+// kiln knows the boot finished. The deployment's inputs reach the guest as
+// the entry opt/kiln/inputs, a JSON object of names and values that guest
+// software reads as root from
+// /sys/firmware/qemu_fw_cfg/by_name/opt/kiln/inputs/raw.
+//
+// # The build's environment
+//
+// Shell steps run with the release's variables in their environment:
+// KILN_USE_CASE, KILN_ARCH, KILN_VERSION and KILN_ASSET_ID (Spec.Env), so
+// that an image can know what it is, e.g. answer its version.
 package debimage

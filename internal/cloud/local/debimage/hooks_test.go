@@ -143,3 +143,26 @@ func TestLineWriter(t *testing.T) {
 		t.Errorf("log %q", log.String())
 	}
 }
+
+// A shell step runs with Spec.Env in its environment, each value quoted
+// for the shell.
+func TestStepHookEnv(t *testing.T) {
+	st := step{n: 1, kind: "shell", src: "/x/s.sh", env: []string{"KILN_VERSION=1.0 beta", "Q=it's"}}
+	hook := st.hooks("N")[1]
+	dir := t.TempDir()
+	if err := writeExec(dir+"/chroot", "#!/bin/sh\nshift\nexec \"$@\"\n"); err != nil {
+		t.Fatal(err)
+	}
+	// The command the fake chroot runs: env prints what the script would
+	// get instead of running /bin/sh.
+	hook = strings.Replace(hook, "/bin/sh -e", "sh -c 'echo \"$KILN_VERSION|$Q\"' --", 1)
+	cmd := exec.Command("sh", "-c", hook, "exec", "/root-of-chroot")
+	cmd.Env = append(cmd.Environ(), "PATH="+dir+":/usr/bin:/bin")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("hook: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "\n1.0 beta|it's\n") {
+		t.Errorf("hook printed %q, want the variables' values", out)
+	}
+}

@@ -33,6 +33,11 @@ type Spec struct {
 	Dir      string        // resolves the steps' relative paths
 	DiskSize int64         // bytes, at least MinDiskSize; rounded up to a whole MiB
 	Exports  []string      // qcow2, vmdk, vhd, raw
+	// Env is set in the environment of the shell steps: the release's
+	// KILN_USE_CASE, KILN_ARCH, KILN_VERSION and KILN_ASSET_ID, so that an
+	// image can know what it is. Names are environment variable names;
+	// values one line of text.
+	Env map[string]string
 	// WorkDir is a scratch directory the caller owns and removes; all output
 	// goes here. It is created if missing.
 	WorkDir string
@@ -72,6 +77,7 @@ const (
 
 var (
 	suiteRE   = regexp.MustCompile(`^[a-z][a-z0-9.-]*$`)
+	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	packageRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+|/[a-z0-9.-]+)?$`)
 )
 
@@ -119,6 +125,14 @@ func (s Spec) normalize() (Spec, error) {
 		}
 	}
 	s.Exports = exports
+	for k, v := range s.Env {
+		if !envNameRE.MatchString(k) {
+			bad("environment variable %q: not a variable name", k)
+		}
+		if strings.ContainsAny(v, "\x00\n") {
+			bad("environment variable %s: the value holds a NUL or a line break", k)
+		}
+	}
 	if s.WorkDir == "" {
 		bad("work dir: empty")
 	}

@@ -24,6 +24,7 @@ type step struct {
 	src   string // absolute host path: script, file or directory, playbook
 	// shell
 	shebang bool
+	env     []string // NAME=value, set for the script
 	// file
 	dest  string // absolute path in the image
 	mode  string // octal, or "" to keep the source's
@@ -203,10 +204,18 @@ func (st step) hooks(nonce string) []string {
 	switch st.kind {
 	case "shell":
 		hooks = append(hooks, "copy-in "+quote(st.src)+" "+st.stage())
+		env := ""
+		if len(st.env) > 0 {
+			env = "env"
+			for _, kv := range st.env {
+				env += " " + quote(kv)
+			}
+			env += " "
+		}
 		if st.shebang {
-			cmd = `chroot "$1" /bin/sh -c 'chmod 0755 "$0" && exec "$0"' ` + quote(st.staged())
+			cmd = `chroot "$1" ` + env + `/bin/sh -c 'chmod 0755 "$0" && exec "$0"' ` + quote(st.staged())
 		} else {
-			cmd = `chroot "$1" /bin/sh -e ` + quote(st.staged())
+			cmd = `chroot "$1" ` + env + `/bin/sh -e ` + quote(st.staged())
 		}
 	case "file":
 		hooks = append(hooks, "copy-in "+quote(st.src)+" "+st.stage())
