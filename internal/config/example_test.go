@@ -44,7 +44,8 @@ func TestExampleFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{".gitignore", "files/welcome.txt", "kiln.yaml", "scripts/provision.sh", "tests/boot.sh"}
+	want := []string{".gitignore", "files/web/80-dhcp.network", "files/web/kiln-demo-web", "files/web/kiln-demo-web.service",
+		"files/welcome.txt", "kiln.yaml", "scripts/provision.sh", "scripts/web.sh", "tests/boot.sh"}
 	if !slices.Equal(files, want) {
 		t.Errorf("example files = %q, want %q (kiln makes manifests/ itself)", files, want)
 	}
@@ -84,7 +85,12 @@ func TestExampleParses(t *testing.T) {
 		{"use cases", c.UseCaseNames(), []string{"debian-sandbox"}},
 		{"architectures", u.Architectures, []string{"x86_64"}},
 		{"suite", u.Base.Suite, "bookworm"},
-		{"steps", kinds, []string{"shell", "file"}},
+		{"steps", kinds, []string{"shell", "file", "file", "shell"}},
+		{"deployments", c.DeploymentNames(), []string{"dev", "prod", "staging"}},
+		{"dev runs", c.Deployments["dev"].Image, DeploymentImage{UseCase: "debian-sandbox", Arch: "x86_64", Channel: "latest"}},
+		{"staging region", c.Deployments["staging"].Region, "local-b"},
+		{"staging's web (dev's)", c.Deployments["staging"].Units["web"].VM.Ports, map[string]int{"http": 8080}},
+		{"prod gates", c.Deployments["prod"].Promote.Approval, true},
 		{"shell step", u.Provision[0].Shell, "scripts/provision.sh"},
 		{"tests", u.Tests, []string{"tests/boot.sh"}},
 		{"public", u.Publish.Public, true},
@@ -135,7 +141,7 @@ func TestExampleDocumentsEveryField(t *testing.T) {
 // The example's scripts are valid shell.
 func TestExampleScripts(t *testing.T) {
 	dir := exampleDir(t)
-	for _, script := range []string{"scripts/provision.sh", "tests/boot.sh"} {
+	for _, script := range []string{"scripts/provision.sh", "scripts/web.sh", "tests/boot.sh"} {
 		out, err := exec.Command("sh", "-n", filepath.Join(dir, script)).CombinedOutput()
 		if err != nil {
 			t.Errorf("sh -n %s: %v\n%s", script, err, out)
