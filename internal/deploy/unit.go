@@ -111,8 +111,8 @@ type Unit struct {
 	// can tell whether the unit is at it.
 	Token string
 	// Dir is the config's directory, against which relative paths in
-	// Config are resolved; StateDir is kiln's local state directory.
-	Dir, StateDir string
+	// Config are resolved.
+	Dir string
 }
 
 // Image is a machine image a unit runs.
