@@ -487,15 +487,20 @@ func (k *kind) spawn(ctx context.Context, dir string, l launch) error {
 			case stRunning:
 				return nil
 			case stFailed, stExited:
-				return fmt.Errorf("did not start: %s", st.Problem)
+				return fmt.Errorf("did not start: %s (log: %s)", st.Problem, logTail(filepath.Join(dir, supervisorLog)))
 			}
 		}
 		select {
 		case <-exited:
-			if st, ok, _ := readState(dir); ok && st.Token == l.Token && st.State == stRunning {
-				return nil
+			if st, ok, _ := readState(dir); ok && st.Token == l.Token {
+				switch st.State {
+				case stRunning:
+					return nil
+				case stFailed, stExited:
+					return fmt.Errorf("did not start: %s (log: %s)", st.Problem, logTail(filepath.Join(dir, supervisorLog)))
+				}
 			}
-			return fmt.Errorf("its supervisor ended before the unit was up; see %s", filepath.Join(dir, supervisorLog))
+			return fmt.Errorf("its supervisor ended before the unit was up: %s", logTail(filepath.Join(dir, supervisorLog)))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline.C:
@@ -544,3 +549,16 @@ func (k *kind) stopSupervisor(ctx context.Context, dir string, pid int) error {
 // stopWait is how long a supervisor may take to stop its unit (the unit's
 // stop timeout plus a hard stop) before it is killed.
 const stopWait = 3 * time.Minute
+
+// logTail returns the last lines of a log file, for error messages.
+func logTail(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return path
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return path + ":\n" + strings.Join(lines, "\n")
+}

@@ -85,7 +85,10 @@ func (m Machine) Prepare(ctx context.Context, fresh bool) ([]string, error) {
 		"-m", strconv.Itoa(m.Memory), "-smp", strconv.Itoa(m.CPUs),
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + qemuPath(m.OVMFCode),
 		"-drive", "if=pflash,format=raw,unit=1,file=" + qemuPath(vars),
-		"-drive", "if=virtio,format=qcow2,file=" + qemuPath(overlay),
+		// The disk is the only boot device: a machine with a network card
+		// (a deployment's VM) never tries to boot from the network.
+		"-drive", "if=none,id=disk,format=qcow2,file=" + qemuPath(overlay),
+		"-device", "virtio-blk-pci,drive=disk,bootindex=1",
 		"-chardev", "file,id=console,path=" + qemuPath(m.LogPath),
 		"-serial", "chardev:console",
 	}
