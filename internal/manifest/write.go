@@ -20,6 +20,12 @@ func Write(path string, m Manifest) error {
 	return writeAtomic(path, m.Encode(), nil)
 }
 
+// WriteFile stores data at path atomically, as Write stores a manifest:
+// for other files kept beside manifests in git (deployment records).
+func WriteFile(path string, data []byte) error {
+	return writeAtomic(path, data, nil)
+}
+
 // writeAtomic is Write with a hook that wraps the temporary file's writer,
 // so tests can make the write fail half-way.
 func writeAtomic(path string, data []byte, wrap func(io.Writer) io.Writer) (err error) {
