@@ -257,9 +257,9 @@ func (k depChecker) checkUnit(u *Unit, hostPorts map[int]string) {
 	case UnitVM:
 		k.checkVM(p+".vm", u.VM, hostPorts)
 	case UnitProcess:
-		k.checkProcess(p+".process", u.Process)
+		k.checkProcess(p+".process", u, u.Process)
 	case UnitStack:
-		k.checkStack(p+".stack", u.Stack)
+		k.checkStack(p+".stack", u, u.Stack)
 	case UnitInstance:
 		k.checkInstance(p+".instance", u.Instance)
 	}
@@ -313,12 +313,12 @@ func (k depChecker) checkRestart(p, r string) {
 	}
 }
 
-func (k depChecker) checkProcess(p string, pr *ProcessUnit) {
+func (k depChecker) checkProcess(p string, u *Unit, pr *ProcessUnit) {
 	if len(pr.Command) == 0 || pr.Command[0] == "" {
 		k.errorf(p+".command", "missing; give the program and its arguments, e.g. command: [python3, -m, http.server, \"{port.http}\"]")
 	}
 	for i, a := range pr.Command {
-		k.checkValue(fmt.Sprintf("%s.command[%d]", p, i), a, pr.Ports)
+		k.checkUnitValue(fmt.Sprintf("%s.command[%d]", p, i), a, pr.Ports, u)
 	}
 	if pr.Dir != "" {
 		k.checkFile(k.at(p+".dir"), pr.Dir, "working directory", true)
@@ -330,7 +330,7 @@ func (k depChecker) checkProcess(p string, pr *ProcessUnit) {
 		} else if strings.HasPrefix(name, "KILN_") {
 			k.keyErrorf(ep, "%q starts with KILN_, which kiln sets itself", name)
 		}
-		k.checkValue(ep, pr.Env[name], pr.Ports)
+		k.checkUnitValue(ep, pr.Env[name], pr.Ports, u)
 	}
 	k.checkList(k.at(p+".ports"), pr.Ports, func(s string) string {
 		if !portNameRE.MatchString(s) {
@@ -344,14 +344,14 @@ func (k depChecker) checkProcess(p string, pr *ProcessUnit) {
 	}
 }
 
-func (k depChecker) checkStack(p string, s *StackUnit) {
+func (k depChecker) checkStack(p string, u *Unit, s *StackUnit) {
 	k.checkFile(k.at(p+".template"), s.Template, "template", false)
 	for _, name := range sortedKeys(s.Parameters) {
 		pp := joinPath(p+".parameters", name)
 		if !stackParamRE.MatchString(name) {
 			k.keyErrorf(pp, "invalid parameter name %q; CloudFormation parameter names are letters and digits", name)
 		}
-		k.checkValue(pp, s.Parameters[name], nil)
+		k.checkUnitValue(pp, s.Parameters[name], nil, u)
 	}
 	k.checkList(k.at(p+".capabilities"), s.Capabilities, func(c string) string {
 		if !slices.Contains(stackCapabilities, c) {
@@ -393,6 +393,24 @@ func (k depChecker) checkValue(p, s string, ports []string) {
 	for _, name := range names {
 		if msg := k.placeholderProblem(name, ports); msg != "" {
 			k.errorf(p, "%s", msg)
+		}
+	}
+}
+
+// checkUnitValue is checkValue for a unit's setting: another unit's
+// output it uses must come from a unit it is applied after.
+func (k depChecker) checkUnitValue(p, s string, ports []string, u *Unit) {
+	k.checkValue(p, s, ports)
+	names, _ := Placeholders(s)
+	for _, name := range names {
+		root, rest, _ := strings.Cut(name, ".")
+		if rest == "" || root == "inputs" || root == "port" || k.dep.Units[root] == nil {
+			continue
+		}
+		if root == u.Name {
+			k.errorf(p, "{%s}: a unit cannot use its own outputs", name)
+		} else if !slices.Contains(u.After, root) {
+			k.errorf(p, "{%s}: unit %s uses unit %s's outputs; list %s in its after", name, u.Name, root, root)
 		}
 	}
 }

@@ -23,12 +23,14 @@ const Schema = "kiln.deployment-record/v1"
 const (
 	MaxVerifications = 20
 	MaxEvents        = 50
+	MaxApprovals     = 20
 )
 
 // State is a deployment's state.
 type State string
 
 const (
+	StateNew       State = "new"       // never deployed (locked or approved ahead)
 	StateDeploying State = "deploying" // a deploy is under way, or was interrupted
 	StateDeployed  State = "deployed"  // its units run the release
 	StateFailed    State = "failed"    // the last deploy failed; Reason says why
@@ -36,7 +38,7 @@ const (
 	StateDestroyed State = "destroyed" // torn down (kiln destroy)
 )
 
-var states = []State{StateDeploying, StateDeployed, StateFailed, StateDisabled, StateDestroyed}
+var states = []State{StateNew, StateDeploying, StateDeployed, StateFailed, StateDisabled, StateDestroyed}
 
 // Record is one deployment's record.
 type Record struct {
@@ -60,6 +62,9 @@ type Record struct {
 	Previous   *Release  `json:"previous,omitempty"`
 	DeployedAt time.Time `json:"deployed_at,omitzero"`
 	DeployedBy string    `json:"deployed_by,omitempty"`
+	// Run is the journal's id of the last deploy, promotion or rollback
+	// (an interrupted one resumes it).
+	Run string `json:"run,omitempty"`
 
 	Units   map[string]Unit   `json:"units"`
 	Outputs map[string]string `json:"outputs"`
@@ -166,7 +171,7 @@ type Event struct {
 // New returns an empty record for a deployment.
 func New(name, project, region, account string) *Record {
 	return &Record{
-		Schema: Schema, Name: name, Project: project, Region: region, Account: account,
+		Schema: Schema, Name: name, Project: project, Region: region, Account: account, State: StateNew,
 		Units: map[string]Unit{}, Outputs: map[string]string{}, URLs: []string{},
 		Verifications: []Verification{}, Approvals: []Approval{}, Retained: []Retained{}, History: []Event{},
 	}
@@ -193,6 +198,14 @@ func (r *Record) AddEvent(e Event) {
 	r.History = append(r.History, e)
 	if n := len(r.History); n > MaxEvents {
 		r.History = append([]Event(nil), r.History[n-MaxEvents:]...)
+	}
+}
+
+// AddApproval appends a, keeping the newest MaxApprovals.
+func (r *Record) AddApproval(a Approval) {
+	r.Approvals = append(r.Approvals, a)
+	if n := len(r.Approvals); n > MaxApprovals {
+		r.Approvals = append([]Approval(nil), r.Approvals[n-MaxApprovals:]...)
 	}
 }
 
