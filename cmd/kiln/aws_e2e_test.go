@@ -15,13 +15,17 @@ import (
 
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/cloud/aws/awstest"
+	"github.com/kiln-images/kiln/internal/deploy/localunit"
 	"github.com/kiln-images/kiln/internal/manifest"
 )
 
 // motoServer is this test binary's moto; tests that use it reset it.
 var motoServer *awstest.Moto
 
-func TestMain(m *testing.M) { os.Exit(awstest.RunMain(m, &motoServer)) }
+func TestMain(m *testing.M) {
+	localunit.MaybeSupervise() // the test binary supervises the units kiln(t, ...) deploys
+	os.Exit(awstest.RunMain(m, &motoServer))
+}
 
 var awsRegions = []string{"us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"}
 

@@ -21,12 +21,13 @@ type promoteOptions struct {
 	from, to string
 	apply    bool
 	commitOptions
+	dep deploymentPromoteOptions
 }
 
 func newPromoteCommand(g *globalOptions) *cobra.Command {
 	o := promoteOptions{from: "latest", to: "stable"}
 	cmd := &cobra.Command{
-		Use:   "promote USE_CASE --from latest --to stable [--apply]",
+		Use:   "promote USE_CASE --from latest --to stable [--apply] | promote --from DEPLOYMENT --to DEPLOYMENT [--apply]",
 		Short: "Copy a use case's entries from one channel to another, behind gates",
 		Long: `promote checks gates on the use case's entries in the --from channel, each
 reported by name: complete (every target region has an entry), available,
@@ -35,9 +36,16 @@ not-deprecated, and interval (the --to channel's min_interval since its last
 change, from git history or else the file's time). With every gate passed and
 --apply it writes the --to manifest (and, with SSM parameters configured, flips
 them all or none) and shows the diff.
+When --from and --to name deployments, promote moves the --from deployment's
+verified release to the --to deployment instead (gates: the source's last
+verification, soak, path, lock, hold, deprecation, and where configured
+approval and window), deploys and verifies it there.
 Exit 0 when promoted (or promotable, without --apply), 1 when a gate failed, 2 on error.`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if handled, err := promoteDeployments(cmd, g, args, o); handled {
+				return err
+			}
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runPromote(ctx, g, p, args[0], o) })
 		},
 	}
@@ -45,6 +53,7 @@ Exit 0 when promoted (or promotable, without --apply), 1 when a gate failed, 2 o
 	cmd.Flags().StringVar(&o.to, "to", o.to, "channel to promote to")
 	cmd.Flags().BoolVar(&o.apply, "apply", false, "write the target manifest (without it, only check and show the diff)")
 	o.addFlags(cmd)
+	o.dep.addFlags(cmd)
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -22,15 +23,20 @@ type rollbackOptions struct {
 func newRollbackCommand(g *globalOptions) *cobra.Command {
 	var o rollbackOptions
 	cmd := &cobra.Command{
-		Use:   "rollback --channel C --to REF [--apply]",
+		Use:   "rollback --channel C --to REF [--apply] | rollback DEPLOYMENT --ref REF [--apply]",
 		Short: "Restore a channel's manifest from a git ref and reconcile the cloud to it",
 		Long: `rollback reads the channel's manifest at git ref REF (a tag or commit), checks
 that every image it names still exists and is available, and shows the diff.
 With --apply it sets each image's launch permissions and deprecation time to
 match, then writes the manifest. It refuses, naming them, when images are gone.
 Exit 0 on success, 2 on error or refusal.`,
-		Args: cobra.NoArgs,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				return g.withProject(cmd, func(ctx context.Context, p *project) error {
+					return runDeploymentRollback(ctx, g, p, cmd, args[0], o.apply, o.commitOptions)
+				})
+			}
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runRollback(ctx, g, p, o) })
 		},
 	}
@@ -38,8 +44,7 @@ Exit 0 on success, 2 on error or refusal.`,
 	cmd.Flags().StringVar(&o.to, "to", "", "git ref (tag or commit) holding the manifest to restore (required)")
 	cmd.Flags().BoolVar(&o.apply, "apply", false, "restore (without it, only check and show the diff)")
 	o.addFlags(cmd)
-	cmd.MarkFlagRequired("channel")
-	cmd.MarkFlagRequired("to")
+	addDeploymentRollbackFlags(cmd)
 	return cmd
 }
 
@@ -50,6 +55,9 @@ type rollbackReport struct {
 }
 
 func runRollback(ctx context.Context, g *globalOptions, p *project, o rollbackOptions) error {
+	if o.channel == "" || o.to == "" {
+		return usageError(errors.New("rollback takes --channel C --to REF, or a deployment and --ref REF"))
+	}
 	path, err := p.cfg.ManifestPath(o.channel)
 	if err != nil {
 		return usageError(fmt.Errorf("--channel: %w", err))

@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/deploy/localunit"
 	"github.com/kiln-images/kiln/internal/manifest"
 )
 
@@ -33,6 +34,7 @@ const (
 )
 
 func main() {
+	localunit.MaybeSupervise() // kiln is also the supervisor of local deployments' units
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 

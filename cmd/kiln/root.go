@@ -79,6 +79,8 @@ Exit codes: 0 success or in sync, 1 findings (drift, leftovers, failed tests),
 		newPromoteCommand(g),
 		newRollbackCommand(g),
 		newPruneCommand(g),
+		newDeployCommand(g), newVerifyCommand(g), newStatusCommand(g), newDeploymentsCommand(g),
+		newLockCommand(g), newUnlockCommand(g), newApproveCommand(g), newDisableCommand(g), newEnableCommand(g),
 	)
 	return cmd
 }

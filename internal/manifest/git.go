@@ -175,3 +175,28 @@ func CheckWorkTree(ctx context.Context, dir string) error {
 	}
 	return nil
 }
+
+// Tag makes an annotated tag name at commit in the repository dir is in,
+// with message, and with push pushes it to the remote of the branch's
+// upstream (origin when there is none).
+func Tag(ctx context.Context, dir, name, commit, message string, push bool) error {
+	if err := checkRef(name); err != nil {
+		return err
+	}
+	var args []string
+	for _, v := range []string{"GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"} {
+		if _, err := runGit(ctx, dir, "var", v); err != nil {
+			args = []string{"-c", "user.name=kiln", "-c", "user.email=kiln@localhost"}
+		}
+	}
+	args = append(args, "tag", "-a", "-m", message, "--", name, commit)
+	if _, err := runGit(ctx, dir, args...); err != nil {
+		return fmt.Errorf("tag %s: %w", name, err)
+	}
+	if push {
+		if _, err := runGit(ctx, dir, "push", "--quiet", "origin", "refs/tags/"+name); err != nil {
+			return fmt.Errorf("tag %s made, but not pushed: %w", name, err)
+		}
+	}
+	return nil
+}
