@@ -140,16 +140,7 @@ func printDeploy(w io.Writer, rep *deploy.Report) {
 	fmt.Fprintln(w)
 	t := output.NewTable(w, "UNIT", "KIND", "ACTION", "CHANGES")
 	for _, u := range p.Units {
-		if len(u.Changes) == 0 {
-			t.Row(u.Name, u.Kind, string(u.Action), "")
-		}
-		for i, c := range u.Changes {
-			if i == 0 {
-				t.Row(u.Name, u.Kind, string(u.Action), c)
-			} else {
-				t.Row("", "", "", c)
-			}
-		}
+		t.Row(u.Name, u.Kind, string(u.Action), strings.Join(u.Changes, "; "))
 	}
 	t.Flush()
 	if !rep.Applied {

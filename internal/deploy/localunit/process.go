@@ -78,7 +78,10 @@ func (processImpl) settings(u deploy.Unit, ports map[string]int) (map[string]str
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]string{"restart": p.Restart, "stop_timeout": p.StopTimeout.String(), "dir": p.Dir}
+	out := map[string]string{"restart": p.Restart, "stop_timeout": p.StopTimeout.String()}
+	if p.Dir != "" {
+		out["dir"] = p.Dir
+	}
 	var argv []string
 	for _, a := range p.Command {
 		v, err := expand(u, a, ports, true)

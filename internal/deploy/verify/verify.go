@@ -8,7 +8,9 @@
 //     errors (no answer: refused, reset, timed out);
 //   - the check fails as soon as more than FailureLimit measurements
 //     failed, or more than ConsecutiveErrorLimit errored in a row;
-//   - otherwise it passes once all Count measurements are taken.
+//   - otherwise it passes once Count measurements succeeded or failed.
+//     A measurement that errored is no measurement: it is tried again,
+//     Interval later, so a check never passes on errors alone.
 package verify
 
 import (
@@ -107,8 +109,9 @@ type Measurement struct {
 
 // Result is a check's outcome.
 type Result struct {
-	Name         string
-	Passed       bool
+	Name   string
+	Passed bool
+	// Measurements counts the attempts, those that errored included.
 	Measurements int
 	Failures     int
 	Errors       int
@@ -147,8 +150,8 @@ func (r Runner) run(ctx context.Context, c Check) (Result, error) {
 			return res, err
 		}
 	}
-	consecutive := 0
-	for i := range c.Count {
+	consecutive, taken := 0, 0
+	for i := 0; taken < c.Count; i++ {
 		if i > 0 {
 			if err := r.Clock.Sleep(ctx, c.Interval); err != nil {
 				return res, err
@@ -166,8 +169,10 @@ func (r Runner) run(ctx context.Context, c Check) (Result, error) {
 		switch m.Outcome {
 		case Success:
 			consecutive = 0
+			taken++
 		case Failure:
 			consecutive = 0
+			taken++
 			res.Failures++
 			res.Detail = m.Detail
 		case Error:

@@ -103,7 +103,13 @@ func TestHTTPChecks(t *testing.T) {
 		{"flaps beyond the limit", []answer{ok, {500, "oops"}, ok, {503, "down"}, ok}, func(u string) Check { return versionCheck(u, 5, 1) }, false, 4,
 			"2 of 4 measurements failed (limit 1); last: GET URL/version: status 503, want 200"},
 		// Errors are counted in a row: one is tolerated, two in a row are not.
-		{"one error", []answer{{0, "close"}, ok, ok}, func(u string) Check { return versionCheck(u, 3, 0) }, true, 3, "EOF"},
+		// An error is no measurement: it is taken again.
+		{"one error", []answer{{0, "close"}, ok, ok}, func(u string) Check { return versionCheck(u, 3, 0) }, true, 4, "EOF"},
+		{"errors alone never pass", nil, func(string) Check {
+			c := versionCheck("http://127.0.0.1:1", 1, 0)
+			c.ConsecutiveErrorLimit = 3
+			return c
+		}, false, 4, "4 measurements in a row errored (limit 3)"},
 		{"hangs", []answer{{0, "hang"}}, func(u string) Check { return versionCheck(u, 5, 0) }, false, 2,
 			"2 measurements in a row errored (limit 1); last: GET URL/version: no answer within 300ms"},
 		{"not json", []answer{{200, "<html>"}}, func(u string) Check { return versionCheck(u, 1, 0) }, false, 1, "the answer is not JSON"},
