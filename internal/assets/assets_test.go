@@ -197,6 +197,10 @@ func TestPlanSafety(t *testing.T) {
 		cloud.Asset{Kind: cloud.KindKeyPair, ID: "key-stack", Region: "r2", Parent: "kiln-stack", Retain: true},
 		cloud.Asset{Kind: cloud.KindInstance, ID: "i-busy", Region: "r1", Tags: tagged(runB), Created: now.Add(-time.Minute)},
 		cloud.Asset{Kind: cloud.KindImage, ID: "img-young", Region: "r2", Tags: tagged("kiln-20261121T110000Z-cccccc"), Created: now.Add(-time.Hour)},
+		// A deployment's stack, tagged kiln:managed: kiln destroy's, never
+		// cleanup's, and its resources with it.
+		cloud.Asset{Kind: cloud.KindStack, ID: "kiln-demo-dev-app", Region: "r1", Tags: map[string]string{cloud.TagManaged: "true", cloud.TagDeployment: "dev"}, Created: now.Add(-72 * time.Hour)},
+		cloud.Asset{Kind: cloud.KindInstance, ID: "i-dev", Region: "r1", Parent: "kiln-demo-dev-app"},
 	)
 	plan := MakePlan(as, Policy{
 		Referenced: func(region, id string) string {
@@ -214,7 +218,7 @@ func TestPlanSafety(t *testing.T) {
 	want := map[string]Action{
 		"img-pub": Protect, "snap-pub": Protect, "img-keep": Retain, "kiln-stack": Delete,
 		"sg-stack": WithParent, "key-stack": Retain, "i-busy": Skip, "img-young": Skip,
-		"i-1": Delete, "snap-1": Delete,
+		"i-1": Delete, "snap-1": Delete, "kiln-demo-dev-app": Protect, "i-dev": Protect,
 	}
 	for _, it := range plan.Items {
 		if w, ok := want[it.Asset.ID]; ok && it.Action != w {

@@ -13,7 +13,7 @@ const (
 	Delete     Action = "delete"      // delete it
 	WithParent Action = "with-parent" // goes when its parent (a stack) is deleted
 	Retain     Action = "retain"      // tagged kiln:retain=true or kept by its stack's policy
-	Protect    Action = "protect"     // an image a channel manifest references, or its storage
+	Protect    Action = "protect"     // an image a manifest or deployment references, its storage, or a deployment's resource
 	Skip       Action = "skip"        // its run is in progress, or it is too young
 )
 
@@ -77,6 +77,9 @@ func MakePlan(as []cloud.Asset, pol Policy) Plan {
 			it.Action, it.Reason = Retain, cloud.TagRetain+"=true"
 		case a.Retain:
 			it.Action, it.Reason = Retain, "its stack retains it on delete"
+		case a.Tags[cloud.TagDeployment] != "":
+			// What a deployment made is torn down with the deployment.
+			it.Action, it.Reason = Protect, "belongs to deployment "+a.Tags[cloud.TagDeployment]+"; kiln destroy removes it"
 		case a.Kind == cloud.KindImage && pol.Referenced != nil && pol.Referenced(a.Region, a.ID) != "":
 			it.Action, it.Reason = Protect, pol.Referenced(a.Region, a.ID)
 		case hasParent && a.Parent != "":

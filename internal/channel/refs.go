@@ -2,16 +2,21 @@ package channel
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
+	"strings"
 
 	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/deploy/record"
 	"github.com/kiln-images/kiln/internal/manifest"
 )
 
 // Refs are the manifests whose images must not be deleted: every channel's
 // manifest in the working tree and, when asked for, at every git tag
-// matching a pattern (each released version of a consumer).
+// matching a pattern (each released version of a consumer); and the
+// deployments' records, which name the images deployments run.
 type Refs struct {
 	// Manifests maps where a manifest came from ("manifests/stable.json",
 	// "v1.2.0:manifests/stable.json") to its content.
@@ -58,7 +63,52 @@ func References(ctx context.Context, cfg *config.Config, gitRefs string) (*Refs,
 			r.add(ref+":"+rel, m)
 		}
 	}
+	if err := r.addRecords(ctx, cfg, tags); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// addRecords adds the images deployments run, and ran before, as their
+// records in the working tree and at tags say: an image a deployment
+// boots must not be deleted from under it. Each record counts as a
+// manifest of its own, "deployments/NAME.json".
+func (r *Refs) addRecords(ctx context.Context, cfg *config.Config, tags []string) error {
+	names, err := record.List(cfg.Dir)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		rel := filepath.ToSlash(filepath.Join(record.Dir, n+".json"))
+		rec, ok, err := record.Load(cfg.Dir, n)
+		if err != nil {
+			return err
+		}
+		if ok {
+			r.addRecord(rel, rec)
+		}
+		for _, tag := range tags {
+			rec, err := record.AtRef(ctx, cfg.Dir, n, tag)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("--git-refs: %w", err)
+			}
+			r.addRecord(tag+":"+rel, rec)
+		}
+	}
+	return nil
+}
+
+func (r *Refs) addRecord(where string, rec *record.Record) {
+	m := manifest.Manifest{}
+	for i, ri := range rec.Images() {
+		region, id, _ := strings.Cut(ri, "/")
+		// One key per image: a release and the one before share regions.
+		m.Set(fmt.Sprintf("deployment %s #%d", rec.Name, i), region, manifest.Entry{ID: id})
+	}
+	r.add(where, m)
 }
 
 func (r *Refs) add(where string, m manifest.Manifest) {
