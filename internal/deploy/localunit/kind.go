@@ -238,6 +238,14 @@ func (k *kind) Apply(ctx context.Context, u deploy.Unit) (deploy.UnitStatus, err
 		return o.status, nil
 	}
 	dir := k.dir(u)
+	if o.supervise && o.state.Token == u.Token && (o.state.State == stStarting || o.state.State == stRunning) {
+		// Started by an earlier Apply (a kiln killed while the unit
+		// booted): wait for that one rather than start it over.
+		if err := k.waitUp(ctx, dir, u.Token, nil); err != nil {
+			return deploy.UnitStatus{}, fmt.Errorf("%s %s/%s: %w", k.impl.kind(), u.Deployment, u.Name, err)
+		}
+		return k.Status(ctx, u)
+	}
 	if o.supervise {
 		if err := k.stopSupervisor(ctx, dir, o.superPID); err != nil {
 			return deploy.UnitStatus{}, err
@@ -473,7 +481,14 @@ func (k *kind) spawn(ctx context.Context, dir string, l launch) error {
 		return fmt.Errorf("hand the unit to its supervisor: %w", werr)
 	}
 	k.opts.Log.Info("supervisor started", "unit", dir, "pid", cmd.Process.Pid)
-	deadline := time.NewTimer(l.ReadyTimeout + time.Minute)
+	return k.waitUp(ctx, dir, l.Token, exited)
+}
+
+// waitUp waits until the unit's supervisor reports it up at token, or
+// fails; exited, when not nil, closes when a supervisor this process
+// started ends.
+func (k *kind) waitUp(ctx context.Context, dir, token string, exited <-chan struct{}) error {
+	deadline := time.NewTimer(k.opts.ReadyTimeout + time.Minute)
 	defer deadline.Stop()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -482,7 +497,7 @@ func (k *kind) spawn(ctx context.Context, dir string, l launch) error {
 		if err != nil {
 			return err
 		}
-		if ok && st.Token == l.Token {
+		if ok && st.Token == token {
 			switch st.State {
 			case stRunning:
 				return nil
@@ -490,9 +505,18 @@ func (k *kind) spawn(ctx context.Context, dir string, l launch) error {
 				return fmt.Errorf("did not start: %s (log: %s)", st.Problem, logTail(filepath.Join(dir, supervisorLog)))
 			}
 		}
+		if exited == nil {
+			// Not ours: watch its lock instead.
+			if pid, err := supervisorPID(dir); err == nil && pid == 0 {
+				if st, ok, _ := readState(dir); ok && st.Token == token && st.State == stRunning {
+					return nil
+				}
+				return fmt.Errorf("its supervisor ended before the unit was up: %s", logTail(filepath.Join(dir, supervisorLog)))
+			}
+		}
 		select {
 		case <-exited:
-			if st, ok, _ := readState(dir); ok && st.Token == l.Token {
+			if st, ok, _ := readState(dir); ok && st.Token == token {
 				switch st.State {
 				case stRunning:
 					return nil
@@ -504,7 +528,7 @@ func (k *kind) spawn(ctx context.Context, dir string, l launch) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline.C:
-			return fmt.Errorf("not up within %s; see %s", l.ReadyTimeout, filepath.Join(dir, supervisorLog))
+			return fmt.Errorf("not up within %s; see %s", k.opts.ReadyTimeout, filepath.Join(dir, supervisorLog))
 		case <-tick.C:
 		}
 	}
