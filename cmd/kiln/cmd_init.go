@@ -83,7 +83,8 @@ func runInit(g *globalOptions, dir string) error {
 		}
 		fmt.Fprintf(g.streams.out, "wrote %s\n", dst)
 	}
-	fmt.Fprintf(g.streams.out, "\nNext: kiln validate -c %s\n      kiln release -c %s debian-sandbox\n",
-		filepath.Join(dir, "kiln.yaml"), filepath.Join(dir, "kiln.yaml"))
+	cfg := filepath.Join(dir, "kiln.yaml")
+	fmt.Fprintf(g.streams.out, "\nNext: kiln validate -c %[1]s\n      kiln release -c %[1]s debian-sandbox\n"+
+		"      kiln deploy -c %[1]s dev --apply\n      kiln promote -c %[1]s --from dev --to staging --apply\n", cfg)
 	return nil
 }
