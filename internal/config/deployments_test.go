@@ -201,6 +201,8 @@ var deploymentCases = []errorCase{
 		`kiln.yaml:10:53: deployments.dev.units.p.process.env.A: {inputs.x}: the deployment has no input "x" (inputs: )`}},
 	{"unclosed brace", strings.Replace(depBase, "{web: {vm: {ports: {http: 80}}}}", "{p: {process: {command: ['{version']}}}", 1), []string{
 		`kiln.yaml:10:37: deployments.dev.units.p.process.command[0]: an unclosed "{" at byte 0; write "{{" for a literal brace`}},
+	{"output without after", strings.Replace(depBase, "{web: {vm: {ports: {http: 80}}}}", "{web: {vm: {}}, p: {process: {command: [s.sh, '{web.url.http}']}}}", 1), []string{
+		`kiln.yaml:10:58: deployments.dev.units.p.process.command[1]: {web.url.http}: unit p uses unit web's outputs; list web in its after`}},
 	{"unit cycle", strings.Replace(depBase, "{web: {vm: {ports: {http: 80}}}}", "{a: {after: [b], vm: {}}, b: {after: [a], vm: {}}}", 1), []string{
 		`kiln.yaml:10:24: deployments.dev.units.a.after: units wait for each other in a circle: a -> b -> a`}},
 	{"input two sources", depBase + "    inputs: {x: {value: a, from: b.c}}\n", []string{
