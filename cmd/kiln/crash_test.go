@@ -362,83 +362,51 @@ func TestLocalCrashResume(t *testing.T) {
 	}
 }
 
-// testDeployCrash kills kiln deploy and kiln promote at their step
-// boundaries and while the VM boots, each rerun killed again further on,
-// then finishes them and checks, from the process table and the files,
-// that each deployment has exactly one VM and one supervisor, and a
-// deployed, verified record. It runs on TestLocalDeployments' released
-// project, with deployments of its own.
-func testDeployCrash(t *testing.T, dir, cfg string) {
-	tally := crashTally{backend: "local", variant: "deploy and promote: kill, then rerun (chained)"}
-	defer tally.report(t)
-	f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Deployments of the crash harness, beside the example's; the image
-	// is the good one again.
-	fmt.Fprint(f, "\n")
-	f.Close()
-	data, _ := os.ReadFile(cfg)
-	s := strings.Replace(string(data), "\n  prod:\n", "\n  cdev:\n    extends: dev\n  cstage:\n    extends: staging\n    promote: {from: cdev, soak: 0s}\n  prod:\n", 1)
-	if err := os.WriteFile(cfg, []byte(s), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	git(t, dir, "checkout", "-q", "good", "--", "manifests/latest.json")
-
-	chain := func(final []string, points []string, dep string) {
-		for _, point := range points {
-			var p *proc
-			if point == "boot" {
-				p = startKiln(t, nil, final...)
-				deadline := time.Now().Add(5 * time.Minute)
-				for len(qemus(dir, dep, "web")) == 0 {
-					if time.Now().After(deadline) || p.exited() {
-						t.Fatalf("no boot started\n%s", p.stderr.String())
-					}
-					time.Sleep(200 * time.Millisecond)
+// crashChain runs kiln with args, killing it at each of points in turn —
+// a failpoint, or "boot": once the deployment dep's VM is booting — each
+// rerun killed again further on, and then lets it finish. It checks, from
+// the process table and the record, that dep ends with exactly one VM, one
+// supervisor and a deployed, verified record, and counts into tally.
+func crashChain(t *testing.T, tally *crashTally, dir, dep string, args []string, points []string) {
+	t.Helper()
+	for _, point := range points {
+		var p *proc
+		if point == "boot" {
+			p = startKiln(t, nil, args...)
+			deadline := time.Now().Add(10 * time.Minute)
+			for len(qemus(dir, dep, "web")) == 0 {
+				if time.Now().After(deadline) || p.exited() {
+					t.Fatalf("no boot started\n%s", p.stderr.String())
 				}
-				time.Sleep(3 * time.Second) // well into the boot
-				p.cmd.Process.Signal(syscall.SIGKILL)
-			} else {
-				p = startKiln(t, []string{"KILN_FAILPOINT=" + point}, final...)
+				time.Sleep(200 * time.Millisecond)
 			}
-			if code := p.wait(); code != -1 {
-				t.Fatalf("kiln %v was not killed at %s (exit %d)\n%s", final, point, code, p.stderr.String())
-			}
-			tally.points++
-			tally.names = append(tally.names, final[0]+" "+point)
+			time.Sleep(3 * time.Second) // well into the boot
+			p.cmd.Process.Signal(syscall.SIGKILL)
+		} else {
+			p = startKiln(t, []string{"KILN_FAILPOINT=" + point}, args...)
 		}
-		if p, code := runKiln(t, nil, final...); code != 0 {
-			t.Fatalf("kiln %v after the kills: exit %d\n%s%s", final, code, p.stdout.String(), p.stderr.String())
+		if code := p.wait(); code != -1 {
+			t.Fatalf("kiln %v was not killed at %s (exit %d)\n%s", args, point, code, p.stderr.String())
 		}
-		var left []string
-		if n := len(qemus(dir, dep, "web")); n != 1 {
-			left = append(left, fmt.Sprintf("%d VMs for %s", n, dep))
-		}
-		if n := len(supervisors(dir, dep, "web")); n != 1 {
-			left = append(left, fmt.Sprintf("%d supervisors for %s", n, dep))
-		}
-		r := readRecord(t, dir, dep)
-		if r.State != record.StateDeployed || len(r.Verifications) == 0 || !r.Verifications[len(r.Verifications)-1].Passed {
-			left = append(left, fmt.Sprintf("%s's record is %s with verifications %+v", dep, r.State, r.Verifications))
-		}
-		if len(left) > 0 {
-			tally.leaked += len(left)
-			t.Errorf("after kiln %v: %v", final, left)
-		}
+		tally.points++
+		tally.names = append(tally.names, args[0]+" "+point)
 	}
-	chain([]string{"deploy", "cdev", "--apply", "-c", cfg}, []string{
-		"~record cdev deploying",
-		"~begin deploy unit web",
-		"boot",
-		"~end deploy unit web",
-		"~record cdev units up",
-		"~record cdev deployed",
-	}, "cdev")
-	chain([]string{"promote", "--from", "cdev", "--to", "cstage", "--apply", "-c", cfg}, []string{
-		"~record cstage deploying",
-		"boot",
-		"~end deploy unit web",
-	}, "cstage")
+	if p, code := runKiln(t, nil, args...); code != 0 {
+		t.Fatalf("kiln %v after the kills: exit %d\n%s%s", args, code, p.stdout.String(), p.stderr.String())
+	}
+	var left []string
+	if n := len(qemus(dir, dep, "web")); n != 1 {
+		left = append(left, fmt.Sprintf("%d VMs for %s", n, dep))
+	}
+	if n := len(supervisors(dir, dep, "web")); n != 1 {
+		left = append(left, fmt.Sprintf("%d supervisors for %s", n, dep))
+	}
+	r := readRecord(t, dir, dep)
+	if r.State != record.StateDeployed || len(r.Verifications) == 0 || !r.Verifications[len(r.Verifications)-1].Passed {
+		left = append(left, fmt.Sprintf("%s's record is %s with verifications %+v", dep, r.State, r.Verifications))
+	}
+	if len(left) > 0 {
+		tally.leaked += len(left)
+		t.Errorf("after kiln %v: %v", args, left)
+	}
 }

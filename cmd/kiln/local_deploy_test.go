@@ -22,26 +22,46 @@ import (
 // example project: a real build (mmdebstrap) and boot test, then the
 // example image deployed as qemu VMs that answer /health and /version on
 // a forwarded loopback port, verified, promoted from dev to staging, a
-// bad release caught by the version check and refused promotion, and a
-// rollback. Then the crash harness kills deploys and promotions. One
-// build serves both; every boot is one the scenario needs.
+// bad release caught by the version check and refused promotion, a
+// rollback and a clean shutdown. The deploy to dev and the promotion to
+// staging go through the crash harness: killed at their step boundaries
+// and during the VM's boot, rerun each time, they still end with one VM
+// each. One build; four VM boots, each one the scenario needs.
 func TestLocalDeployments(t *testing.T) {
-	dir, cfgPath := localProject(t, "5m")
+	dir, cfg := localProject(t, "10m")
 	t.Cleanup(func() {
-		b, cfg := store(t, cfgPath)
-		_ = b
-		destroyUnits(t, cfg)
+		_, c := store(t, cfg)
+		destroyUnits(t, c)
 	})
 	git(t, dir, "init", "-q")
-	if p, code := runKiln(t, nil, "release", "debian-sandbox", "-c", cfgPath); code != 0 {
+	if p, code := runKiln(t, nil, "release", "debian-sandbox", "-c", cfg); code != 0 {
 		t.Fatalf("release: exit %d\n%s", code, p.stderr.String())
 	}
 	git(t, dir, "add", "-A")
 	git(t, dir, "commit", "-qm", "release")
-	if !t.Run("end to end", func(t *testing.T) { testDeployEndToEnd(t, dir, cfgPath) }) {
-		return
+	tally := crashTally{backend: "local", variant: "deploy and promote: kill, then rerun (chained)"}
+	defer tally.report(t)
+
+	// A plan changes nothing.
+	if out := kilnOK(t, 0, "deploy", "dev", "-c", cfg); !regexp.MustCompile(`web +vm +create`).MatchString(out) {
+		t.Errorf("plan:\n%s", out)
 	}
-	t.Run("crash", func(t *testing.T) { testDeployCrash(t, dir, cfgPath) })
+	if len(qemus(dir, "dev", "web")) != 0 {
+		t.Fatal("a plan started a VM")
+	}
+
+	// Deploy: a VM on an overlay of the image, its port forwarded,
+	// verified; the record committed and tagged. Killed six times on the
+	// way.
+	crashChain(t, &tally, dir, "dev", []string{"deploy", "dev", "--apply", "--commit", "--tag", "-c", cfg}, []string{
+		"~record dev deploying",
+		"~begin deploy unit web",
+		"boot",
+		"~end deploy unit web",
+		"~record dev units up",
+		"~record dev deployed",
+	})
+	testDeployEndToEnd(t, &tally, dir, cfg)
 }
 
 // kilnOK runs the kiln binary and fails the test unless it exits with
@@ -95,18 +115,7 @@ func supervisors(dir, dep, unit string) []string {
 	return strings.Fields(string(out))
 }
 
-func testDeployEndToEnd(t *testing.T, dir, cfg string) {
-	// A plan changes nothing.
-	if out := kilnOK(t, 0, "deploy", "dev", "-c", cfg); !regexp.MustCompile(`web +vm +create`).MatchString(out) {
-		t.Errorf("plan:\n%s", out)
-	}
-	if len(qemus(dir, "dev", "web")) != 0 {
-		t.Fatal("a plan started a VM")
-	}
-
-	// Deploy: a VM on an overlay of the image, its port forwarded,
-	// verified; the record committed and tagged.
-	kilnOK(t, 0, "deploy", "dev", "--apply", "--commit", "--tag", "-c", cfg)
+func testDeployEndToEnd(t *testing.T, tally *crashTally, dir, cfg string) {
 	dev := readRecord(t, dir, "dev")
 	url := dev.Outputs["web.url.http"]
 	if dev.State != record.StateDeployed || !strings.HasPrefix(url, "http://127.0.0.1:") || len(dev.Verifications) != 1 || !dev.Verifications[0].Passed {
@@ -135,8 +144,13 @@ func testDeployEndToEnd(t *testing.T, dir, cfg string) {
 	}
 	kilnOK(t, 0, "verify", "dev", "-c", cfg)
 
-	// Promote: the same release, another region, its own VM.
-	kilnOK(t, 0, "promote", "--from", "dev", "--to", "staging", "--apply", "--commit", "-c", cfg)
+	// Promote: the same release, another region, its own VM; killed on
+	// the way too.
+	crashChain(t, tally, dir, "staging", []string{"promote", "--from", "dev", "--to", "staging", "--apply", "--commit", "-c", cfg}, []string{
+		"~record staging deploying",
+		"boot",
+		"~end deploy unit web",
+	})
 	staging := readRecord(t, dir, "staging")
 	if staging.Release.ID != dev.Release.ID || staging.Region != "local-b" || staging.Release.PromotedFrom != "dev" {
 		t.Errorf("staging's release %+v in %s", staging.Release, staging.Region)
@@ -148,7 +162,7 @@ func testDeployEndToEnd(t *testing.T, dir, cfg string) {
 
 	// A bad release: the same disk published as another version. The
 	// version check catches it, and promotion refuses it.
-	b, cfgv := store(t, cfg)
+	b, _ := store(t, cfg)
 	raw, err := b.DiskFile(t.Context(), "local-a", e.ID, "raw")
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +180,6 @@ func testDeployEndToEnd(t *testing.T, dir, cfg string) {
 	if err := manifest.Write(filepath.Join(dir, "manifests/latest.json"), m); err != nil {
 		t.Fatal(err)
 	}
-	_ = cfgv
 	out := kilnOK(t, 1, "deploy", "dev", "--apply", "-c", cfg)
 	if !strings.Contains(out, `version is "`+version+`", want "bad"`) {
 		t.Errorf("the failed verification does not say why:\n%s", out)
