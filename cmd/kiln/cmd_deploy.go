@@ -156,7 +156,7 @@ func printDeploy(w io.Writer, rep *deploy.Report) {
 	for _, h := range rep.Hooks {
 		switch {
 		case h.Skipped:
-			fmt.Fprintf(w, "hook %s: done before (resumed run)\n", h.Name)
+			fmt.Fprintf(w, "hook %s: not run (done before, or nothing changed)\n", h.Name)
 		case h.Error != "":
 			fmt.Fprintf(w, "hook %s: FAILED: %s\n", h.Name, h.Error)
 		default:

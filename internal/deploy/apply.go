@@ -82,10 +82,13 @@ func (d *Deployer) Apply(ctx context.Context, p *Plan, o ApplyOptions) (*Report,
 	}
 	d.log().Info("deploying", "deployment", p.Deployment, "release", p.Release.ID, "run", run)
 
-	if rec.Release != nil && rec.Release.ID != p.Release.ID && rec.State != record.StateDeploying {
+	if rec.Release != nil && rec.Release.ID != p.Release.ID && (rec.State == record.StateDeployed || rec.State == record.StateDisabled) {
 		rec.Previous = rec.Release
 	}
 	sameRelease := rec.Release != nil && rec.Release.ID == p.Release.ID && !rec.DeployedAt.IsZero()
+	// A deploy that changes nothing of a deployed deployment does not run
+	// its hooks again; an interrupted one finishes them.
+	nothingNew := !p.Changes() && rec.State == record.StateDeployed
 	rec.Release, rec.State, rec.Reason, rec.Run = p.Release, record.StateDeploying, "", run
 	if err := d.saveRecord(rec, "deploying"); err != nil {
 		return rep, err
@@ -137,7 +140,7 @@ func (d *Deployer) Apply(ctx context.Context, p *Plan, o ApplyOptions) (*Report,
 	hookEnv := d.hookEnv(p.def, p.Release, p.inputs, outputs)
 	for i, h := range p.def.Hooks.PostDeploy {
 		name := fmt.Sprintf("post_deploy[%d] %s", i, h.Name)
-		if d.stepDone(ctx, run, "hook", name) {
+		if nothingNew || d.stepDone(ctx, run, "hook", name) {
 			rep.Hooks = append(rep.Hooks, HookResult{Name: h.Name, Skipped: true})
 			continue
 		}

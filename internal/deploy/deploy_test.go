@@ -73,8 +73,15 @@ func TestDeployConverges(t *testing.T) {
 	if err != nil || p.Changes() || p.Units[0].Action != deploy.ActionNone {
 		t.Fatalf("second plan: %+v %v", p, err)
 	}
-	if _, err := w.d.Apply(t.Context(), p, deploy.ApplyOptions{}); err != nil {
+	rep2, err := w.d.Apply(t.Context(), p, deploy.ApplyOptions{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if len(rep2.Hooks) != 1 || !rep2.Hooks[0].Skipped {
+		t.Errorf("a deploy that changed nothing ran the hook again: %+v", rep2.Hooks)
+	}
+	if log, _ := os.ReadFile(filepath.Join(w.dir, "hook.log")); strings.Count(string(log), "\n") != 1 {
+		t.Errorf("hook ran %d times", strings.Count(string(log), "\n"))
 	}
 	rs, _ = w.kinds["process"].Resources(t.Context(), "local-a", map[string]string{cloud.TagDeployment: "dev"})
 	if len(rs) != 1 || w.record(t, "dev").Units["web"].Token != before {
@@ -405,5 +412,44 @@ func TestPersonalDeployment(t *testing.T) {
 	w.clock.advance(49 * time.Hour)
 	if p, err := w.d.Plan(t.Context(), "alice", deploy.PlanOptions{}); err != nil || len(p.Refused) == 0 || !strings.Contains(p.Refused[0], "expired") {
 		t.Errorf("plan of an expired deployment: %+v %v", p, err)
+	}
+}
+
+// A deploy interrupted after its hook ran resumes its run: the units are
+// left as they are and the hook, done by the journal's account, is not
+// run again.
+func TestResumeSkipsDoneHooks(t *testing.T) {
+	w := newWorld(t)
+	w.release(t, "1.0")
+	crashed := false
+	w.d.Hook = func(event string) {
+		if strings.HasPrefix(event, "end hook post_deploy[0] smoke") && !crashed {
+			crashed = true
+			panic("crash")
+		}
+	}
+	func() {
+		defer func() { recover() }()
+		w.deploy(t, "dev", deploy.PlanOptions{})
+	}()
+	if !crashed {
+		t.Fatal("the deploy never reached the hook")
+	}
+	r := w.record(t, "dev")
+	if r.State != record.StateDeploying || r.Run == "" {
+		t.Fatalf("record after the crash: %s run %q", r.State, r.Run)
+	}
+	rep, err := w.deploy(t, "dev", deploy.PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Run != r.Run || len(rep.Hooks) != 1 || !rep.Hooks[0].Skipped || rep.Units[0].Action != deploy.ActionNone {
+		t.Errorf("resumed: run %s (was %s), hooks %+v, units %+v", rep.Run, r.Run, rep.Hooks, rep.Units)
+	}
+	if log, _ := os.ReadFile(filepath.Join(w.dir, "hook.log")); strings.Count(string(log), "\n") != 1 {
+		t.Errorf("the hook ran %d times", strings.Count(string(log), "\n"))
+	}
+	if w.record(t, "dev").State != record.StateDeployed {
+		t.Error("not deployed after the resume")
 	}
 }

@@ -20,7 +20,8 @@ import (
 // HookResult is one hook's run.
 type HookResult struct {
 	Name string `json:"name"`
-	// Skipped: the journal shows it done in the run being resumed.
+	// Skipped: the journal shows it done in the run being resumed, or the
+	// deploy changed nothing.
 	Skipped  bool   `json:"skipped"`
 	Duration string `json:"duration,omitempty"`
 	Error    string `json:"error,omitempty"`
