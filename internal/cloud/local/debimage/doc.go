@@ -82,6 +82,11 @@
 // qemuboot is the host side. The unit's description never contains the
 // marker text, because systemd echoes descriptions to the console.
 //
+// Besides the recipe's packages every image gets what booting and the
+// agent need (a kernel, systemd, udev, kmod) and dbus, without which
+// systemd-logind does not run and the machine ignores the ACPI power
+// button that asks a deployment's VM to shut down.
+//
 // In a deployment's VM (package localunit) kiln hands the guest the entry
 // opt/kiln/ready instead, and the agent prints the line KILN-READY to the
 // console once the machine is up (after multi-user.target), which is how

@@ -156,6 +156,10 @@ func (s Spec) packages() []string {
 		"systemd-sysv",      // init
 		"udev",
 		"kmod", // modprobe, for the agent's qemu_fw_cfg
+		// systemd-logind needs it to run; logind powers the machine off
+		// on the ACPI power button, which is how a deployment's VM (and
+		// an EC2 instance) is asked to shut down cleanly.
+		"dbus",
 	}, s.Packages...)
 	slices.Sort(pkgs)
 	return slices.Compact(pkgs)
