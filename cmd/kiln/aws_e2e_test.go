@@ -164,7 +164,7 @@ func TestAWSReleaseEndToEnd(t *testing.T) {
 		img := imgs[0]
 		tags := tagsOf(img.Tags)
 		for k, v := range map[string]string{
-			cloud.TagManaged: "true", cloud.TagAssetID: run, cloud.TagUseCase: "ci-runner",
+			cloud.TagManaged: "true", cloud.TagProject: "grit", cloud.TagAssetID: run, cloud.TagUseCase: "ci-runner",
 			cloud.TagPhase: cloud.PhaseReplicate, cloud.TagTest: cloud.TestPassed, "deployment_name": "grit",
 		} {
 			if tags[k] != v {

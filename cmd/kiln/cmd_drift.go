@@ -39,7 +39,8 @@ func newDriftCommand(g *globalOptions) *cobra.Command {
 region and is available, its name and architecture match, its public flag and
 launch permissions match the entry and the publish policy, its deprecation time
 matches; it warns when an image is deprecated or will be within --warn-before.
-Then it reports kiln-managed images that no manifest references (the working
+Then it reports this project's kiln-managed images (kiln:project and a use
+case kiln.yaml names) that no manifest references (the working
 tree, and with --git-refs the manifests at matching git tags) as orphans.
 
 One image scan per region. Prints one line when all is well.
@@ -87,6 +88,7 @@ func driftInput(ctx context.Context, p *project, pl *pipeline.Pipeline, o driftO
 			return pipeline.Permissions(u.Publish), true
 		},
 	}
+	in.Owns = p.owner().Owns
 	busy := inProgress(ctx, p, p.pl, false)
 	in.Ignore = func(img cloud.Image) bool {
 		b, _ := busy(img.Tags[cloud.TagAssetID], img.Created)

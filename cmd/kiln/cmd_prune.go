@@ -26,7 +26,9 @@ func newPruneCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "prune [--keep N] [--older-than D] [--apply]",
 		Short: "Delete old released images beyond the retention",
-		Long: `prune keeps, per use case, architecture and region, the newest N released
+		Long: `prune considers only this project's released images (kiln:project and one
+of the use cases kiln.yaml names; others are listed as foreign and kept). It
+keeps, per use case, architecture and region, the newest N released
 images, every image a channel manifest references (the working tree, and with
 --git-refs the manifests at matching git tags) and every image in use, and
 plans to delete the rest with their snapshots. Only with --apply it deletes
@@ -69,8 +71,9 @@ func runPrune(ctx context.Context, g *globalOptions, p *project, o pruneOptions)
 		Referenced: refs.Where,
 		InUse:      func(region, id string) string { return inUse[region+"/"+id] },
 		Now:        time.Now(),
+		Project:    p.owner(),
 	})
-	return carryOut(ctx, g, p, "kiln.prune/v1", plan, cloud.Filter{}, o.apply, o.yes)
+	return carryOut(ctx, g, p, "kiln.prune/v1", plan, cloud.Filter{}, o.apply, o.yes, false)
 }
 
 // imagesInUse asks the backend, where it can tell, which images something

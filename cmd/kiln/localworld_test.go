@@ -181,7 +181,7 @@ func (w *localWorld) exists(t *testing.T, region, id string) bool {
 // releaseTags are the tags a replicate copy of run carries.
 func releaseTags(run, useCase, arch string) map[string]string {
 	return map[string]string{
-		cloud.TagManaged: "true", cloud.TagAssetID: run, cloud.TagUseCase: useCase, cloud.TagArch: arch,
+		cloud.TagManaged: "true", cloud.TagProject: "demo", cloud.TagAssetID: run, cloud.TagUseCase: useCase, cloud.TagArch: arch,
 		cloud.TagVersion: "1.0", cloud.TagPhase: cloud.PhaseReplicate, cloud.TagTest: cloud.TestPassed,
 		"deployment_name": "demo",
 	}

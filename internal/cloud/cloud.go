@@ -132,6 +132,23 @@ type UsageChecker interface {
 	ImagesInUse(ctx context.Context, region string) (map[string]string, error)
 }
 
+// SnapshotUsageChecker is implemented by backends whose images are backed by
+// snapshots another image may share (aws: an image someone registered from
+// a kiln snapshot), so that cleanup keeps a snapshot still in use.
+type SnapshotUsageChecker interface {
+	// SnapshotUsers maps the ids of the snapshots behind the account's
+	// images in region to those images' ids.
+	SnapshotUsers(ctx context.Context, region string) (map[string][]string, error)
+}
+
+// AssetTagger is implemented by backends that can add tags to an asset
+// after its creation, for adopting assets an older kiln made.
+type AssetTagger interface {
+	// TagAsset adds or replaces tags on a. An asset whose kind cannot be
+	// tagged after creation is an error matching ErrInvalid.
+	TagAsset(ctx context.Context, a Asset, tags map[string]string) error
+}
+
 // Progress receives the steps of long operations, for display. Step returns
 // a function to call when the step ends.
 type Progress interface {

@@ -119,7 +119,10 @@ type Input struct {
 	Regions []string
 	// Ignore, when set, exempts an image from the orphan check (e.g. it
 	// belongs to a run still in progress).
-	Ignore     func(cloud.Image) bool
+	Ignore func(cloud.Image) bool
+	// Owns says whether a kiln-managed image is this project's; only this
+	// project's images can be its orphans. Nil: none are.
+	Owns       func(tags map[string]string) bool
 	WarnBefore time.Duration
 	Now        time.Time
 	// Concurrency bounds the regions scanned at once.
@@ -182,7 +185,7 @@ func Check(ctx context.Context, b Images, in Input) (Report, error) {
 			perRegion[i] = append(perRegion[i], fs...)
 		}
 		for _, img := range imgs {
-			if !cloud.Managed(img.Tags) || referenced[region+"/"+img.ID] || (in.Ignore != nil && in.Ignore(img)) {
+			if !cloud.Managed(img.Tags) || in.Owns == nil || !in.Owns(img.Tags) || referenced[region+"/"+img.ID] || (in.Ignore != nil && in.Ignore(img)) {
 				continue
 			}
 			perRegion[i] = append(perRegion[i], Finding{

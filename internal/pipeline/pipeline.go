@@ -89,6 +89,7 @@ func (p *Pipeline) tags(r Run, phase string) map[string]string {
 	t := p.Config.Tags()
 	maps.Copy(t, map[string]string{
 		cloud.TagManaged: "true",
+		cloud.TagProject: p.Config.Project,
 		cloud.TagAssetID: r.ID,
 		cloud.TagUseCase: r.UseCase,
 		cloud.TagArch:    r.Arch,

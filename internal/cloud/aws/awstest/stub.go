@@ -36,6 +36,7 @@ type Stub struct {
 	exportSteps int
 	calls       map[string]int
 	requests    map[string][]Call
+	registered  map[string]registration // moto's made-up snapshot id -> what RegisterImage asked for
 }
 
 type exportTask struct {
@@ -57,6 +58,7 @@ func NewStub(t testing.TB, target string) *Stub {
 		exportSteps: 2,
 		calls:       map[string]int{},
 		requests:    map[string][]Call{},
+		registered:  map[string]registration{},
 	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
@@ -164,6 +166,13 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case "CreateImage":
 			s.createImage(w, r, c)
 			return
+		case "RegisterImage":
+			s.registerImage(w, c)
+			return
+		case "DeleteSnapshot":
+			if s.refuseSnapshotInUse(w, c) {
+				return
+			}
 		case "DescribeImages":
 			s.forward(w, r, body, s.patchImages)
 			return
@@ -257,6 +266,7 @@ var (
 func (s *Stub) patchImages(body []byte) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	body = s.patchRegistered(body)
 	// The replacement functions build new slices: m aliases body.
 	body = imageStateRE.ReplaceAllFunc(body, func(m []byte) []byte {
 		id := string(imageStateRE.FindSubmatch(m)[1])
