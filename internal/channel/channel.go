@@ -88,6 +88,11 @@ func Update(ctx context.Context, cfg *config.Config, name string, fn func(manife
 	if len(changes) == 0 {
 		return nil, nil
 	}
+	// The manifest, or a directory on its way, may be a symbolic link:
+	// kiln writes through one only while it stays in the project.
+	if _, err := config.ResolveInside(cfg.Dir, path); err != nil {
+		return nil, fmt.Errorf("refusing to write the manifest of channel %s: %w; kiln does not write outside the project directory", name, err)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}

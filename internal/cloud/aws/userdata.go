@@ -116,6 +116,9 @@ func fileStep(s *strings.Builder, dir, field string, n int, label string, f *con
 	if f.Mode != "" && !modeRE.MatchString(f.Mode) {
 		return fmt.Errorf("%s.file.mode %q: want an octal mode such as 0644", field, f.Mode)
 	}
+	if err := inside(dir, f.Source); err != nil {
+		return fmt.Errorf("%s.file.source: %w", field, err)
+	}
 	src := resolve(dir, f.Source)
 	fi, err := os.Stat(src)
 	if err != nil {
@@ -265,9 +268,23 @@ func resolve(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
+// inside refuses a recipe path that leads out of the project directory,
+// by "..", an absolute path or a symbolic link: its content would go into
+// the user data, and so into the image.
+func inside(dir, p string) error {
+	if dir == "" {
+		return nil
+	}
+	_, err := config.ResolveInside(dir, p)
+	return err
+}
+
 func readRecipeFile(dir, p string) ([]byte, error) {
 	if p == "" {
 		return nil, fmt.Errorf("empty path")
+	}
+	if err := inside(dir, p); err != nil {
+		return nil, err
 	}
 	data, err := os.ReadFile(resolve(dir, p))
 	if err != nil {

@@ -166,6 +166,9 @@ func TestProvisionScriptStopsAtFailure(t *testing.T) {
 func TestProvisionScriptBadInput(t *testing.T) {
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "f"), "x", 0o644)
+	outside := t.TempDir()
+	write(t, filepath.Join(outside, "passwd"), "root:x:0:0", 0o644)
+	os.Symlink(filepath.Join(outside, "passwd"), filepath.Join(dir, "passwd-link"))
 	tests := []struct {
 		name  string
 		steps []config.Step
@@ -176,6 +179,11 @@ func TestProvisionScriptBadInput(t *testing.T) {
 		{"bad mode", []config.Step{{File: &config.FileStep{Source: "f", Destination: "/x", Mode: "rw"}}}, `provision[0].file.mode "rw"`},
 		{"missing playbook", []config.Step{{Shell: "f"}, {Ansible: &config.AnsibleStep{Playbook: "p.yml"}}}, `provision[1].ansible.playbook: "p.yml"`},
 		{"empty step", []config.Step{{Name: "x"}}, "provision[0]: no shell, file or ansible"},
+		{"source up and out", []config.Step{{File: &config.FileStep{Source: "../../../../../../etc/hostname", Destination: "/x"}}}, "leads outside the project"},
+		{"absolute source", []config.Step{{File: &config.FileStep{Source: "/etc/shadow", Destination: "/x"}}}, "leads outside the project"},
+		{"source through a link", []config.Step{{File: &config.FileStep{Source: "passwd-link", Destination: "/x"}}}, "leads outside the project"},
+		{"shell outside", []config.Step{{Shell: "/etc/passwd"}}, "leads outside the project"},
+		{"playbook through a link", []config.Step{{Ansible: &config.AnsibleStep{Playbook: "passwd-link"}}}, "leads outside the project"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -287,5 +295,18 @@ func TestEncodeUserData(t *testing.T) {
 	noise = []byte(base64.StdEncoding.EncodeToString(noise))
 	if _, err := encodeUserData(noise); err == nil || !strings.Contains(err.Error(), "EC2 allows 16384") {
 		t.Errorf("error %v, want one about the 16 KiB limit", err)
+	}
+}
+
+// TestTestScriptStaysInTheProject: a test path that leads out of the
+// project would put a host file into the test instance's user data.
+func TestTestScriptStaysInTheProject(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "tests/ok.sh"), "#!/bin/sh\n", 0o644)
+	os.Symlink("/etc/passwd", filepath.Join(dir, "tests/link.sh"))
+	for _, p := range []string{"/etc/passwd", "../../../../../etc/passwd", "tests/link.sh"} {
+		if _, err := testScript(dir, []string{"tests/ok.sh", p}); err == nil || !strings.Contains(err.Error(), "leads outside the project") {
+			t.Errorf("tests [%s]: %v", p, err)
+		}
 	}
 }
