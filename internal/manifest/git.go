@@ -39,10 +39,17 @@ func runGit(ctx context.Context, repoDir string, args ...string) ([]byte, error)
 // Tags returns the tags in repoDir matching the glob pattern ("" for all),
 // oldest version first: v1.9.0 before v1.10.0, and a pre-release such as
 // v2.0.0-rc1 before v2.0.0.
+//
+// A pattern starting with '-' is refused (git would take it for an
+// option, such as --contains=HEAD or -d), and the pattern is passed after
+// "--" all the same.
 func Tags(ctx context.Context, repoDir, pattern string) ([]string, error) {
+	if strings.HasPrefix(pattern, "-") {
+		return nil, fmt.Errorf("tag pattern %q: must not start with '-' (git would read it as an option); give a glob such as 'v*'", pattern)
+	}
 	args := []string{"-c", "versionsort.suffix=-", "tag", "--list", "--sort=version:refname"}
 	if pattern != "" {
-		args = append(args, pattern)
+		args = append(args, "--", pattern)
 	}
 	out, err := runGit(ctx, repoDir, args...)
 	if err != nil {

@@ -236,6 +236,15 @@ func TestTags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Patterns git would take for options are refused, not run.
+	for _, p := range []string{"--contains=HEAD", "-d", "--delete", "-l"} {
+		if got, err := Tags(ctx, r.dir, p); err == nil || !strings.Contains(err.Error(), "must not start with '-'") {
+			t.Errorf("Tags(%q) = %q, %v; want a refusal", p, got, err)
+		}
+	}
+	if after, _ := Tags(ctx, r.dir, ""); len(after) != len(all) {
+		t.Errorf("a refused pattern changed the tags: %q", after)
+	}
 	if len(all) != 7 || !slices.Contains(all, "bad-1") || !slices.Contains(all, "v2.0.0") {
 		t.Errorf("Tags(\"\") = %q; want all 7 tags", all)
 	}

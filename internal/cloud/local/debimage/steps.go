@@ -30,6 +30,10 @@ type step struct {
 	owner string // user[:group]
 	// ansible
 	vars map[string]string
+	// varsFile holds vars as JSON while the build runs (mode 0600, in the
+	// work directory): never on a command line, where the process list
+	// and logs would show them.
+	varsFile string
 }
 
 var (
@@ -246,17 +250,46 @@ func (st step) hooks(nonce string) []string {
 		}, " ")
 		cmd = "cd " + quote(filepath.Dir(st.src)) + " && " + env +
 			` ansible-playbook -i "$1," -c community.general.chroot`
-		if len(st.vars) > 0 {
-			vars, _ := json.Marshal(st.vars) // a map of strings always encodes
-			cmd += " -e " + quote(string(vars))
+		if st.varsFile != "" {
+			cmd += " -e @" + quote(st.varsFile)
 		}
 		cmd += " " + quote(st.src)
+		if st.varsFile != "" {
+			// Gone as soon as ansible is done with it, whatever happened.
+			cmd += "; r=$?; rm -f " + quote(st.varsFile) + `; exit "$r"`
+		}
 	}
 	// The marker text is put together by printf: mmdebstrap echoes hook
 	// commands, and the echo must not look like a marker.
 	return append(hooks, fmt.Sprintf(
 		`printf 'kiln-step %%s begin %%d\n' %[1]s %[2]d; (%[3]s); s=$?; printf 'kiln-step %%s end %%d %%d\n' %[1]s %[2]d "$s"; exit "$s"`,
 		nonce, st.n, cmd))
+}
+
+// writeVars writes the step's extra vars as JSON to a new file in dir that
+// only this user may read, and records its path in st.varsFile.
+func (st *step) writeVars(dir string) error {
+	if len(st.vars) == 0 {
+		return nil
+	}
+	data, _ := json.Marshal(st.vars) // a map of strings always encodes
+	path := filepath.Join(dir, fmt.Sprintf("vars-%d.json", st.n))
+	os.Remove(path) // a crashed attempt's
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(path)
+		return err
+	}
+	st.varsFile = path
+	return nil
 }
 
 // scratchDirs are the directories the steps need in the chroot.
