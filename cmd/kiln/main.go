@@ -14,8 +14,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
+	"github.com/kiln-images/kiln/internal/cloud/aws"
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/manifest"
 )
@@ -61,12 +63,44 @@ func exitCode(err error, stderr io.Writer) int {
 	// Errors about input files already start with FILE:LINE:COL.
 	var ce config.Errors
 	var me manifest.Errors
-	if errors.As(err, &ce) || errors.As(err, &me) {
+	switch {
+	case errors.As(err, &ce) || errors.As(err, &me):
 		fmt.Fprintln(stderr, err.Error())
-	} else {
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(stderr, "kiln: interrupted: "+interruptedText(err.Error()))
+	case errors.As(err, new(*aws.UnreachableError)):
+		// kiln's account of what it was doing, then the reason, without
+		// the SDK's wrapping in between.
+		var ue *aws.UnreachableError
+		errors.As(err, &ue)
+		msg := err.Error()
+		if j := strings.Index(msg, "operation error "); j >= 0 {
+			msg = msg[:j] + ue.Error()
+		}
+		fmt.Fprintln(stderr, "kiln: "+msg)
+	default:
 		fmt.Fprintln(stderr, "kiln: "+err.Error())
 	}
 	return exitError
+}
+
+// interruptedText says in kiln's words what a signal stopped: the SDK's
+// "operation error EC2: RunInstances, https response error …: context
+// canceled" and Go's "context canceled" become "interrupted", keeping
+// kiln's own account of what was being done.
+func interruptedText(msg string) string {
+	lines := strings.Split(msg, "\n")
+	for i, l := range lines {
+		if j := strings.Index(l, "operation error "); j >= 0 {
+			l = strings.TrimRight(l[:j], ": ") + ": interrupted"
+		}
+		l = strings.ReplaceAll(l, "context canceled", "interrupted")
+		for strings.Contains(l, "interrupted: interrupted") {
+			l = strings.ReplaceAll(l, "interrupted: interrupted", "interrupted")
+		}
+		lines[i] = strings.TrimPrefix(l, ": ")
+	}
+	return strings.Join(lines, "\n")
 }
 
 // findingsError means the command ran correctly and found problems: drift,

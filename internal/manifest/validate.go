@@ -2,8 +2,14 @@ package manifest
 
 import (
 	"fmt"
+	"strings"
 	"time"
+	"unicode"
 )
+
+// hasControl reports whether s holds a control character: printed to a
+// terminal, ESC sequences rewrite what the reader sees.
+func hasControl(s string) bool { return strings.ContainsFunc(s, unicode.IsControl) }
 
 // Validate checks the values in m: use case names non-empty, region names
 // and image ids of the form r allows, architecture x86_64 or arm64,
@@ -56,6 +62,9 @@ func (m Manifest) validate(name string, r Rules, pos func(path string) (line, co
 		if l.UseCase == "" && !seenUC[l.UseCase] {
 			add(ucPath, "use case name is empty")
 		}
+		if hasControl(l.UseCase) && !seenUC[l.UseCase] {
+			add(ucPath, "use case name %s holds control characters (such as NUL or ESC), which no consumer should be handed", quoteShort(l.UseCase))
+		}
 		seenUC[l.UseCase] = true
 
 		path := joinPath(l.UseCase, l.Region)
@@ -79,6 +88,8 @@ func (m Manifest) validate(name string, r Rules, pos func(path string) (line, co
 		}
 		if l.Name == "" {
 			add(field("name"), "name is empty")
+		} else if hasControl(l.Name) {
+			add(field("name"), "name %s holds control characters (such as NUL or ESC); image names never do", quoteShort(l.Name))
 		}
 		if len(errs) > maxErrors {
 			errs = append(errs[:maxErrors], &Error{File: name, Msg: fmt.Sprintf("more than %d errors; stopping", maxErrors)})
