@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/channel"
+	"github.com/kiln-images/kiln/internal/gates"
 	"github.com/kiln-images/kiln/internal/manifest"
 	"github.com/kiln-images/kiln/internal/output"
 	"github.com/kiln-images/kiln/internal/pipeline"
@@ -21,6 +17,7 @@ type promoteOptions struct {
 	from, to string
 	apply    bool
 	commitOptions
+	gateOptions
 }
 
 func newPromoteCommand(g *globalOptions) *cobra.Command {
@@ -34,7 +31,10 @@ tested (the run passed kiln test), published (public or shared per policy),
 not-deprecated, and interval (the --to channel's min_interval since its last
 change, from git history or else the file's time). With every gate passed and
 --apply it writes the --to manifest (and, with SSM parameters configured, flips
-them all or none) and shows the diff.
+them all or none) and shows the diff. --override-gate NAME --reason TEXT lets
+a failed gate pass (not tested or available), recorded in the journal and the
+commit message. A promotion the --to channel has already (a rerun) passes the
+interval gate and exits 0.
 Exit 0 when promoted (or promotable, without --apply), 1 when a gate failed, 2 on error.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -44,7 +44,8 @@ Exit 0 when promoted (or promotable, without --apply), 1 when a gate failed, 2 o
 	cmd.Flags().StringVar(&o.from, "from", o.from, "channel to promote from")
 	cmd.Flags().StringVar(&o.to, "to", o.to, "channel to promote to")
 	cmd.Flags().BoolVar(&o.apply, "apply", false, "write the target manifest (without it, only check and show the diff)")
-	o.addFlags(cmd)
+	o.commitOptions.addFlags(cmd)
+	o.gateOptions.addFlags(cmd)
 	return cmd
 }
 
@@ -60,22 +61,42 @@ func runPromote(ctx context.Context, g *globalOptions, p *project, useCase strin
 			return usageError(err)
 		}
 	}
-	path, _ := p.cfg.ManifestPath(o.to)
-	if err := o.check(ctx, path); err != nil {
-		return err
-	}
-	last, err := lastChange(ctx, p.cfg, o.to)
+	ov, err := o.parse()
 	if err != nil {
 		return err
 	}
-	rep, err := p.pl.Promote(ctx, useCase, o.from, o.to, last, o.apply)
+	u, err := p.cfg.UseCase(useCase)
+	if err != nil {
+		return usageError(err)
+	}
+	var keys []string
+	for _, arch := range u.Architectures {
+		keys = append(keys, u.ManifestKey(arch))
+	}
+	subject := fmt.Sprintf("%s: promote %s from %s", o.to, useCase, o.from)
+	if err := o.check(ctx, g, p.cfg, o.to, keys, subject); err != nil {
+		return err
+	}
+	last, err := channel.LastChange(ctx, p.cfg, o.to)
+	if err != nil {
+		return err
+	}
+	rep, err := p.pl.Promote(ctx, useCase, o.from, o.to, last, o.apply, ov)
 	if err != nil {
 		return err
 	}
 	var commit string
 	if rep.Applied {
-		subject := fmt.Sprintf("%s: promote %s from %s", o.to, useCase, o.from)
-		if commit, err = o.record(ctx, g, path, rep.Changes, subject); err != nil {
+		var used []gates.Gate
+		for _, gt := range rep.Gates {
+			if gt.Overridden != "" {
+				used = append(used, gt)
+			}
+		}
+		if err := recordOverrides(ctx, g, p, used, o.to, "promote of "+useCase+" from "+o.from); err != nil {
+			return err
+		}
+		if commit, err = o.record(ctx, g, p.cfg, o.to, keys, subject, gates.Trailers(rep.Gates)...); err != nil {
 			return err
 		}
 	}
@@ -87,8 +108,11 @@ func runPromote(ctx context.Context, g *globalOptions, p *project, useCase strin
 		t := output.NewTable(g.streams.out, "GATE", "RESULT", "DETAIL")
 		for _, gt := range rep.Gates {
 			res := "pass"
-			if !gt.Passed {
+			switch {
+			case !gt.Passed:
 				res = "FAIL"
+			case gt.Overridden != "":
+				res = "overridden: " + gt.Overridden
 			}
 			if len(gt.Detail) == 0 {
 				t.Row(gt.Name, res, "")
@@ -112,28 +136,4 @@ func runPromote(ctx context.Context, g *globalOptions, p *project, useCase strin
 		fmt.Fprintln(g.streams.err, "all gates pass; rerun with --apply to write it")
 	}
 	return nil
-}
-
-// lastChange is when a channel's manifest last changed: its newest git
-// commit, or the file's modification time when git does not track it.
-func lastChange(ctx context.Context, cfg *config.Config, ch string) (time.Time, error) {
-	path, err := cfg.ManifestPath(ch)
-	if err != nil {
-		return time.Time{}, err
-	}
-	st, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return time.Time{}, nil
-	} else if err != nil {
-		return time.Time{}, err
-	}
-	rel, err := filepath.Rel(cfg.Dir, path)
-	if err != nil {
-		return st.ModTime(), nil
-	}
-	revs, err := manifest.History(ctx, cfg.Dir, "./"+filepath.ToSlash(rel), 1)
-	if err != nil || len(revs) == 0 {
-		return st.ModTime(), nil // not a git repository, or not committed yet
-	}
-	return revs[0].Date, nil
 }

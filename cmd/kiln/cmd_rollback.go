@@ -54,7 +54,8 @@ func runRollback(ctx context.Context, g *globalOptions, p *project, o rollbackOp
 	if err != nil {
 		return usageError(fmt.Errorf("--channel: %w", err))
 	}
-	if err := o.check(ctx, path); err != nil {
+	subject := fmt.Sprintf("%s: roll back to %s", o.channel, o.to)
+	if err := o.check(ctx, g, p.cfg, o.channel, nil, subject); err != nil {
 		return err
 	}
 	rel, err := filepath.Rel(p.cfg.Dir, path)
@@ -76,8 +77,7 @@ func runRollback(ctx context.Context, g *globalOptions, p *project, o rollbackOp
 	}
 	var commit string
 	if rep.Applied {
-		subject := fmt.Sprintf("%s: roll back to %s", o.channel, o.to)
-		if commit, err = o.record(ctx, g, path, rep.Changes, subject); err != nil {
+		if commit, err = o.record(ctx, g, p.cfg, o.channel, nil, subject); err != nil {
 			return err
 		}
 	}

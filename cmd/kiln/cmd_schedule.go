@@ -10,8 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-images/kiln/internal/gates"
 	"github.com/kiln-images/kiln/internal/lockfile"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/pipeline"
 	"github.com/kiln-images/kiln/internal/schedule"
 )
 
@@ -118,16 +120,23 @@ func showSchedule(g *globalOptions, o scheduleOptions) error {
 }
 
 func runScheduler(ctx context.Context, g *globalOptions, p *project, o scheduleOptions) error {
-	path, err := p.cfg.ManifestPath(o.channel)
-	if err != nil {
+	if _, err := p.cfg.ManifestPath(o.channel); err != nil {
 		return usageError(fmt.Errorf("--channel: %w", err))
-	}
-	if err := o.check(ctx, path); err != nil {
-		return err
 	}
 	jobs := schedule.Jobs(p.cfg)
 	if len(jobs) == 0 {
 		return usageError(fmt.Errorf("no use case in %s has a schedule", p.cfg.Path))
+	}
+	var keys []string
+	for _, j := range jobs {
+		u, err := p.cfg.UseCase(j.UseCase)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, u.ManifestKey(j.Arch))
+	}
+	if err := o.check(ctx, g, p.cfg, o.channel, keys, o.channel+": scheduled release (kiln)"); err != nil {
+		return err
 	}
 	lock := filepath.Join(p.cfg.StateDir(), "locks", "schedule.lock")
 	unlock, ok, err := lockfile.TryLock(lock)
@@ -142,6 +151,17 @@ func runScheduler(ctx context.Context, g *globalOptions, p *project, o scheduleO
 		Jobs: jobs,
 		Log:  g.logger(),
 		Release: func(ctx context.Context, j schedule.Job) (string, error) {
+			// The same checks as kiln release, before a run exists.
+			if err := p.pl.CheckRelease(ctx, j.UseCase, j.Arch, o.channel); err != nil {
+				return "", err
+			}
+			gs, _, err := p.pl.ChannelGates(ctx, pipeline.Run{UseCase: j.UseCase, Arch: j.Arch}, o.channel)
+			if err != nil {
+				return "", err
+			}
+			if !gates.Passed(gs) {
+				return "", fmt.Errorf("release refused: a gate of channel %s failed; nothing was made\n%s", o.channel, gates.Failed(gs))
+			}
 			r, err := p.pl.NewRun(ctx, j.UseCase, j.Arch, "")
 			if err != nil {
 				return "", err
@@ -153,7 +173,10 @@ func runScheduler(ctx context.Context, g *globalOptions, p *project, o scheduleO
 			defer unlock()
 			rep, err := p.pl.Release(ctx, r, o.channel)
 			if err == nil && rep.Publish != nil {
-				_, err = o.record(ctx, g, rep.Publish.Manifest, rep.Publish.Changes, publishSubject(r, o.channel))
+				var keys []string
+				if keys, err = runKeys(p, r); err == nil {
+					_, err = o.record(ctx, g, p.cfg, o.channel, keys, publishSubject(r, o.channel))
+				}
 			}
 			return r.ID, err
 		},

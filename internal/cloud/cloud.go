@@ -90,6 +90,17 @@ type Builder interface {
 	Build(ctx context.Context, in BuildInput) (Image, error)
 }
 
+// BuildChecker is implemented by builders that can tell, before anything is
+// made, whether a build and the boot test of its image can succeed: the
+// architecture, the recipe, and limits such as the size of user data.
+// Release checks it first, so that a run that cannot finish starts no
+// resources at all.
+type BuildChecker interface {
+	// CheckBuild returns an error (matching ErrInvalid for bad input)
+	// when Build(in) or a boot test with tests would be refused.
+	CheckBuild(ctx context.Context, in BuildInput, tests []string) error
+}
+
 // Tester boots images and runs a recipe's tests in them.
 type Tester interface {
 	// TestImage boots the image without modifying it, runs in.Tests inside

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -131,48 +130,18 @@ func History(ctx context.Context, repoDir, path string, limit int) ([]Revision, 
 	return revs, nil
 }
 
-// Commit records the file at path, and nothing else, in a new commit of
-// the git repository it is in, with message, and returns the commit's
-// hash; "" when the file is as HEAD has it. Other changes in the work tree
-// and the index are left as they are. Where git knows no identity to
-// commit as (a bare CI runner), the commit is made as "kiln". With push
-// the branch is then pushed to its upstream.
-func Commit(ctx context.Context, path, message string, push bool) (string, error) {
-	dir, name := filepath.Dir(path), filepath.Base(path)
-	if err := CheckWorkTree(ctx, dir); err != nil {
-		return "", fmt.Errorf("commit %s: %w", path, err)
-	}
-	if _, err := runGit(ctx, dir, "add", "--", name); err != nil {
-		return "", fmt.Errorf("commit %s: %w", path, err)
-	}
-	status, err := runGit(ctx, dir, "status", "--porcelain", "--", name)
+// Uncommitted reports whether the file at path (relative to repoDir) differs
+// in the work tree or the index from HEAD.
+func Uncommitted(ctx context.Context, repoDir, path string) (bool, error) {
+	gp, err := gitPath(repoDir, path)
 	if err != nil {
-		return "", fmt.Errorf("commit %s: %w", path, err)
+		return false, err
 	}
-	if len(bytes.TrimSpace(status)) == 0 {
-		return "", nil
-	}
-	var args []string
-	for _, v := range []string{"GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"} {
-		if _, err := runGit(ctx, dir, "var", v); err != nil {
-			args = []string{"-c", "user.name=kiln", "-c", "user.email=kiln@localhost"}
-		}
-	}
-	args = append(args, "commit", "--quiet", "-m", message, "--", name)
-	if _, err := runGit(ctx, dir, args...); err != nil {
-		return "", fmt.Errorf("commit %s: %w", path, err)
-	}
-	out, err := runGit(ctx, dir, "rev-parse", "HEAD")
+	out, err := runGit(ctx, repoDir, "status", "--porcelain", "--", gp)
 	if err != nil {
-		return "", fmt.Errorf("commit %s: %w", path, err)
+		return false, err
 	}
-	hash := strings.TrimSpace(string(out))
-	if push {
-		if _, err := runGit(ctx, dir, "push", "--quiet"); err != nil {
-			return hash, fmt.Errorf("%s committed as %s, but not pushed: %w", path, hash, err)
-		}
-	}
-	return hash, nil
+	return len(bytes.TrimSpace(out)) > 0, nil
 }
 
 // CheckWorkTree returns an error unless dir is in a git work tree.

@@ -30,9 +30,9 @@ type step struct {
 	owner string // user[:group]
 	// ansible
 	vars map[string]string
-	// varsFile holds vars as JSON while the build runs (mode 0600, in the
-	// work directory): never on a command line, where the process list
-	// and logs would show them.
+	// varsFile holds vars as JSON on the host while the build runs (mode
+	// 0600, in the work directory), to be uploaded into the chroot: never
+	// on a command line, where the process list and logs would show them.
 	varsFile string
 }
 
@@ -248,15 +248,24 @@ func (st step) hooks(nonce string) []string {
 			"ANSIBLE_PYTHON_INTERPRETER=auto_silent",
 			"ANSIBLE_RETRY_FILES_ENABLED=0",
 		}, " ")
+		vars := st.stage() + "/vars.json"
+		if st.varsFile != "" {
+			// The vars go in through mmdebstrap's upload, which reads the
+			// host file as the user who runs kiln and writes into a file
+			// made beforehand with mode 0600 (upload keeps no mode), owned
+			// by whoever runs ansible: root, or the user namespace's root
+			// in unshare mode. Never on a command line.
+			hooks = append(hooks, `install -m 0600 /dev/null "$1`+vars+`"`, "upload "+quote(st.varsFile)+" "+vars)
+		}
 		cmd = "cd " + quote(filepath.Dir(st.src)) + " && " + env +
 			` ansible-playbook -i "$1," -c community.general.chroot`
 		if st.varsFile != "" {
-			cmd += " -e @" + quote(st.varsFile)
+			cmd += ` -e @"$1` + vars + `"`
 		}
 		cmd += " " + quote(st.src)
 		if st.varsFile != "" {
 			// Gone as soon as ansible is done with it, whatever happened.
-			cmd += "; r=$?; rm -f " + quote(st.varsFile) + `; exit "$r"`
+			cmd += `; r=$?; rm -f "$1` + vars + `"; exit "$r"`
 		}
 	}
 	// The marker text is put together by printf: mmdebstrap echoes hook

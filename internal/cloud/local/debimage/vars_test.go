@@ -39,26 +39,47 @@ func TestAnsibleVarsNeverOnACommandLine(t *testing.T) {
 			t.Fatalf("a hook command holds the secret: %s", h)
 		}
 	}
-	// Run the hook with a stand-in ansible-playbook that records its
-	// arguments and the vars it was given.
+	// Run the hooks as mmdebstrap would, with a stand-in
+	// ansible-playbook that records its arguments and the vars it was
+	// given, and what it could see of the vars file.
+	if len(hooks) != 3 || !strings.HasPrefix(hooks[1], "upload ") {
+		t.Fatalf("hooks %q", hooks)
+	}
+	root := t.TempDir()
+	inside := filepath.Join(root, st.stage(), "vars.json")
+	os.MkdirAll(filepath.Dir(inside), 0o755)
 	bin := t.TempDir()
 	seen := filepath.Join(t.TempDir(), "seen")
 	writeExec(filepath.Join(bin, "ansible-playbook"), "#!/bin/sh\necho \"args $*\" >>"+seen+
-		"\nfor a; do case $a in @*) cat \"${a#@}\" >>"+seen+"; echo >>"+seen+";; esac; done\necho \"db password is "+secret+"\"\n")
-	cmd := exec.Command("sh", "-c", hooks[len(hooks)-1], "hook", "/chroot")
-	cmd.Env = append(os.Environ(), "PATH="+bin+":/usr/bin:/bin")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("hook: %v\n%s", err, out)
+		"\nfor a; do case $a in @*) stat -c 'mode %a' \"${a#@}\" >>"+seen+"; cat \"${a#@}\" >>"+seen+"; echo >>"+seen+";; esac; done\necho \"db password is "+secret+"\"\n")
+	sh := func(hook string) {
+		t.Helper()
+		cmd := exec.Command("sh", "-c", hook, "hook", root)
+		cmd.Env = append(os.Environ(), "PATH="+bin+":/usr/bin:/bin")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("hook %s: %v\n%s", hook, err, out)
+		}
 	}
+	sh(hooks[0])
+	// upload: mmdebstrap's "cat > FILE" inside, which keeps the mode.
+	data, _ := os.ReadFile(st.varsFile)
+	f, err := os.OpenFile(inside, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(data)
+	f.Close()
+	sh(hooks[2])
 	got, _ := os.ReadFile(seen)
 	if !strings.Contains(string(got), `"db_password":"`+secret+`"`) || !strings.Contains(string(got), `"greeting":"it's me"`) {
 		t.Errorf("ansible did not get the vars:\n%s", got)
 	}
-	if args := strings.SplitN(string(got), "\n", 2)[0]; strings.Contains(args, secret) || !strings.Contains(args, "-e @"+st.varsFile) {
-		t.Errorf("ansible's arguments: %s", args)
+	lines := strings.SplitN(string(got), "\n", 3)
+	if strings.Contains(lines[0], secret) || !strings.Contains(lines[0], "-e @"+inside) || lines[1] != "mode 600" {
+		t.Errorf("ansible saw:\n%s", got)
 	}
-	if _, err := os.Stat(st.varsFile); !os.IsNotExist(err) {
-		t.Errorf("vars file left after the step: %v", err)
+	if _, err := os.Stat(inside); !os.IsNotExist(err) {
+		t.Errorf("vars file left in the chroot after the step: %v", err)
 	}
 }
 
