@@ -73,7 +73,10 @@ func TestReleaseRefusedBeforeAnythingIsMadeAWS(t *testing.T) {
 		want        string
 	}{
 		{"corrupt manifest", nil,
-			func() { os.MkdirAll(filepath.Dir(manifestFile), 0o755); os.WriteFile(manifestFile, []byte("{\"ci-runner\": {"), 0o644) },
+			func() {
+				os.MkdirAll(filepath.Dir(manifestFile), 0o755)
+				os.WriteFile(manifestFile, []byte("{\"ci-runner\": {"), 0o644)
+			},
 			func() { os.RemoveAll(filepath.Dir(manifestFile)) }, "latest.json"},
 		{"conflicted manifest", nil,
 			func() {
@@ -82,7 +85,9 @@ func TestReleaseRefusedBeforeAnythingIsMadeAWS(t *testing.T) {
 			},
 			func() { os.RemoveAll(filepath.Dir(manifestFile)) }, "latest.json"},
 		{"merge in progress", []string{"--commit"},
-			func() { os.WriteFile(filepath.Join(w.dir, ".git", "MERGE_HEAD"), []byte(git(t, w.dir, "rev-parse", "HEAD")+"\n"), 0o644) },
+			func() {
+				os.WriteFile(filepath.Join(w.dir, ".git", "MERGE_HEAD"), []byte(git(t, w.dir, "rev-parse", "HEAD")+"\n"), 0o644)
+			},
 			func() { os.Remove(filepath.Join(w.dir, ".git", "MERGE_HEAD")) }, "a merge is in progress"},
 		{"ignored manifest", []string{"--commit"},
 			func() { os.WriteFile(filepath.Join(w.dir, ".git", "info", "exclude"), []byte("manifests/\n"), 0o644) },
@@ -91,8 +96,14 @@ func TestReleaseRefusedBeforeAnythingIsMadeAWS(t *testing.T) {
 			func() { writeHook(t, w.dir, "pre-commit", "echo 'no commits today' >&2; exit 1") },
 			func() { os.Remove(filepath.Join(w.dir, ".git", "hooks", "pre-commit")) }, "pre-commit hook rejects a commit: git hook: no commits today"},
 		{"failing signing", []string{"--commit"},
-			func() { git(t, w.dir, "config", "commit.gpgsign", "true"); git(t, w.dir, "config", "gpg.program", "false") },
-			func() { git(t, w.dir, "config", "--unset", "commit.gpgsign"); git(t, w.dir, "config", "--unset", "gpg.program") }, "signing fails"},
+			func() {
+				git(t, w.dir, "config", "commit.gpgsign", "true")
+				git(t, w.dir, "config", "gpg.program", "false")
+			},
+			func() {
+				git(t, w.dir, "config", "--unset", "commit.gpgsign")
+				git(t, w.dir, "config", "--unset", "gpg.program")
+			}, "signing fails"},
 		{"no upstream to push to", []string{"--commit", "--push"}, func() {}, func() {}, "has no upstream"},
 		{"user data too large", nil,
 			func() {
