@@ -82,6 +82,11 @@ func runPublish(ctx context.Context, g *globalOptions, p *project, o publishOpti
 	if err := enforce(ctx, g, p, ov, gs, o.channel, "publish of run "+r.ID); err != nil {
 		return err
 	}
+	ctx, release, err := holdChannel(ctx, g, p, r, o.channel)
+	if err != nil {
+		return fmt.Errorf("publish of run %s: %w; nothing was changed", r.ID, err)
+	}
+	defer release()
 	rep, err := p.pl.Publish(ctx, r, o.channel)
 	p.progress.Close()
 	if err != nil {

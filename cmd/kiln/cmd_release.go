@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-images/kiln/internal/claim"
 	"github.com/kiln-images/kiln/internal/gates"
 	"github.com/kiln-images/kiln/internal/output"
 	"github.com/kiln-images/kiln/internal/pipeline"
@@ -121,9 +122,20 @@ func runRelease(ctx context.Context, g *globalOptions, p *project, useCase strin
 		}
 		defer unlock()
 	}
+	ctx, release, err := holdChannel(ctx, g, p, r, o.channel)
+	if err != nil {
+		if o.resume == "" {
+			abandonRun(ctx, p, r.ID)
+		}
+		return fmt.Errorf("run %s: %w; nothing was made", r.ID, err)
+	}
+	defer release()
 	fmt.Fprintf(g.streams.err, "run %s: releasing %s %s version %s to channel %s\n", r.ID, r.UseCase, r.Arch, r.Version, o.channel)
 	rep, err := p.pl.Release(ctx, r, o.channel)
 	p.progress.Close()
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, claim.ErrLost) {
+		err = fmt.Errorf("%w: stopped; %v", cause, err)
+	}
 	var failed *pipeline.TestFailedError
 	if err != nil && !errors.As(err, &failed) {
 		if rep.Replicate != nil && rep.Replicate.Regions != nil && g.format != output.JSON {

@@ -171,6 +171,12 @@ func runScheduler(ctx context.Context, g *globalOptions, p *project, o scheduleO
 				return r.ID, err
 			}
 			defer unlock()
+			ctx, release, err := holdChannel(ctx, g, p, r, o.channel)
+			if err != nil {
+				abandonRun(ctx, p, r.ID)
+				return r.ID, err
+			}
+			defer release()
 			rep, err := p.pl.Release(ctx, r, o.channel)
 			if err == nil && rep.Publish != nil {
 				var keys []string

@@ -19,7 +19,7 @@ const RegionMarker = ".kiln-region"
 // regionLayout are the entries the local backend makes in a region
 // directory; a directory holding only these was made by a kiln older
 // than the marker.
-var regionLayout = []string{RegionMarker, "images", "blobs", "assets", "tmp", "lock"}
+var regionLayout = []string{RegionMarker, "images", "blobs", "assets", "tmp", "lock", "claims"}
 
 // systemTrees are directories kiln never stores in or below; systemDirs
 // are directories it never stores in itself (a directory of its own below

@@ -100,6 +100,10 @@ func (p *Pipeline) tags(r Run, phase string) map[string]string {
 	return t
 }
 
+// Tags are the creation tags of what is made for run r in phase, for
+// resources made outside the pipeline's phases (a run's claim).
+func (p *Pipeline) Tags(r Run, phase string) map[string]string { return p.tags(r, phase) }
+
 // runDir is where kiln keeps a run's local files (console logs).
 func (p *Pipeline) runDir(id string) string {
 	return filepath.Join(p.Config.StateDir(), "runs", id)

@@ -15,6 +15,11 @@ import (
 // (patchRegistered) and DeleteSnapshot refuses it while the image is
 // registered (refuseSnapshotInUse), as on EC2.
 func (s *Stub) registerImage(w http.ResponseWriter, c Call) {
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	if s.refuseTakenName(w, c, c.Form.Get("Name")) {
+		return
+	}
 	status, out, err := s.ec2(c.Region, c.Form)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)

@@ -37,6 +37,10 @@ type Stub struct {
 	calls       map[string]int
 	requests    map[string][]Call
 	registered  map[string]registration // moto's made-up snapshot id -> what RegisterImage asked for
+	tokens      map[string][]byte       // region|action|client token -> the first call's answer
+	// createMu serializes the calls that create named or tokened things
+	// (see semantics.go).
+	createMu sync.Mutex
 }
 
 type exportTask struct {
@@ -59,6 +63,7 @@ func NewStub(t testing.TB, target string) *Stub {
 		calls:       map[string]int{},
 		requests:    map[string][]Call{},
 		registered:  map[string]registration{},
+		tokens:      map[string][]byte{},
 	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
@@ -169,6 +174,19 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case "RegisterImage":
 			s.registerImage(w, c)
 			return
+		case "CopyImage":
+			s.copyImage(w, c)
+			return
+		case "RunInstances":
+			s.runInstances(w, c)
+			return
+		case "CreateKeyPair":
+			s.createKeyPair(w, c)
+			return
+		case "DeleteKeyPair":
+			if s.deleteKeyPair(w, c) {
+				return
+			}
 		case "DeleteSnapshot":
 			if s.refuseSnapshotInUse(w, c) {
 				return
@@ -388,6 +406,11 @@ var snapshotIDRE = regexp.MustCompile(`<snapshotId>(snap-[0-9a-zA-Z]+)</snapshot
 // tags the new image's snapshots before answering, so the client sees the
 // tags in place when the call returns, as on AWS.
 func (s *Stub) createImage(w http.ResponseWriter, r *http.Request, c Call) {
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	if s.refuseTakenName(w, c, c.Form.Get("Name")) {
+		return
+	}
 	specs := tagSpecs(c.Form)
 	snapTags := specs["snapshot"]
 	delete(specs, "snapshot")
