@@ -85,7 +85,9 @@ func TestChannelGatesForEveryWriterAWS(t *testing.T) {
 	}
 
 	// promote --apply repeated: the second finds nothing to do, exit 0.
-	w.editConfig(t, func(s string) string { return strings.Replace(s, "stable: {min_interval: 7d}", "stable: {min_interval: 7d}\n  prod: {min_interval: 7d}", 1) })
+	w.editConfig(t, func(s string) string {
+		return strings.Replace(s, "stable: {min_interval: 7d}", "stable: {min_interval: 7d}\n  prod: {min_interval: 7d}", 1)
+	})
 	for i := range 2 {
 		out, stderr, code := w.kiln(t, "promote", "ci-runner", "--from", "stable", "--to", "prod", "--apply", "--commit")
 		if code != 0 || (i == 1 && !strings.Contains(out, "already has these entries")) {
