@@ -19,12 +19,32 @@ var _ cloud.Claimer = (*Backend)(nil)
 
 // A claim is a small file in the region's claims/ directory, read and
 // written under the region's lock: every process using the store (on this
-// machine, or on another sharing the filesystem) sees it.
+// machine, or on another sharing the filesystem) sees it. It records the
+// process that took it, so that on the same machine a claim whose process
+// is gone (a crashed kiln) lapses at once instead of at the end of its
+// lease; from another machine only the lease tells.
 type claimRecord struct {
-	Name   string            `json:"name"`
-	Holder string            `json:"holder"`
-	Until  time.Time         `json:"until"`
-	Tags   map[string]string `json:"tags,omitempty"`
+	Name     string            `json:"name"`
+	Holder   string            `json:"holder"`
+	Until    time.Time         `json:"until"`
+	Tags     map[string]string `json:"tags,omitempty"`
+	Host     string            `json:"host,omitempty"`
+	PID      int               `json:"pid,omitempty"`
+	PIDStart uint64            `json:"pid_start,omitempty"`
+}
+
+// live reports whether the claim still holds at now.
+func (c *claimRecord) live(now time.Time) bool {
+	if !now.Before(c.Until) {
+		return false
+	}
+	if host, _ := os.Hostname(); c.Host != "" && c.Host == host && c.PID > 0 {
+		p, err := readProc(c.PID)
+		if err != nil || p.start != c.PIDStart || !p.alive() {
+			return false // its process is gone
+		}
+	}
+	return true
 }
 
 func (r *region) claimPath(name string) string {
@@ -48,10 +68,15 @@ func (b *Backend) Claim(ctx context.Context, c cloud.Claim) error {
 	if err != nil {
 		return fmt.Errorf("local: claim %s: %w", c.Name, err)
 	}
-	if cur != nil && cur.Holder != c.Holder && b.now().Before(cur.Until) {
+	if cur != nil && cur.Holder != c.Holder && cur.live(b.now()) {
 		return &cloud.ClaimedError{Name: c.Name, Holder: cur.Holder, Until: cur.Until}
 	}
-	data, err := json.MarshalIndent(claimRecord{Name: c.Name, Holder: c.Holder, Until: c.Until.UTC(), Tags: c.Tags}, "", "  ")
+	rec := claimRecord{Name: c.Name, Holder: c.Holder, Until: c.Until.UTC(), Tags: c.Tags, PID: os.Getpid()}
+	rec.Host, _ = os.Hostname()
+	if p, err := readProc(rec.PID); err == nil {
+		rec.PIDStart = p.start
+	}
+	data, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		return err
 	}
