@@ -57,10 +57,11 @@ func Tags(ctx context.Context, repoDir, pattern string) ([]string, error) {
 	return tags, nil
 }
 
-// AtRefs decodes the manifest at path as it was at each ref. A ref where
-// the file did not exist yet is left out of the result; a ref that does not
-// exist, or a manifest there that does not decode, is an error.
-func AtRefs(ctx context.Context, repoDir, path string, refs []string) (map[string]Manifest, error) {
+// AtRefs decodes the manifest at path as it was at each ref, in whichever
+// of layouts fits it (none given: kiln's own format). A ref where the file
+// did not exist yet is left out of the result; a ref that does not exist,
+// or a manifest there that does not decode, is an error.
+func AtRefs(ctx context.Context, repoDir, path string, refs []string, layouts ...*Layout) (map[string]Manifest, error) {
 	out := make(map[string]Manifest, len(refs))
 	for _, ref := range refs {
 		s := Source{Ref: ref, Path: path}
@@ -71,7 +72,7 @@ func AtRefs(ctx context.Context, repoDir, path string, refs []string) (map[strin
 		if err != nil {
 			return nil, err
 		}
-		m, err := Decode(s.String(), data)
+		m, _, err := DecodeAny(s.String(), data, layouts...)
 		if err != nil {
 			return nil, err
 		}
