@@ -24,6 +24,7 @@ func FuzzParse(f *testing.F) {
 	for _, doc := range validDocs {
 		f.Add([]byte(doc))
 	}
+	f.Add([]byte(runnersYAML))
 
 	// One directory with the files both the example and the test documents
 	// refer to.

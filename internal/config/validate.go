@@ -36,6 +36,7 @@ func (k *checker) check() {
 	k.checkCostTag()
 	k.checkNaming()
 	k.checkChannels()
+	k.checkFormats()
 	if k.c.Cleanup.ConfirmAbove < 0 {
 		k.errorf("cleanup.confirm_above", "%d is negative; use 0 to confirm every cleanup", k.c.Cleanup.ConfirmAbove)
 	}
