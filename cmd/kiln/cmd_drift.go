@@ -93,11 +93,11 @@ func driftInput(ctx context.Context, p *project, pl *pipeline.Pipeline, o driftO
 		return b
 	}
 	for _, n := range names {
-		m, err := channel.Load(p.cfg, n)
+		m, l, err := channel.Open(p.cfg, n)
 		if err != nil {
 			return drift.Input{}, nil, err
 		}
-		in.Channels = append(in.Channels, drift.Channel{Name: n, Manifest: m})
+		in.Channels = append(in.Channels, drift.Channel{Name: n, Manifest: m, Layout: l})
 	}
 	return in, names, nil
 }
@@ -141,7 +141,11 @@ func printDrift(g *globalOptions, rep drift.Report) {
 	fmt.Fprintln(g.streams.out)
 	t := output.NewTable(g.streams.out, "SEVERITY", "KIND", "CHANNEL", "USE CASE", "REGION", "IMAGE", "EXPECTED", "ACTUAL", "MESSAGE")
 	for _, f := range rep.Findings {
-		t.Row(string(f.Severity), string(f.Kind), f.Channel, f.UseCase, f.Region, f.ImageID, f.Expected, f.Actual, f.Message)
+		key := f.UseCase
+		if f.Key != "" {
+			key = f.Key // as the manifest file has it
+		}
+		t.Row(string(f.Severity), string(f.Kind), f.Channel, key, f.Region, f.ImageID, f.Expected, f.Actual, f.Message)
 	}
 	t.Flush()
 }

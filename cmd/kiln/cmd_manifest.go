@@ -1,14 +1,17 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-images/kiln/internal/channel"
+	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/manifest"
 	"github.com/kiln-images/kiln/internal/output"
 )
@@ -27,8 +30,11 @@ func newManifestValidateCommand(g *globalOptions) *cobra.Command {
 		Use:   "validate [FILE...]",
 		Short: "Check manifest files (default: every channel's manifest)",
 		Long: `validate checks the shape and values of manifest files. Without arguments it
-checks every channel manifest of the project. With files and no kiln.yaml it
-accepts the id and region forms of both backends.`,
+checks every channel manifest of the project, each in the formats its channel
+writes and reads. A file that is a channel's manifest is checked in that
+channel's formats, another in any of the project's. With files and no
+kiln.yaml it checks kiln's own format and accepts the id and region forms of
+both backends.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runManifestValidate(g, args)
 		},
@@ -62,14 +68,36 @@ func runManifestValidate(g *globalOptions, files []string) error {
 	}
 	var errs []error
 	for _, f := range files {
-		m, err := manifest.LoadValid(f, rules)
+		ls, err := fileLayouts(cfg, f)
+		if err != nil {
+			return err
+		}
+		m, l, err := manifest.LoadAny(f, rules, ls...)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		fmt.Fprintf(g.streams.out, "ok  %s: %d entries\n", f, len(m.Entries()))
+		if l.Default() {
+			fmt.Fprintf(g.streams.out, "ok  %s: %d entries\n", f, len(m.Entries()))
+		} else {
+			fmt.Fprintf(g.streams.out, "ok  %s: %d entries in format %s\n", f, len(m.Entries()), l.Format().Name)
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// fileLayouts returns the layouts a manifest file named on the command line
+// may be in: its channel's when it is one (see channel.LayoutsForFile),
+// kiln's own without a project.
+func fileLayouts(cfg *config.Config, file string) ([]*manifest.Layout, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, err
+	}
+	return channel.LayoutsForFile(cfg, abs)
 }
 
 type manifestShowOptions struct{ channel string }
@@ -94,9 +122,21 @@ type manifestShowReport struct {
 }
 
 type channelReport struct {
-	Channel  string            `json:"channel"`
-	Path     string            `json:"path"`
-	Manifest manifest.Manifest `json:"manifest"`
+	Channel string `json:"channel"`
+	Path    string `json:"path"`
+	// Format is the format the file is in: kiln, or a declared one.
+	Format string `json:"format"`
+	// Manifest is the file's document, as its consumers read it.
+	Manifest json.RawMessage `json:"manifest"`
+
+	entries []showEntry
+}
+
+// showEntry is one row of manifest show's table.
+type showEntry struct {
+	key string // as the file has it
+	manifest.Located
+	layout *manifest.Layout
 }
 
 func runManifestShow(g *globalOptions, o manifestShowOptions) error {
@@ -114,19 +154,42 @@ func runManifestShow(g *globalOptions, o manifestShowOptions) error {
 	r := manifestShowReport{Schema: "kiln.manifest-show/v1"}
 	for _, ch := range channels {
 		path, _ := cfg.ManifestPath(ch)
-		m, err := channel.Load(cfg, ch)
+		m, l, err := channel.Open(cfg, ch)
 		if err != nil {
 			return err
 		}
-		r.Channels = append(r.Channels, channelReport{Channel: ch, Path: path, Manifest: m})
+		doc, err := os.ReadFile(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			doc = []byte("{}")
+		case err != nil:
+			return err
+		}
+		c := channelReport{Channel: ch, Path: path, Format: l.Format().Name, Manifest: doc}
+		for _, e := range m.Entries() {
+			key, ok := l.FileKey(e.UseCase)
+			if !ok {
+				key = e.UseCase
+			}
+			c.entries = append(c.entries, showEntry{key: key, Located: e, layout: l})
+		}
+		r.Channels = append(r.Channels, c)
 	}
 	if g.format == output.JSON {
 		return output.WriteJSON(g.streams.out, r)
 	}
 	t := output.NewTable(g.streams.out, "CHANNEL", "USE CASE", "REGION", "ARCH", "ID", "NAME", "PUBLIC", "DEPRECATION")
 	for _, c := range r.Channels {
-		for _, e := range c.Manifest.Entries() {
-			t.Row(c.Channel, e.UseCase, e.Region, e.Architecture, e.ID, e.Name, fmt.Sprint(e.Public), e.DeprecationTime)
+		for _, e := range c.entries {
+			// What the file's format does not hold shows as "-".
+			held := func(s manifest.FieldSource, v string) string {
+				if !e.layout.Binds(s) {
+					return "-"
+				}
+				return v
+			}
+			t.Row(c.Channel, e.key, e.Region, e.Architecture, e.ID, held(manifest.SourceName, e.Name),
+				held(manifest.SourcePublic, fmt.Sprint(e.Public)), held(manifest.SourceDeprecation, e.DeprecationTime))
 		}
 	}
 	return t.Flush()
@@ -138,8 +201,11 @@ func newManifestDiffCommand(g *globalOptions) *cobra.Command {
 		Short: "Compare two manifests, files or REF:PATH from git",
 		Long: `diff compares two manifests entry by entry and field by field. Each of A and B
 is a file or REF:PATH read from the git repository of the project directory,
-e.g. v1.2.0:manifests/stable.json. Exit 0 when they are equal, 1 when they
-differ, 2 on error.`,
+e.g. v1.2.0:manifests/stable.json. Each is read in the formats of the channel
+whose manifest it is (any of the project's otherwise, kiln's own without a
+kiln.yaml), so two files in different formats compare by use case,
+architecture and region and show only what changed, named as B names it.
+Exit 0 when they are equal, 1 when they differ, 2 on error.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runManifestDiff(cmd, g, args[0], args[1])
@@ -157,22 +223,43 @@ type manifestDiffReport struct {
 func runManifestDiff(cmd *cobra.Command, g *globalOptions, a, b string) error {
 	ctx := cmd.Context()
 	repo := g.projectDir()
-	read := func(arg string) (manifest.Manifest, error) {
-		data, err := manifest.Read(ctx, repo, manifest.ParseSource(arg))
+	cfg, err := g.loadConfig()
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		cfg = nil // plain files in kiln's format
+	case err != nil:
+		return err
+	}
+	read := func(arg string) (manifest.Manifest, *manifest.Layout, error) {
+		src := manifest.ParseSource(arg)
+		data, err := manifest.Read(ctx, repo, src)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return manifest.Decode(arg, data)
+		var ls []*manifest.Layout
+		switch {
+		case cfg == nil:
+		case src.Ref != "":
+			// REF:PATH is relative to the project directory.
+			if ls, err = channel.LayoutsForFile(cfg, filepath.Join(repo, src.Path)); err != nil {
+				return nil, nil, err
+			}
+		default:
+			if ls, err = fileLayouts(cfg, src.Path); err != nil {
+				return nil, nil, err
+			}
+		}
+		return manifest.DecodeAny(arg, data, ls...)
 	}
-	ma, err := read(a)
+	ma, la, err := read(a)
 	if err != nil {
 		return err
 	}
-	mb, err := read(b)
+	mb, lb, err := read(b)
 	if err != nil {
 		return err
 	}
-	changes := manifest.Diff(ma, mb)
+	changes := manifest.DiffLayouts(ma, la, mb, lb)
 	if g.format == output.JSON {
 		if err := output.WriteJSON(g.streams.out, manifestDiffReport{Schema: "kiln.manifest-diff/v1", A: a, B: b, Changes: changes}); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-images/kiln/internal/channel"
 	"github.com/kiln-images/kiln/internal/manifest"
 	"github.com/kiln-images/kiln/internal/output"
 	"github.com/kiln-images/kiln/internal/pipeline"
@@ -66,11 +67,16 @@ func runRollback(ctx context.Context, g *globalOptions, p *project, o rollbackOp
 	if err != nil {
 		return err
 	}
-	target, err := manifest.Decode(o.to+":"+rel, data)
+	// The file at the ref may be in any format the channel reads.
+	ls, err := channel.Layouts(p.cfg, o.channel)
 	if err != nil {
 		return err
 	}
-	rep, err := p.pl.Rollback(ctx, o.channel, o.to, target, o.apply)
+	target, tl, err := manifest.DecodeAny(o.to+":"+rel, data, ls...)
+	if err != nil {
+		return err
+	}
+	rep, err := p.pl.Rollback(ctx, o.channel, o.to, target, tl, o.apply)
 	if err != nil {
 		return err
 	}

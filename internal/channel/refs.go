@@ -50,7 +50,11 @@ func References(ctx context.Context, cfg *config.Config, gitRefs string) (*Refs,
 		if len(tags) == 0 {
 			continue
 		}
-		at, err := manifest.AtRefs(ctx, cfg.Dir, "./"+filepath.ToSlash(rel), tags)
+		ls, err := Layouts(cfg, ch)
+		if err != nil {
+			return nil, err
+		}
+		at, err := manifest.AtRefs(ctx, cfg.Dir, "./"+filepath.ToSlash(rel), tags, ls...)
 		if err != nil {
 			return nil, fmt.Errorf("--git-refs %s: %w", gitRefs, err)
 		}

@@ -69,6 +69,9 @@ type Finding struct {
 	Expected string   `json:"expected,omitempty"`
 	Actual   string   `json:"actual,omitempty"`
 	Message  string   `json:"message"`
+	// Key is the entry's key as its manifest file writes it, when that is
+	// not kiln's key (a declared format, e.g. linux-amd64-ephemeral).
+	Key string `json:"key,omitempty"`
 }
 
 // Summary counts a report's checks and findings.
@@ -103,6 +106,25 @@ func (r Report) Drifted() bool {
 type Channel struct {
 	Name     string
 	Manifest manifest.Manifest
+	// Layout is the format the manifest was read in; nil is kiln's own.
+	// Only the fields it holds from the cloud are compared: a format
+	// without a name field has no name to drift, and its constants and
+	// attributes are kiln validate's business.
+	Layout *manifest.Layout
+}
+
+// binds reports whether the channel's entries hold s.
+func (c Channel) binds(s manifest.FieldSource) bool { return c.Layout == nil || c.Layout.Binds(s) }
+
+// fileKey is the key the channel's file uses for kiln's key.
+func (c Channel) fileKey(key string) string {
+	if c.Layout == nil {
+		return key
+	}
+	if k, ok := c.Layout.FileKey(key); ok {
+		return k
+	}
+	return key
 }
 
 // Input says what to check.
@@ -129,6 +151,7 @@ type Input struct {
 // located is an entry of a channel.
 type located struct {
 	channel string
+	ch      Channel
 	manifest.Located
 }
 
@@ -137,7 +160,7 @@ func Check(ctx context.Context, b Images, in Input) (Report, error) {
 	byRegion := map[string][]located{}
 	for _, ch := range in.Channels {
 		for _, e := range ch.Manifest.Entries() {
-			byRegion[e.Region] = append(byRegion[e.Region], located{channel: ch.Name, Located: e})
+			byRegion[e.Region] = append(byRegion[e.Region], located{channel: ch.Name, ch: ch, Located: e})
 		}
 	}
 	regionSet := map[string]bool{}
@@ -240,9 +263,13 @@ func Check(ctx context.Context, b Images, in Input) (Report, error) {
 
 // checkEntry compares one manifest entry with the image in the cloud.
 func checkEntry(ctx context.Context, b Images, in Input, e located, byID map[string]cloud.Image) ([]Finding, error) {
+	key := e.ch.fileKey(e.UseCase)
+	if key == e.UseCase {
+		key = ""
+	}
 	f := func(k Kind, expected, actual, msg string) Finding {
-		return Finding{Kind: k, Severity: k.severity(), Channel: e.channel, UseCase: e.UseCase, Region: e.Region,
-			ImageID: e.ID, Expected: expected, Actual: actual, Message: msg}
+		return Finding{Kind: k, Severity: k.severity(), Channel: e.channel, UseCase: e.UseCase, Key: key,
+			Region: e.Region, ImageID: e.ID, Expected: expected, Actual: actual, Message: msg}
 	}
 	img, ok := byID[e.ID]
 	if !ok {
@@ -252,18 +279,18 @@ func checkEntry(ctx context.Context, b Images, in Input, e located, byID map[str
 	if img.State != cloud.StateAvailable {
 		out = append(out, f(Unavailable, string(cloud.StateAvailable), string(img.State), "image is not available"))
 	}
-	if img.Name != e.Name {
+	if e.ch.binds(manifest.SourceName) && img.Name != e.Name {
 		out = append(out, f(Name, e.Name, img.Name, "image name differs from the manifest"))
 	}
 	if img.Architecture != e.Architecture {
 		out = append(out, f(Architecture, e.Architecture, img.Architecture, "image architecture differs from the manifest"))
 	}
-	if img.Public != e.Public {
+	if e.ch.binds(manifest.SourcePublic) && img.Public != e.Public {
 		out = append(out, f(Public, fmt.Sprint(e.Public), fmt.Sprint(img.Public), "image public flag differs from the manifest"))
 	}
 	if in.Policy != nil {
 		if pol, ok := in.Policy(e.UseCase); ok {
-			if pol.Public != e.Public {
+			if e.ch.binds(manifest.SourcePublic) && pol.Public != e.Public {
 				out = append(out, f(Policy, fmt.Sprint(pol.Public), fmt.Sprint(e.Public),
 					"manifest entry's public flag contradicts the use case's publish policy"))
 			}
@@ -282,7 +309,7 @@ func checkEntry(ctx context.Context, b Images, in Input, e located, byID map[str
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", e.UseCase, e.Region, err)
 	}
-	if !want.Equal(img.Deprecation.Truncate(time.Second)) {
+	if e.ch.binds(manifest.SourceDeprecation) && !want.Equal(img.Deprecation.Truncate(time.Second)) {
 		out = append(out, f(Deprecation, formatTime(want), formatTime(img.Deprecation), "image deprecation time differs from the manifest"))
 	}
 	if d := img.Deprecation; !d.IsZero() {

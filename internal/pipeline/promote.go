@@ -64,30 +64,34 @@ func (p *Pipeline) Promote(ctx context.Context, useCase, from, to string, lastCh
 	if from == to {
 		return rep, fmt.Errorf("--from and --to are both %q", from)
 	}
-	src, err := channel.Load(p.Config, from)
+	src, srcLayout, err := channel.Open(p.Config, from)
 	if err != nil {
 		return rep, err
 	}
-	if _, err := p.Config.ManifestPath(to); err != nil {
+	dstLayouts, err := channel.Layouts(p.Config, to)
+	if err != nil {
 		return rep, err
 	}
-	rep.Gates, err = p.gates(ctx, u, src, to, lastChange)
+	var seen map[string]cloud.Image
+	rep.Gates, seen, err = p.gates(ctx, u, src, to, lastChange)
 	if err != nil {
 		return rep, err
 	}
 
+	// The channels may differ in format: what the source's does not hold
+	// comes from the image, as the gates read it.
 	update := func(m manifest.Manifest) error {
 		for _, arch := range u.Architectures {
 			key := u.ManifestKey(arch)
 			delete(m, key)
 			for region, e := range src[key] {
-				m.Set(key, region, e)
+				m.Set(key, region, fillFromImage(e, srcLayout, seen[region+"/"+e.ID]))
 			}
 		}
 		return nil
 	}
 	if !apply || !rep.Passed() {
-		dst, err := channel.Load(p.Config, to)
+		dst, dstLayout, err := channel.Open(p.Config, to)
 		if err != nil {
 			return rep, err
 		}
@@ -96,7 +100,7 @@ func (p *Pipeline) Promote(ctx context.Context, useCase, from, to string, lastCh
 			next.Set(e.UseCase, e.Region, e.Entry)
 		}
 		update(next)
-		rep.Changes = manifest.Diff(dst, next)
+		rep.Changes = manifest.DiffLayouts(dst, dstLayout, next, dstLayouts[0])
 		return rep, nil
 	}
 	for _, arch := range u.Architectures {
@@ -113,8 +117,10 @@ func (p *Pipeline) Promote(ctx context.Context, useCase, from, to string, lastCh
 	return rep, nil
 }
 
-// gates checks a promotion of use case u's entries in src into channel to.
-func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Manifest, to string, lastChange time.Time) ([]Gate, error) {
+// gates checks a promotion of use case u's entries in src into channel to,
+// and returns the images it read, by region/id.
+func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Manifest, to string, lastChange time.Time) ([]Gate, map[string]cloud.Image, error) {
+	seen := map[string]cloud.Image{}
 	complete := Gate{Name: GateComplete}
 	available := Gate{Name: GateAvailable}
 	tested := Gate{Name: GateTested}
@@ -133,13 +139,14 @@ func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Ma
 			where := fmt.Sprintf("%s %s %s", key, region, e.ID)
 			imgs, err := p.Backend.ListImages(ctx, region, cloud.Filter{IDs: []string{e.ID}})
 			if err != nil {
-				return nil, fmt.Errorf("gate %s: %w", GateAvailable, err)
+				return nil, nil, fmt.Errorf("gate %s: %w", GateAvailable, err)
 			}
 			if len(imgs) == 0 {
 				available.Detail = append(available.Detail, where+": image does not exist")
 				continue
 			}
 			img := imgs[0]
+			seen[region+"/"+e.ID] = img
 			if img.State != cloud.StateAvailable {
 				available.Detail = append(available.Detail, fmt.Sprintf("%s: state %s", where, img.State))
 			}
@@ -151,7 +158,7 @@ func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Ma
 			} else if len(perms.Accounts)+len(perms.Organizations)+len(perms.OrganizationalUnits) > 0 {
 				got, err := p.Backend.LaunchPermissions(ctx, region, e.ID)
 				if err != nil {
-					return nil, fmt.Errorf("gate %s: %w", GatePublished, err)
+					return nil, nil, fmt.Errorf("gate %s: %w", GatePublished, err)
 				}
 				if missing := missingShares(perms, got); len(missing) > 0 {
 					published.Detail = append(published.Detail, fmt.Sprintf("%s: not shared with %s", where, strings.Join(missing, ", ")))
@@ -174,7 +181,7 @@ func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Ma
 	for i := range gates {
 		gates[i].Passed = len(gates[i].Detail) == 0
 	}
-	return gates, nil
+	return gates, seen, nil
 }
 
 func (p *Pipeline) minInterval(ch string) time.Duration {
