@@ -30,6 +30,7 @@ var awsRegions = []string{"us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2
 type awsWorld struct {
 	dir    string
 	cfg    string
+	base   string // the AMI builds start from
 	stub   *awstest.Stub
 	faults *awstest.Faults
 }
@@ -47,6 +48,7 @@ func newAWSWorld(t *testing.T, publish string) *awsWorld {
 		return "[   12.3] systemd[1]: Started kiln tests.\nKILN-TEST-RESULT: PASS\n", true
 	})
 	base := seedBaseImage(t, w.ec2("us-east-1"))
+	w.base = base
 	os.MkdirAll(filepath.Join(w.dir, "scripts"), 0o755)
 	os.MkdirAll(filepath.Join(w.dir, "tests"), 0o755)
 	os.WriteFile(filepath.Join(w.dir, "scripts/setup.sh"), []byte("#!/bin/sh\necho provisioned >/etc/kiln-ci\n"), 0o755)

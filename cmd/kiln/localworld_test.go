@@ -59,9 +59,15 @@ type localWorld struct {
 
 func newLocalWorld(t *testing.T, confirmAbove int) *localWorld {
 	t.Helper()
+	return newLocalWorldYAML(t, fmt.Sprintf(localYAML, confirmAbove))
+}
+
+// newLocalWorldYAML is newLocalWorld with a kiln.yaml of its own.
+func newLocalWorldYAML(t *testing.T, yaml string) *localWorld {
+	t.Helper()
 	w := &localWorld{dir: filepath.Join(t.TempDir(), "proj")}
 	for path, data := range map[string]string{
-		"kiln.yaml":     fmt.Sprintf(localYAML, confirmAbove),
+		"kiln.yaml":     yaml,
 		"tests/boot.sh": "#!/bin/sh\ntrue\n",
 		".gitignore":    ".kiln/\n",
 	} {
