@@ -85,6 +85,10 @@ type AWSBackend struct {
 	// RetryMaxBackoff caps the pause between retries of throttled or failed
 	// requests; default 20s.
 	RetryMaxBackoff Duration `yaml:"retry_max_backoff"`
+
+	// PublishAccounts are other accounts that use cases or regions publish
+	// into (accounts.go).
+	PublishAccounts []PublishAccount `yaml:"publish_accounts"`
 }
 
 // CostTag is the project's cost-allocation tag, put on every asset.
