@@ -98,7 +98,7 @@ func runCleanup(ctx context.Context, g *globalOptions, p *project, o cleanupOpti
 	if err != nil {
 		return err
 	}
-	inv := assets.Scan(ctx, p.backend, p.cfg.Regions, f, len(p.cfg.Regions))
+	inv := assets.Scan(ctx, p.backend, p.cfg.Locations(), f, len(p.cfg.Locations()))
 	if err := inv.Err(); err != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, 
 		return err
 	}
 	res, err := assets.Apply(ctx, p.backend, plan, assets.Options{
-		Regions: p.cfg.Regions, Filter: f, Concurrency: len(p.cfg.Regions), Progress: p.progress,
+		Regions: p.cfg.Locations(), Filter: f, Concurrency: len(p.cfg.Locations()), Progress: p.progress,
 	})
 	p.progress.Close()
 	if err != nil {

@@ -75,10 +75,11 @@ func driftInput(ctx context.Context, p *project, pl *pipeline.Pipeline, o driftO
 	}
 	in := drift.Input{
 		Referenced:  refs.All(),
-		Regions:     p.cfg.Regions,
+		Regions:     p.cfg.Locations(),
 		WarnBefore:  o.warnBefore.Std(),
 		Now:         time.Now(),
-		Concurrency: len(p.cfg.Regions),
+		Concurrency: len(p.cfg.Locations()),
+		Locate:      func(key, region string) string { return channel.Locate(p.cfg, key, region) },
 		Policy: func(key string) (cloud.LaunchPermissions, bool) {
 			u, _, ok := channel.UseCaseOf(p.cfg, key)
 			if !ok {

@@ -55,7 +55,7 @@ func runPrune(ctx context.Context, g *globalOptions, p *project, o pruneOptions)
 	if err != nil {
 		return err
 	}
-	inv := assets.Scan(ctx, p.backend, p.cfg.Regions, cloud.Filter{}, len(p.cfg.Regions))
+	inv := assets.Scan(ctx, p.backend, p.cfg.Locations(), cloud.Filter{}, len(p.cfg.Locations()))
 	if err := inv.Err(); err != nil {
 		return err
 	}
@@ -81,7 +81,7 @@ func imagesInUse(ctx context.Context, p *project) (map[string]string, error) {
 	if !ok {
 		return inUse, nil
 	}
-	for _, region := range p.cfg.Regions {
+	for _, region := range p.cfg.Locations() {
 		m, err := c.ImagesInUse(ctx, region)
 		if err != nil {
 			return nil, fmt.Errorf("images in use in %s: %w", region, err)

@@ -124,3 +124,13 @@ func UseCaseOf(cfg *config.Config, key string) (*config.UseCase, string, bool) {
 	}
 	return nil, "", false
 }
+
+// Locate returns where the image of a manifest key's entry in region lives:
+// the region, or ACCOUNT/REGION when the use case is published into another
+// account there (config.Config.Location).
+func Locate(cfg *config.Config, key, region string) string {
+	if u, _, ok := UseCaseOf(cfg, key); ok {
+		return cfg.Location(u, region)
+	}
+	return region
+}

@@ -137,8 +137,14 @@ type Input struct {
 	// Policy returns the launch permissions the publish policy of a manifest
 	// key (use case) grants; ok false when the key is unknown to the config.
 	Policy func(useCase string) (cloud.LaunchPermissions, bool)
-	// Regions are scanned for orphans besides the regions entries name.
+	// Regions are scanned for orphans besides the regions entries name:
+	// locations, as backends take them (ACCOUNT/REGION for a region of
+	// another account).
 	Regions []string
+	// Locate returns where the image of a manifest key's entry in region
+	// lives, when that is not the region of the backend's own account;
+	// nil means it always is.
+	Locate func(key, region string) string
 	// Ignore, when set, exempts an image from the orphan check (e.g. it
 	// belongs to a run still in progress).
 	Ignore     func(cloud.Image) bool
@@ -152,7 +158,16 @@ type Input struct {
 type located struct {
 	channel string
 	ch      Channel
+	loc     string // where its image lives (see Input.Locate)
 	manifest.Located
+}
+
+// locate applies in.Locate.
+func (in Input) locate(key, region string) string {
+	if in.Locate == nil {
+		return region
+	}
+	return in.Locate(key, region)
 }
 
 // Check compares the manifests in in with the cloud.
@@ -160,7 +175,8 @@ func Check(ctx context.Context, b Images, in Input) (Report, error) {
 	byRegion := map[string][]located{}
 	for _, ch := range in.Channels {
 		for _, e := range ch.Manifest.Entries() {
-			byRegion[e.Region] = append(byRegion[e.Region], located{channel: ch.Name, ch: ch, Located: e})
+			loc := in.locate(e.UseCase, e.Region)
+			byRegion[loc] = append(byRegion[loc], located{channel: ch.Name, ch: ch, loc: loc, Located: e})
 		}
 	}
 	regionSet := map[string]bool{}
@@ -174,7 +190,7 @@ func Check(ctx context.Context, b Images, in Input) (Report, error) {
 	referenced := map[string]bool{}
 	for _, m := range in.Referenced {
 		for _, e := range m.Entries() {
-			referenced[e.Region+"/"+e.ID] = true
+			referenced[in.locate(e.UseCase, e.Region)+"/"+e.ID] = true
 		}
 	}
 
@@ -269,7 +285,7 @@ func checkEntry(ctx context.Context, b Images, in Input, e located, byID map[str
 	}
 	f := func(k Kind, expected, actual, msg string) Finding {
 		return Finding{Kind: k, Severity: k.severity(), Channel: e.channel, UseCase: e.UseCase, Key: key,
-			Region: e.Region, ImageID: e.ID, Expected: expected, Actual: actual, Message: msg}
+			Region: e.loc, ImageID: e.ID, Expected: expected, Actual: actual, Message: msg}
 	}
 	img, ok := byID[e.ID]
 	if !ok {
@@ -295,7 +311,7 @@ func checkEntry(ctx context.Context, b Images, in Input, e located, byID map[str
 					"manifest entry's public flag contradicts the use case's publish policy"))
 			}
 			if len(pol.Accounts)+len(pol.Organizations)+len(pol.OrganizationalUnits) > 0 {
-				got, err := b.LaunchPermissions(ctx, e.Region, e.ID)
+				got, err := b.LaunchPermissions(ctx, e.loc, e.ID)
 				if err != nil {
 					return nil, fmt.Errorf("launch permissions of %s: %w", e.ID, err)
 				}

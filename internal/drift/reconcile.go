@@ -36,7 +36,8 @@ func Plan(rep Report, in Input) (fixes []Fix, unfixable []Finding) {
 	entries := map[string]located{}
 	for _, ch := range in.Channels {
 		for _, e := range ch.Manifest.Entries() {
-			entries[ch.Name+"/"+e.UseCase+"/"+e.Region] = located{channel: ch.Name, ch: ch, Located: e}
+			loc := in.locate(e.UseCase, e.Region)
+			entries[ch.Name+"/"+e.UseCase+"/"+loc] = located{channel: ch.Name, ch: ch, loc: loc, Located: e}
 		}
 	}
 	byImage := map[string]int{}

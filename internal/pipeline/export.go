@@ -13,7 +13,7 @@ import (
 // image itself, and has nothing to do here.
 func (p *Pipeline) export(ctx context.Context, r Run, u *config.UseCase, copies map[string]cloud.Image) ([]cloud.Export, error) {
 	exp, ok := p.Backend.(cloud.Exporter)
-	img, have := copies[p.Config.BuildRegion]
+	img, have := copies[p.Config.Location(u, p.Config.BuildRegion)] // in the account the use case is published into
 	if !ok || len(u.Exports) == 0 || !have {
 		return nil, nil
 	}

@@ -130,14 +130,15 @@ func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Ma
 	now := p.now()
 	for _, arch := range u.Architectures {
 		key := u.ManifestKey(arch)
-		for _, region := range p.Config.TargetRegions(u) {
+		for _, loc := range p.Config.TargetRegions(u) {
+			region := config.RegionOf(loc) // as the manifest names it
 			e, ok := src.Get(key, region)
 			if !ok {
 				complete.Detail = append(complete.Detail, fmt.Sprintf("%s %s: no entry", key, region))
 				continue
 			}
 			where := fmt.Sprintf("%s %s %s", key, region, e.ID)
-			imgs, err := p.Backend.ListImages(ctx, region, cloud.Filter{IDs: []string{e.ID}})
+			imgs, err := p.Backend.ListImages(ctx, loc, cloud.Filter{IDs: []string{e.ID}})
 			if err != nil {
 				return nil, nil, fmt.Errorf("gate %s: %w", GateAvailable, err)
 			}
@@ -156,7 +157,7 @@ func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Ma
 			if img.Public != perms.Public {
 				published.Detail = append(published.Detail, fmt.Sprintf("%s: public is %v, policy says %v", where, img.Public, perms.Public))
 			} else if len(perms.Accounts)+len(perms.Organizations)+len(perms.OrganizationalUnits) > 0 {
-				got, err := p.Backend.LaunchPermissions(ctx, region, e.ID)
+				got, err := p.Backend.LaunchPermissions(ctx, loc, e.ID)
 				if err != nil {
 					return nil, nil, fmt.Errorf("gate %s: %w", GatePublished, err)
 				}

@@ -52,9 +52,12 @@ func (p *Pipeline) Rollback(ctx context.Context, channelName, ref string, target
 	}
 	rep.Changes = manifest.DiffLayouts(cur, curLayout, target, tl)
 
+	// By location: a use case published into another account has its
+	// images there.
 	byRegion := map[string][]manifest.Located{}
+	locOf := func(e manifest.Located) string { return channel.Locate(p.Config, e.UseCase, e.Region) }
 	for _, e := range target.Entries() {
-		byRegion[e.Region] = append(byRegion[e.Region], e)
+		byRegion[locOf(e)] = append(byRegion[locOf(e)], e)
 	}
 	regions := slices.Sorted(maps.Keys(byRegion))
 	found := make([]map[string]cloud.Image, len(regions))
@@ -112,10 +115,10 @@ func (p *Pipeline) Rollback(ctx context.Context, channelName, ref string, target
 		case known:
 			perms.Public = Permissions(u.Publish).Public // the file does not say; the policy does
 		default:
-			perms.Public = found[slices.Index(regions, e.Region)][e.ID].Public // nor the policy: leave it
+			perms.Public = found[slices.Index(regions, locOf(e))][e.ID].Public // nor the policy: leave it
 		}
-		if err := p.Backend.SetLaunchPermissions(ctx, e.Region, e.ID, perms); err != nil {
-			return fmt.Errorf("%s in %s: %w", e.ID, e.Region, err)
+		if err := p.Backend.SetLaunchPermissions(ctx, locOf(e), e.ID, perms); err != nil {
+			return fmt.Errorf("%s in %s: %w", e.ID, locOf(e), err)
 		}
 		if !tl.Binds(manifest.SourceDeprecation) {
 			return nil // the file does not say: leave the image's as it is
@@ -124,8 +127,8 @@ func (p *Pipeline) Rollback(ctx context.Context, channelName, ref string, target
 		if e.DeprecationTime != "" {
 			dep, _ = time.Parse(time.RFC3339, e.DeprecationTime) // validated above
 		}
-		if err := p.Backend.SetDeprecation(ctx, e.Region, e.ID, dep); err != nil {
-			return fmt.Errorf("%s in %s: %w", e.ID, e.Region, err)
+		if err := p.Backend.SetDeprecation(ctx, locOf(e), e.ID, dep); err != nil {
+			return fmt.Errorf("%s in %s: %w", e.ID, locOf(e), err)
 		}
 		return nil
 	})
@@ -149,7 +152,7 @@ func (p *Pipeline) Rollback(ctx context.Context, channelName, ref string, target
 	if _, err := channel.Update(ctx, p.Config, channelName, func(m manifest.Manifest) error {
 		clear(m)
 		for _, e := range target.Entries() {
-			img := found[slices.Index(regions, e.Region)][e.ID]
+			img := found[slices.Index(regions, locOf(e))][e.ID]
 			m.Set(e.UseCase, e.Region, fillFromImage(e.Entry, tl, img))
 		}
 		return nil

@@ -34,6 +34,7 @@ type Stub struct {
 	exports     map[string]*exportTask
 	exportToken map[string]string // client token -> task id
 	exportSteps int
+	copyTokens  map[string]string // account/region/client token -> image, of copies across accounts
 	calls       map[string]int
 	requests    map[string][]Call
 }
@@ -55,6 +56,7 @@ func NewStub(t testing.TB, target string) *Stub {
 		exports:     map[string]*exportTask{},
 		exportToken: map[string]string{},
 		exportSteps: 2,
+		copyTokens:  map[string]string{},
 		calls:       map[string]int{},
 		requests:    map[string][]Call{},
 	}
@@ -164,6 +166,10 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case "CreateImage":
 			s.createImage(w, r, c)
 			return
+		case "CopyImage":
+			if s.copyShared(w, r, c) {
+				return
+			}
 		case "DescribeImages":
 			s.forward(w, r, body, s.patchImages)
 			return
