@@ -29,6 +29,15 @@ import (
 // accessKeyRE finds the access key in a SigV4 Authorization header.
 var accessKeyRE = regexp.MustCompile(`Credential=([^/]+)/`)
 
+// key is the access key the stub's own requests for c sign with: c's, so
+// they act in the caller's account, or the default account's.
+func (c Call) key() string {
+	if c.Key == "" {
+		return "awstest"
+	}
+	return c.Key
+}
+
 // ec2As sends an EC2 query request to moto as the caller whose access key
 // signed r (moto tells accounts apart by access key and checks no
 // signature).
@@ -76,11 +85,7 @@ func (s *Stub) callerAccount(key, region string) (string, error) {
 // caller; it reports false, having answered nothing, for every other
 // CopyImage (moto's own serves those).
 func (s *Stub) copyShared(w http.ResponseWriter, r *http.Request, c Call) bool {
-	m := accessKeyRE.FindStringSubmatch(r.Header.Get("Authorization"))
-	if m == nil {
-		return false
-	}
-	key, src, srcRegion := m[1], c.Form.Get("SourceImageId"), c.Form.Get("SourceRegion")
+	key, src, srcRegion := c.key(), c.Form.Get("SourceImageId"), c.Form.Get("SourceRegion")
 	if _, out, err := s.ec2As(key, srcRegion, url.Values{"Action": {"DescribeImages"}, "ImageId.1": {src}}); err != nil || strings.Contains(string(out), "<imageId>"+src+"</imageId>") {
 		return false // the caller's own image, or moto is unreachable: moto answers
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -182,20 +181,7 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // bookkeeping needs it (moto reads the region from the signature scope and
 // does not check the signature).
 func (s *Stub) ec2(region string, params url.Values) (int, []byte, error) {
-	params.Set("Version", "2016-11-15")
-	req, err := http.NewRequest(http.MethodPost, s.target+"/", strings.NewReader(params.Encode()))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-	req.Header.Set("Authorization", scopeAuth(region, "ec2"))
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, out, err
+	return s.ec2As("awstest", region, params)
 }
 
 func scopeAuth(region, service string) string {
@@ -205,7 +191,7 @@ func scopeAuth(region, service string) string {
 // imageExists asks moto for the image, answering the client with moto's
 // error when it does not exist.
 func (s *Stub) imageExists(w http.ResponseWriter, c Call, id string) bool {
-	status, out, err := s.ec2(c.Region, url.Values{"Action": {"DescribeImages"}, "ImageId.1": {id}})
+	status, out, err := s.ec2As(c.key(), c.Region, url.Values{"Action": {"DescribeImages"}, "ImageId.1": {id}})
 	switch {
 	case err != nil:
 		http.Error(w, err.Error(), http.StatusBadGateway)
@@ -387,7 +373,7 @@ func (s *Stub) createImage(w http.ResponseWriter, r *http.Request, c Call) {
 	specs := tagSpecs(c.Form)
 	snapTags := specs["snapshot"]
 	delete(specs, "snapshot")
-	status, out, err := s.ec2(c.Region, withoutTagSpecs(c.Form, specs))
+	status, out, err := s.ec2As(c.key(), c.Region, withoutTagSpecs(c.Form, specs))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
@@ -398,7 +384,7 @@ func (s *Stub) createImage(w http.ResponseWriter, r *http.Request, c Call) {
 			http.Error(w, "stub: no image id in moto's CreateImage answer", http.StatusBadGateway)
 			return
 		}
-		_, desc, err := s.ec2(c.Region, url.Values{"Action": {"DescribeImages"}, "ImageId.1": {string(m[1])}})
+		_, desc, err := s.ec2As(c.key(), c.Region, url.Values{"Action": {"DescribeImages"}, "ImageId.1": {string(m[1])}})
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
@@ -411,7 +397,7 @@ func (s *Stub) createImage(w http.ResponseWriter, r *http.Request, c Call) {
 			tag.Set(fmt.Sprintf("Tag.%d.Key", i+1), k)
 			tag.Set(fmt.Sprintf("Tag.%d.Value", i+1), snapTags[k])
 		}
-		if st, body, err := s.ec2(c.Region, tag); err != nil || st != http.StatusOK {
+		if st, body, err := s.ec2As(c.key(), c.Region, tag); err != nil || st != http.StatusOK {
 			http.Error(w, fmt.Sprintf("stub: tag snapshots: %v %s", err, body), http.StatusBadGateway)
 			return
 		}
