@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/kiln-images/kiln/internal/report"
+
 	"encoding/json"
 	"fmt"
 	"os"
@@ -140,7 +142,7 @@ func TestAWSReleaseEndToEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("release: exit %d\n%s\n%s", code, out, stderr)
 	}
-	var rep releaseReport
+	var rep report.Release
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("release report: %v\n%s", err, out)
 	}
@@ -209,7 +211,7 @@ func TestAWSReleaseEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _, code = w.kiln(t, "drift", "-o", "json")
-	var dr driftReport
+	var dr report.Drift
 	json.Unmarshal([]byte(out), &dr)
 	if code != 1 || len(dr.Findings) != 1 || dr.Findings[0].Kind != "public" || dr.Findings[0].ImageID != private {
 		t.Fatalf("drift after making %s private: exit %d\n%s", private, code, out)
@@ -224,7 +226,7 @@ func TestAWSReleaseEndToEnd(t *testing.T) {
 	// The run's assets are its images and their snapshots; cleanup refuses
 	// to delete what the manifest references.
 	out, _, code = w.kiln(t, "assets", "--run", run, "-o", "json")
-	var ar assetsReport
+	var ar report.Assets
 	if err := json.Unmarshal([]byte(out), &ar); err != nil || code != 0 {
 		t.Fatalf("assets: exit %d, %v\n%s", code, err, out)
 	}
@@ -235,7 +237,7 @@ func TestAWSReleaseEndToEnd(t *testing.T) {
 	if kinds[cloud.KindImage] != len(awsRegions) || kinds[cloud.KindSnapshot] != len(awsRegions) || len(ar.Assets) != 2*len(awsRegions) {
 		t.Fatalf("assets of run %s: %v", run, kinds)
 	}
-	out, _, code = w.kiln(t, "cleanup", "--run", run, "--apply", "--force")
+	out, _, code = w.kiln(t, "cleanup", "--run", run, "--apply", "--force-recent")
 	if code != 0 || strings.Contains(out, "deleted") {
 		t.Fatalf("cleanup of a published run: exit %d\n%s", code, out)
 	}
@@ -261,7 +263,7 @@ func TestAWSReleaseExports(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("release: exit %d\n%s\n%s", code, out, stderr)
 	}
-	var rep releaseReport
+	var rep report.Release
 	json.Unmarshal([]byte(out), &rep)
 	if rep.Publish == nil || len(rep.Publish.Exports) != 1 || !strings.HasPrefix(rep.Publish.Exports[0].Location, "s3://kiln-exports/images/") {
 		t.Fatalf("exports in the report: %+v", rep.Publish)

@@ -14,6 +14,7 @@ import (
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type assetsOptions struct {
@@ -32,22 +33,23 @@ func newAssetsCommand(g *globalOptions) *cobra.Command {
 (snapshots behind images, resources of stacks), each confirmed to exist. It
 needs no local state. With --run it lists that run's resources; otherwise it
 groups them by run with a count per kind.`,
-		Args: cobra.NoArgs,
+		Example: `  kiln assets
+  kiln assets --run kiln-20261121T093012Z-7f3a9c
+  kiln assets --region local-b -o json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := atMostOne(cmd, "run", "all"); err != nil {
+				return err
+			}
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runAssets(ctx, g, p, o) })
 		},
 	}
 	cmd.Flags().StringVar(&o.run, "run", "", "only this run's resources")
 	cmd.Flags().BoolVar(&o.all, "all", false, "every run's resources (the default)")
 	cmd.Flags().StringArrayVar(&o.regions, "region", nil, "only this region (repeatable)")
-	cmd.MarkFlagsMutuallyExclusive("run", "all")
+	completeRuns(g, cmd)
+	completeRegions(g, cmd)
 	return cmd
-}
-
-type assetsReport struct {
-	Schema string              `json:"schema"`
-	Runs   []assets.RunSummary `json:"runs"`
-	Assets []cloud.Asset       `json:"assets"`
 }
 
 func runAssets(ctx context.Context, g *globalOptions, p *project, o assetsOptions) error {
@@ -66,12 +68,13 @@ func runAssets(ctx context.Context, g *globalOptions, p *project, o assetsOption
 	if err := inv.Err(); err != nil {
 		return err
 	}
-	rep := assetsReport{Schema: "kiln.assets/v1", Runs: assets.ByRun(inv.Assets), Assets: inv.Assets}
-	if rep.Assets == nil {
-		rep.Assets = []cloud.Asset{}
+	rep := report.Assets{Schema: report.SchemaAssets, Runs: assets.ByRun(inv.Assets), Assets: inv.Assets}
+	if g.json() {
+		return g.write(rep)
 	}
-	if g.format == output.JSON {
-		return output.WriteJSON(g.streams.out, rep)
+	if len(inv.Assets) == 0 {
+		fmt.Fprintf(g.streams.out, "no kiln-managed resources in %s\n", strings.Join(regions, ", "))
+		return nil
 	}
 	if o.run != "" {
 		printAssets(g, p.cfg.CostTag.Key, inv.Assets)

@@ -1,22 +1,31 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-images/kiln/internal/channel"
+	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/manifest"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 func newManifestCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "manifest",
 		Short: "Validate, show and compare channel manifests",
+		Example: `  kiln manifest show --channel stable
+  kiln manifest diff latest stable
+  kiln manifest validate manifests/*.json`,
+		Args: noArgs,
 	}
 	cmd.AddCommand(newManifestValidateCommand(g), newManifestShowCommand(g), newManifestDiffCommand(g))
 	return cmd
@@ -28,7 +37,11 @@ func newManifestValidateCommand(g *globalOptions) *cobra.Command {
 		Short: "Check manifest files (default: every channel's manifest)",
 		Long: `validate checks the shape and values of manifest files. Without arguments it
 checks every channel manifest of the project. With files and no kiln.yaml it
-accepts the id and region forms of both backends.`,
+accepts the id and region forms of both backends. Every problem is reported,
+as FILE:LINE:COL: PATH: PROBLEM (with -o json: a kiln.error/v1 document on
+stderr listing each). Exit 0 when all are valid, 2 otherwise.`,
+		Example: `  kiln manifest validate
+  kiln manifest validate manifests/stable.json -o json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runManifestValidate(g, args)
 		},
@@ -55,11 +68,8 @@ func runManifestValidate(g *globalOptions, files []string) error {
 			}
 			files = append(files, path)
 		}
-		if len(files) == 0 {
-			fmt.Fprintln(g.streams.out, "no channel manifest written yet")
-			return nil
-		}
 	}
+	rep := report.ManifestValidate{Schema: report.SchemaManifestValidate}
 	var errs []error
 	for _, f := range files {
 		m, err := manifest.LoadValid(f, rules)
@@ -67,9 +77,22 @@ func runManifestValidate(g *globalOptions, files []string) error {
 			errs = append(errs, err)
 			continue
 		}
-		fmt.Fprintf(g.streams.out, "ok  %s: %d entries\n", f, len(m.Entries()))
+		rep.Files = append(rep.Files, report.ManifestCheck{Path: f, Entries: len(m.Entries())})
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if g.json() {
+		return g.write(rep)
+	}
+	if len(rep.Files) == 0 {
+		fmt.Fprintf(g.streams.out, "no channel manifest written yet (channels: %s)\n", joinNames(cfg.ChannelNames()))
+		return nil
+	}
+	for _, f := range rep.Files {
+		fmt.Fprintf(g.streams.out, "ok  %s: %d entries\n", f.Path, f.Entries)
+	}
+	return nil
 }
 
 type manifestShowOptions struct{ channel string }
@@ -77,26 +100,20 @@ type manifestShowOptions struct{ channel string }
 func newManifestShowCommand(g *globalOptions) *cobra.Command {
 	var o manifestShowOptions
 	cmd := &cobra.Command{
-		Use:   "show",
+		Use:   "show [--channel C]",
 		Short: "Print the entries of channel manifests",
-		Args:  cobra.NoArgs,
+		Long: `show prints every entry of every channel manifest (or of one channel): use
+case, region, architecture, image id and name, public, deprecation time.`,
+		Example: `  kiln manifest show
+  kiln manifest show --channel stable -o json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runManifestShow(g, o)
 		},
 	}
 	cmd.Flags().StringVar(&o.channel, "channel", "", "show only this channel (default: all)")
+	completeChannels(g, cmd)
 	return cmd
-}
-
-type manifestShowReport struct {
-	Schema   string          `json:"schema"`
-	Channels []channelReport `json:"channels"`
-}
-
-type channelReport struct {
-	Channel  string            `json:"channel"`
-	Path     string            `json:"path"`
-	Manifest manifest.Manifest `json:"manifest"`
 }
 
 func runManifestShow(g *globalOptions, o manifestShowOptions) error {
@@ -107,21 +124,27 @@ func runManifestShow(g *globalOptions, o manifestShowOptions) error {
 	channels := cfg.ChannelNames()
 	if o.channel != "" {
 		if _, err := cfg.ManifestPath(o.channel); err != nil {
-			return usageError(err)
+			return usageError(fmt.Errorf("--channel: %w", err))
 		}
 		channels = []string{o.channel}
 	}
-	r := manifestShowReport{Schema: "kiln.manifest-show/v1"}
+	r := report.ManifestShow{Schema: report.SchemaManifestShow}
+	entries := 0
 	for _, ch := range channels {
 		path, _ := cfg.ManifestPath(ch)
 		m, err := channel.Load(cfg, ch)
 		if err != nil {
 			return err
 		}
-		r.Channels = append(r.Channels, channelReport{Channel: ch, Path: path, Manifest: m})
+		entries += len(m.Entries())
+		r.Channels = append(r.Channels, report.ChannelManifest{Channel: ch, Path: path, Manifest: m})
 	}
-	if g.format == output.JSON {
-		return output.WriteJSON(g.streams.out, r)
+	if g.json() {
+		return g.write(r)
+	}
+	if entries == 0 {
+		fmt.Fprintf(g.streams.out, "no entries: nothing published to %s yet (kiln release USE_CASE publishes to latest)\n", joinNames(channels))
+		return nil
 	}
 	t := output.NewTable(g.streams.out, "CHANNEL", "USE CASE", "REGION", "ARCH", "ID", "NAME", "PUBLIC", "DEPRECATION")
 	for _, c := range r.Channels {
@@ -135,32 +158,66 @@ func runManifestShow(g *globalOptions, o manifestShowOptions) error {
 func newManifestDiffCommand(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "diff A B",
-		Short: "Compare two manifests, files or REF:PATH from git",
+		Short: "Compare two manifests: channels, files or REF:PATH from git",
 		Long: `diff compares two manifests entry by entry and field by field. Each of A and B
-is a file or REF:PATH read from the git repository of the project directory,
-e.g. v1.2.0:manifests/stable.json. Exit 0 when they are equal, 1 when they
-differ, 2 on error.`,
-		Args: cobra.ExactArgs(2),
+is a channel of the project (its manifest in the working tree), a file, or
+REF:PATH read from the git repository of the project directory (PATH may be
+a channel's name too), e.g. v1.2.0:manifests/stable.json or v1.2.0:stable.
+Exit 0 when they are equal, 1 when they differ, 2 on error.`,
+		Example: `  kiln manifest diff latest stable
+  kiln manifest diff v1.2.0:stable stable
+  kiln manifest diff old.json manifests/latest.json -o json`,
+		Args:              exactArgs("A", "B"),
+		ValidArgsFunction: completeManifestArgs(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runManifestDiff(cmd, g, args[0], args[1])
+			return runManifestDiff(cmd.Context(), g, args[0], args[1])
 		},
 	}
 }
 
-type manifestDiffReport struct {
-	Schema  string            `json:"schema"`
-	A       string            `json:"a"`
-	B       string            `json:"b"`
-	Changes []manifest.Change `json:"changes"`
+// completeManifestArgs completes A and B with the project's channels (and
+// files).
+func completeManifestArgs(g *globalOptions) cobra.CompletionFunc {
+	channels := g.complete(channelNames)
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) >= 2 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		c, _ := channels(cmd, args, toComplete)
+		return c, cobra.ShellCompDirectiveDefault
+	}
 }
 
-func runManifestDiff(cmd *cobra.Command, g *globalOptions, a, b string) error {
-	ctx := cmd.Context()
+// manifestSource reads a diff argument: a channel name (when no file has
+// that name), a file, or REF:PATH where PATH may be a channel's name.
+func manifestSource(cfg *config.Config, arg string) manifest.Source {
+	s := manifest.ParseSource(arg)
+	if cfg == nil || !slices.Contains(cfg.ChannelNames(), s.Path) {
+		return s
+	}
+	if s.Ref == "" {
+		if _, err := os.Lstat(arg); err == nil {
+			return s // a file of that name wins
+		}
+	}
+	path, err := cfg.ManifestPath(s.Path)
+	if err != nil {
+		return s
+	}
+	return manifest.Source{Ref: s.Ref, Path: path}
+}
+
+func runManifestDiff(ctx context.Context, g *globalOptions, a, b string) error {
+	cfg, err := g.loadConfig()
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err // a project that is there must be valid
+	}
 	repo := g.projectDir()
 	read := func(arg string) (manifest.Manifest, error) {
-		data, err := manifest.Read(ctx, repo, manifest.ParseSource(arg))
+		src := manifestSource(cfg, arg)
+		data, err := manifest.Read(ctx, repo, src)
 		if err != nil {
-			return nil, err
+			return nil, explainGit(err, repo, "manifest diff "+arg)
 		}
 		return manifest.Decode(arg, data)
 	}
@@ -173,10 +230,12 @@ func runManifestDiff(cmd *cobra.Command, g *globalOptions, a, b string) error {
 		return err
 	}
 	changes := manifest.Diff(ma, mb)
-	if g.format == output.JSON {
-		if err := output.WriteJSON(g.streams.out, manifestDiffReport{Schema: "kiln.manifest-diff/v1", A: a, B: b, Changes: changes}); err != nil {
+	if g.json() {
+		if err := g.write(report.ManifestDiff{Schema: report.SchemaManifestDiff, A: a, B: b, Changes: changes}); err != nil {
 			return err
 		}
+	} else if len(changes) == 0 {
+		fmt.Fprintf(g.streams.out, "no differences: %s and %s have the same entries\n", a, b)
 	} else if err := manifest.FormatDiff(g.streams.out, changes); err != nil {
 		return err
 	}
@@ -184,4 +243,14 @@ func runManifestDiff(cmd *cobra.Command, g *globalOptions, a, b string) error {
 		return findings("")
 	}
 	return nil
+}
+
+func joinNames(names []string) string {
+	switch len(names) {
+	case 0:
+		return "no channel"
+	case 1:
+		return "channel " + names[0]
+	}
+	return "channels " + strings.Join(names, ", ")
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/kiln-images/kiln/internal/report"
+
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -62,7 +64,7 @@ func TestLocalReleaseEndToEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("release: exit %d\n%s\n%s", code, out, stderr)
 	}
-	var rep releaseReport
+	var rep report.Release
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +115,7 @@ func TestLocalReleaseEndToEnd(t *testing.T) {
 	}
 	// Nothing temporary is left: the run's assets are its three images.
 	out, _, code = kiln(t, "assets", "--run", run, "-c", cfgPath, "-o", "json")
-	var ar assetsReport
+	var ar report.Assets
 	if err := json.Unmarshal([]byte(out), &ar); err != nil || code != 0 || len(ar.Assets) != 3 {
 		t.Fatalf("assets of run %s: exit %d, %v\n%s", run, code, err, out)
 	}
@@ -185,7 +187,7 @@ func TestLocalFailures(t *testing.T) {
 		data, _ := os.ReadFile(cfgPath)
 		os.WriteFile(cfgPath, []byte(strings.Replace(string(data), "boot_timeout: 5m", "boot_timeout: 50s", 1)), 0o644)
 		defer os.WriteFile(cfgPath, data, 0o644)
-		out, stderr, code := kiln(t, "test", "--run", run, "--force", "-c", cfgPath)
+		out, stderr, code := kiln(t, "test", "--run", run, "--force-boot", "-c", cfgPath)
 		if code != 1 || !strings.Contains(out+stderr, "timed out") {
 			t.Fatalf("test: exit %d, want 1 and a timeout\n%s%s", code, out, stderr)
 		}
@@ -193,7 +195,7 @@ func TestLocalFailures(t *testing.T) {
 
 	t.Run("corrupted blob", func(t *testing.T) {
 		write("tests/boot.sh", string(goodTest))
-		if _, stderr, code := kiln(t, "test", "--run", run, "--force", "-c", cfgPath); code != 0 {
+		if _, stderr, code := kiln(t, "test", "--run", run, "--force-boot", "-c", cfgPath); code != 0 {
 			t.Fatalf("test: exit %d\n%s", code, stderr)
 		}
 		cands, _ := b.ListImages(t.Context(), cfg.BuildRegion, cloud.Filter{Tags: map[string]string{cloud.TagAssetID: run, cloud.TagPhase: cloud.PhaseBuild}})
