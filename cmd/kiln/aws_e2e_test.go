@@ -1,7 +1,10 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"github.com/kiln-images/kiln/internal/report"
+	"io"
 
 	"encoding/json"
 	"fmt"
@@ -272,6 +275,17 @@ func TestAWSReleaseExports(t *testing.T) {
 	if err != nil || len(objs.Contents) != 1 {
 		t.Fatalf("objects in the bucket: %v, %v", objs, err)
 	}
+	// Its size and sha256 are in the report, as the bucket has them.
+	obj, err := s3c.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String("kiln-exports"), Key: objs.Contents[0].Key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(obj.Body)
+	obj.Body.Close()
+	sum := sha256.Sum256(body)
+	if e := rep.Publish.Exports[0]; e.Size != int64(len(body)) || e.SHA256 != hex.EncodeToString(sum[:]) || e.Format != "vmdk" {
+		t.Errorf("export in the report %+v; the object has %d bytes, sha256 %x", e, len(body), sum)
+	}
 	tags, err := s3c.GetObjectTagging(t.Context(), &s3.GetObjectTaggingInput{Bucket: aws.String("kiln-exports"), Key: objs.Contents[0].Key})
 	if err != nil {
 		t.Fatal(err)
@@ -285,7 +299,7 @@ func TestAWSReleaseExports(t *testing.T) {
 	}
 	// The export is an asset of the run, found by kiln assets.
 	out, _, _ = w.kiln(t, "assets", "--run", rep.Run.ID, "-o", "json")
-	if !strings.Contains(out, `"kind": "export"`) {
+	if !strings.Contains(out, `"kind": "export"`) || !strings.Contains(out, fmt.Sprintf(`"size": %d`, len(body))) {
 		t.Fatalf("kiln assets does not list the export:\n%s", out)
 	}
 }

@@ -78,7 +78,7 @@ func runAssets(ctx context.Context, g *globalOptions, p *project, o assetsOption
 	}
 	if o.run != "" {
 		printAssets(g, p.cfg.CostTag.Key, inv.Assets)
-		return nil
+		return printExports(g, inv.Assets)
 	}
 	t := output.NewTable(g.streams.out, "RUN", "USE CASE", "REGIONS", "TOTAL", "KINDS")
 	for _, r := range rep.Runs {
@@ -88,6 +88,32 @@ func runAssets(ctx context.Context, g *globalOptions, p *project, o assetsOption
 		}
 		sort.Strings(kinds)
 		t.Row(r.RunID, r.UseCase, strings.Join(r.Regions, ","), fmt.Sprint(r.Total), strings.Join(kinds, " "))
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	return printExports(g, inv.Assets)
+}
+
+// printExports lists the exports of the assets, when they have any: each
+// file's location, size and sha256.
+func printExports(g *globalOptions, as []cloud.Asset) error {
+	var t *output.TableWriter
+	for _, a := range as {
+		for _, e := range a.Exports {
+			if t == nil {
+				fmt.Fprintln(g.streams.out)
+				t = output.NewTable(g.streams.out, "EXPORT", "OF", "REGION", "LOCATION", "SIZE", "SHA256")
+			}
+			size := ""
+			if e.Size > 0 {
+				size = output.Bytes(e.Size)
+			}
+			t.Row(e.Format, a.ID, a.Region, e.Location, size, e.SHA256)
+		}
+	}
+	if t == nil {
+		return nil
 	}
 	return t.Flush()
 }

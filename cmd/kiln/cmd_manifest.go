@@ -189,22 +189,23 @@ func completeManifestArgs(g *globalOptions) cobra.CompletionFunc {
 }
 
 // manifestSource reads a diff argument: a channel name (when no file has
-// that name), a file, or REF:PATH where PATH may be a channel's name.
-func manifestSource(cfg *config.Config, arg string) manifest.Source {
+// that name), a file, or REF:PATH where PATH may be a channel's name. It
+// says whether the argument named a channel.
+func manifestSource(cfg *config.Config, arg string) (manifest.Source, bool) {
 	s := manifest.ParseSource(arg)
 	if cfg == nil || !slices.Contains(cfg.ChannelNames(), s.Path) {
-		return s
+		return s, false
 	}
 	if s.Ref == "" {
 		if _, err := os.Lstat(arg); err == nil {
-			return s // a file of that name wins
+			return s, false // a file of that name wins
 		}
 	}
 	path, err := cfg.ManifestPath(s.Path)
 	if err != nil {
-		return s
+		return s, false
 	}
-	return manifest.Source{Ref: s.Ref, Path: path}
+	return manifest.Source{Ref: s.Ref, Path: path}, true
 }
 
 func runManifestDiff(ctx context.Context, g *globalOptions, a, b string) error {
@@ -214,8 +215,11 @@ func runManifestDiff(ctx context.Context, g *globalOptions, a, b string) error {
 	}
 	repo := g.projectDir()
 	read := func(arg string) (manifest.Manifest, error) {
-		src := manifestSource(cfg, arg)
+		src, isChannel := manifestSource(cfg, arg)
 		data, err := manifest.Read(ctx, repo, src)
+		if isChannel && errors.Is(err, fs.ErrNotExist) {
+			return manifest.Manifest{}, nil // a channel never written is empty
+		}
 		if err != nil {
 			return nil, explainGit(err, repo, "manifest diff "+arg)
 		}

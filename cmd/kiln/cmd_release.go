@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/pipeline"
 	"github.com/kiln-images/kiln/internal/report"
 )
@@ -38,6 +39,11 @@ Exit 0 when published, 1 when the tests failed, 2 on error.`,
 			useCase := ""
 			if len(args) == 1 {
 				useCase = args[0]
+			}
+			if o.resume != "" {
+				if _, err := journal.ParseAssetID(o.resume); err != nil {
+					return usageError(fmt.Errorf("--resume: %w", err))
+				}
 			}
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runRelease(ctx, g, p, useCase, o) })
 		},

@@ -14,6 +14,7 @@ import (
 	"github.com/kiln-images/kiln/internal/cloud/local"
 	"github.com/kiln-images/kiln/internal/cloud/local/debimage/debimagetest"
 	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/manifest"
 )
 
@@ -113,6 +114,14 @@ func TestLocalReleaseEndToEnd(t *testing.T) {
 	if len(digest) != 64 {
 		t.Fatalf("images have no sha256: %q", digest)
 	}
+	// The qcow2 export is in the report with its file, size and sha256.
+	checkExports(t, rep.Publish.Exports, "qcow2")
+	// The run is recorded as released.
+	out, _, _ = kiln(t, "runs", "--run", run, "-c", cfgPath, "-o", "json")
+	var rr report.Runs
+	if err := json.Unmarshal([]byte(out), &rr); err != nil || len(rr.Runs) != 1 || rr.Runs[0].State != journal.RunSucceeded {
+		t.Errorf("run %s after release: %v\n%s", run, err, out)
+	}
 	// Nothing temporary is left: the run's assets are its three images.
 	out, _, code = kiln(t, "assets", "--run", run, "-c", cfgPath, "-o", "json")
 	var ar report.Assets
@@ -123,6 +132,7 @@ func TestLocalReleaseEndToEnd(t *testing.T) {
 		if a.Kind != cloud.KindImage {
 			t.Errorf("left over: %s %s", a.Kind, a.ID)
 		}
+		checkExports(t, a.Exports, "qcow2")
 	}
 	if out, _, code := kiln(t, "drift", "-c", cfgPath); code != 0 {
 		t.Fatalf("drift after release: exit %d\n%s", code, out)

@@ -119,6 +119,13 @@ type Parameters interface {
 	PutParameters(ctx context.Context, values []Parameter) error
 }
 
+// ExportLister is implemented by backends whose images carry their exports
+// with them (local: the disk in other formats, made by the build): the
+// exports of one image, by format.
+type ExportLister interface {
+	ImageExports(ctx context.Context, region, id string) ([]Export, error)
+}
+
 // Exporter is implemented by backends that export images to files elsewhere
 // (aws: ExportImage to S3).
 type Exporter interface {
@@ -293,4 +300,7 @@ type Asset struct {
 	// Retain marks a resource its owner keeps on delete (a stack resource
 	// with DeletionPolicy Retain).
 	Retain bool `json:"retain,omitempty"`
+	// Exports are the files exported from an image (local: its other disk
+	// formats), or the file an export asset is (aws: the S3 object).
+	Exports []Export `json:"exports,omitempty"`
 }

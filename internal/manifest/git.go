@@ -210,8 +210,14 @@ func Commit(ctx context.Context, path, message string, push bool) (string, error
 
 // CheckWorkTree returns an error unless dir is in a git work tree.
 func CheckWorkTree(ctx context.Context, dir string) error {
-	if _, err := runGit(ctx, dir, "rev-parse", "--show-toplevel"); err != nil {
-		return fmt.Errorf("%s is not in a git work tree: %w", dir, err)
+	_, err := runGit(ctx, dir, "rev-parse", "--show-toplevel")
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrGitMissing):
+		return fmt.Errorf("git is not installed; install it (e.g. apt-get install git): %w", ErrGitMissing)
+	case errors.Is(err, ErrNotRepository):
+		return fmt.Errorf("%s is not in a git work tree (start one with git init): %w", dir, ErrNotRepository)
 	}
-	return nil
+	return fmt.Errorf("%s is not in a git work tree: %w", dir, err)
 }
