@@ -122,13 +122,16 @@ func TestFlagsAndMessages(t *testing.T) {
 		{[]string{"cleanup", "-c", cfg}, 2, "kiln cleanup: give one of --run or --orphans"},
 		{[]string{"cleanup", "--run", "x", "--orphans", "-c", cfg}, 2, "--run and --orphans cannot be given together"},
 		{[]string{"rollback", "--ref", "v1", "-c", cfg}, 2, "kiln rollback: missing --channel"},
-		{[]string{"drift", "--warn-before", "14", "-c", cfg}, 2, `duration "14" has no unit`},
+		{[]string{"drift", "--warn-before", "14", "-c", cfg}, 2, `kiln drift: --warn-before "14": duration "14" has no unit`},
+		{[]string{"prune", "--keep", "x", "-c", cfg}, 2, `kiln prune: --keep "x": not a number`},
+		{[]string{"valdate"}, 2, `unknown command "valdate"; did you mean validate?`},
 	} {
 		out, stderr, code := kiln(t, c.args...)
 		if code != c.code || !strings.Contains(out+stderr, c.want) {
 			t.Errorf("kiln %s: exit %d, want %d and %q\n%s%s", strings.Join(c.args, " "), code, c.code, c.want, out, stderr)
 		}
-		if strings.Contains(stderr, "arg(s)") || strings.Contains(stderr, "flags in the group") || strings.Contains(stderr, "kiln: kiln") {
+		if strings.Contains(stderr, "arg(s)") || strings.Contains(stderr, "flags in the group") || strings.Contains(stderr, "kiln: kiln") ||
+			strings.Contains(stderr, "strconv") || strings.Contains(stderr, `for "kiln"`) {
 			t.Errorf("kiln %s: cobra's wording: %s", strings.Join(c.args, " "), stderr)
 		}
 	}

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/manifest"
 	"github.com/kiln-images/kiln/internal/output"
@@ -47,7 +49,26 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCommand(g)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	if err != nil && strings.HasPrefix(err.Error(), "unknown command ") {
+		err = unknownCommand(root, args)
+	}
 	return exitCode(err, g)
+}
+
+// unknownCommand says so in kiln's words, with cobra's suggestions.
+func unknownCommand(root *cobra.Command, args []string) error {
+	name := ""
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			name = a
+			break
+		}
+	}
+	msg := fmt.Sprintf("unknown command %q", name)
+	if s := root.SuggestionsFor(name); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return usageError(errors.New(msg + " (kiln --help lists the commands)"))
 }
 
 // exitCode turns a command's error into the process exit code, printing it
