@@ -125,6 +125,7 @@ func TestFlagsAndMessages(t *testing.T) {
 		{[]string{"drift", "--warn-before", "14", "-c", cfg}, 2, `kiln drift: --warn-before "14": duration "14" has no unit`},
 		{[]string{"prune", "--keep", "x", "-c", cfg}, 2, `kiln prune: --keep "x": not a number`},
 		{[]string{"valdate"}, 2, `unknown command "valdate"; did you mean validate?`},
+		{[]string{"manifest", "shwo"}, 2, `kiln manifest: unknown command "shwo"; did you mean show?`},
 	} {
 		out, stderr, code := kiln(t, c.args...)
 		if code != c.code || !strings.Contains(out+stderr, c.want) {

@@ -20,12 +20,13 @@ import (
 
 func newManifestCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "manifest",
+		Use:   "manifest COMMAND",
 		Short: "Validate, show and compare channel manifests",
 		Example: `  kiln manifest show --channel stable
   kiln manifest diff latest stable
   kiln manifest validate manifests/*.json`,
-		Args: noArgs,
+		Args: subcommandArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newManifestValidateCommand(g), newManifestShowCommand(g), newManifestDiffCommand(g))
 	return cmd

@@ -57,18 +57,28 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 // unknownCommand says so in kiln's words, with cobra's suggestions.
 func unknownCommand(root *cobra.Command, args []string) error {
+	parent, rest, _ := root.Find(args)
+	if parent == nil {
+		parent = root
+	}
 	name := ""
-	for _, a := range args {
+	for _, a := range rest {
 		if !strings.HasPrefix(a, "-") {
 			name = a
 			break
 		}
 	}
 	msg := fmt.Sprintf("unknown command %q", name)
-	if s := root.SuggestionsFor(name); len(s) > 0 {
+	if parent.SuggestionsMinimumDistance <= 0 {
+		parent.SuggestionsMinimumDistance = 2
+	}
+	if parent != root {
+		msg = fmt.Sprintf("%s: unknown command %q", parent.CommandPath(), name)
+	}
+	if s := parent.SuggestionsFor(name); len(s) > 0 {
 		msg += "; did you mean " + strings.Join(s, " or ") + "?"
 	}
-	return usageError(errors.New(msg + " (kiln --help lists the commands)"))
+	return usageError(fmt.Errorf("%s (%s --help lists the commands)", msg, parent.CommandPath()))
 }
 
 // exitCode turns a command's error into the process exit code, printing it
