@@ -102,7 +102,7 @@ func TestScheduleRunNeedsASchedule(t *testing.T) {
 	}
 }
 
-// kiln schedule --run, as a process on the aws backend (moto): at the next
+// kiln schedule --daemon, as a process on the aws backend (moto): at the next
 // minute it releases the use case, the manifest lists it in every region,
 // a second scheduler is refused meanwhile, and SIGTERM while it waits ends
 // it with exit 0. With --commit each release commits its manifest.
@@ -122,7 +122,7 @@ func TestAWSScheduleRun(t *testing.T) {
 	// A second scheduler for the same project is refused.
 	waitFor(t, p, `msg="next release"`, 30*time.Second)
 	second, code := runKiln(t, nil, "schedule", "--daemon", "-c", w.cfg)
-	if code != 2 || !strings.Contains(second.stderr.String(), "another kiln schedule --run works on this project") {
+	if code != 2 || !strings.Contains(second.stderr.String(), "another kiln schedule --daemon works on this project") {
 		t.Errorf("second scheduler: exit %d\n%s", code, second.stderr.String())
 	}
 
