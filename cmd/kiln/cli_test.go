@@ -69,6 +69,10 @@ func TestGitErrorsExplained(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "--ref v9: the git repository at "+w.dir+" has no tag, branch or commit of that name") || strings.Contains(stderr, "fatal:") {
 		t.Errorf("rollback --ref v9: exit %d: %s", code, stderr)
 	}
+	_, stderr, code = w.kiln(t, "manifest", "diff", "HEAD:nope.json", "latest")
+	if code != 2 || !strings.Contains(stderr, "HEAD has no file nope.json") {
+		t.Errorf("diff HEAD:nope.json: exit %d: %s", code, stderr)
+	}
 	// The release tags of a young project do not exist yet: drift with
 	// --git-refs is quiet, as the README's nightly job expects.
 	if out, stderr, code := w.kiln(t, "drift", "--git-refs", "v*"); code != 0 {

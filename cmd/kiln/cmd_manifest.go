@@ -221,6 +221,9 @@ func runManifestDiff(ctx context.Context, g *globalOptions, a, b string) error {
 		if isChannel && errors.Is(err, fs.ErrNotExist) {
 			return manifest.Manifest{}, nil // a channel never written is empty
 		}
+		if src.Ref != "" && errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("manifest diff %s: %s has no file %s (paths are relative to %s)", arg, src.Ref, src.Path, repo)
+		}
 		if err != nil {
 			return nil, explainGit(err, repo, "manifest diff "+arg)
 		}
