@@ -179,6 +179,7 @@ func TestDynamicCompletion(t *testing.T) {
 		want []string
 	}{
 		{[]string{"release", ""}, []string{"runner", "sandbox"}},
+		{[]string{"build", "runner", "--arch", ""}, []string{"x86_64", "arm64"}},
 		{[]string{"promote", "sandbox", "--to", ""}, []string{"latest", "stable"}},
 		{[]string{"assets", "--region", "local-"}, []string{"local-a", "local-b", "local-c"}},
 		{[]string{"runs", "--run", ""}, []string{rel.run + "\tsandbox x86_64 succeeded (publish)"}},

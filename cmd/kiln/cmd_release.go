@@ -54,6 +54,7 @@ Exit 0 when published, 1 when the tests failed, 2 on error.`,
 	cmd.Flags().StringVar(&o.resume, "resume", "", "continue the run with this asset id")
 	o.addFlags(cmd)
 	completeRuns(g, cmd, "resume")
+	completeArch(g, cmd)
 	completeChannels(g, cmd)
 	return cmd
 }
