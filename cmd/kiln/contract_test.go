@@ -37,7 +37,7 @@ func checkSchema(t *testing.T, want, doc string) map[string]any {
 		if !found {
 			t.Fatalf("%s is not registered in internal/report", want)
 		}
-		data, err := k.JSONSchema(false)
+		data, err := k.JSONSchema(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
