@@ -14,7 +14,7 @@ import (
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/manifest"
 	"github.com/kiln-images/kiln/internal/output"
-	"github.com/kiln-images/kiln/internal/pipeline"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type promoteOptions struct {
@@ -35,8 +35,12 @@ not-deprecated, and interval (the --to channel's min_interval since its last
 change, from git history or else the file's time). With every gate passed and
 --apply it writes the --to manifest (and, with SSM parameters configured, flips
 them all or none) and shows the diff.
-Exit 0 when promoted (or promotable, without --apply), 1 when a gate failed, 2 on error.`,
-		Args: cobra.ExactArgs(1),
+Exit 0 when promoted, or for a plan (without --apply) whose gates pass; 1 when
+a gate failed (with or without --apply); 2 on error.`,
+		Example: `  kiln promote debian-sandbox                      # latest -> stable: gates and diff
+  kiln promote debian-sandbox --from latest --to stable --apply --commit`,
+		Args:              exactArgs("USE_CASE"),
+		ValidArgsFunction: completeUseCases(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runPromote(ctx, g, p, args[0], o) })
 		},
@@ -45,19 +49,14 @@ Exit 0 when promoted (or promotable, without --apply), 1 when a gate failed, 2 o
 	cmd.Flags().StringVar(&o.to, "to", o.to, "channel to promote to")
 	cmd.Flags().BoolVar(&o.apply, "apply", false, "write the target manifest (without it, only check and show the diff)")
 	o.addFlags(cmd)
+	completeChannels(g, cmd)
 	return cmd
-}
-
-type promoteReport struct {
-	Schema string `json:"schema"`
-	pipeline.PromoteReport
-	Commit string `json:"commit,omitempty"` // with --commit: the manifest's commit
 }
 
 func runPromote(ctx context.Context, g *globalOptions, p *project, useCase string, o promoteOptions) error {
 	for _, ch := range []string{o.from, o.to} {
 		if _, err := p.cfg.ManifestPath(ch); err != nil {
-			return usageError(err)
+			return usageError(fmt.Errorf("--from/--to: %w", err))
 		}
 	}
 	path, _ := p.cfg.ManifestPath(o.to)
@@ -79,8 +78,8 @@ func runPromote(ctx context.Context, g *globalOptions, p *project, useCase strin
 			return err
 		}
 	}
-	if g.format == output.JSON {
-		if err := output.WriteJSON(g.streams.out, promoteReport{Schema: "kiln.promote/v1", PromoteReport: rep, Commit: commit}); err != nil {
+	if g.json() {
+		if err := g.write(report.Promote{Schema: report.SchemaPromote, PromoteReport: rep, Commit: commit}); err != nil {
 			return err
 		}
 	} else {
@@ -109,7 +108,7 @@ func runPromote(ctx context.Context, g *globalOptions, p *project, useCase strin
 	case !rep.Passed():
 		return findings("promotion of %s from %s to %s refused: a gate failed; nothing was changed", useCase, o.from, o.to)
 	case !o.apply && len(rep.Changes) > 0:
-		fmt.Fprintln(g.streams.err, "all gates pass; rerun with --apply to write it")
+		g.planOnly("write channel " + o.to + " (every gate passes)")
 	}
 	return nil
 }

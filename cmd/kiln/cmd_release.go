@@ -7,8 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/pipeline"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type releaseOptions struct {
@@ -29,11 +30,20 @@ it, copy it to every target region, publish it and write the channel manifest.
 With --resume ID it continues an interrupted run from wherever it stopped
 (found from the cloud's tags), making nothing twice.
 Exit 0 when published, 1 when the tests failed, 2 on error.`,
-		Args: cobra.MaximumNArgs(1),
+		Example: `  kiln release debian-sandbox
+  kiln release debian-sandbox --channel latest --commit --push
+  kiln release --resume kiln-20261121T093012Z-7f3a9c`,
+		Args:              maxArgs("USE_CASE"),
+		ValidArgsFunction: completeUseCases(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			useCase := ""
 			if len(args) == 1 {
 				useCase = args[0]
+			}
+			if o.resume != "" {
+				if _, err := journal.ParseAssetID(o.resume); err != nil {
+					return usageError(fmt.Errorf("--resume: %w", err))
+				}
 			}
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runRelease(ctx, g, p, useCase, o) })
 		},
@@ -43,13 +53,10 @@ Exit 0 when published, 1 when the tests failed, 2 on error.`,
 	cmd.Flags().StringVar(&o.channel, "channel", "latest", "channel to publish to")
 	cmd.Flags().StringVar(&o.resume, "resume", "", "continue the run with this asset id")
 	o.addFlags(cmd)
+	completeRuns(g, cmd, "resume")
+	completeArch(g, cmd)
+	completeChannels(g, cmd)
 	return cmd
-}
-
-type releaseReport struct {
-	Schema string `json:"schema"`
-	pipeline.ReleaseReport
-	Commit string `json:"commit,omitempty"` // with --commit: the manifest's commit
 }
 
 func runRelease(ctx context.Context, g *globalOptions, p *project, useCase string, o releaseOptions) error {
@@ -68,7 +75,7 @@ func runRelease(ctx context.Context, g *globalOptions, p *project, useCase strin
 		unlock = func() {}
 	)
 	if o.resume != "" {
-		r, unlock, err = p.findRun(ctx, o.resume)
+		r, unlock, err = p.findRunFlag(ctx, "--resume", o.resume)
 	} else if r, err = p.pl.NewRun(ctx, useCase, o.arch, o.version); err != nil {
 		err = usageError(err)
 	} else {
@@ -83,7 +90,7 @@ func runRelease(ctx context.Context, g *globalOptions, p *project, useCase strin
 	p.progress.Close()
 	var failed *pipeline.TestFailedError
 	if err != nil && !errors.As(err, &failed) {
-		if rep.Replicate != nil && rep.Replicate.Regions != nil && g.format != output.JSON {
+		if rep.Replicate != nil && rep.Replicate.Regions != nil && !g.json() {
 			printRegions(g, rep.Replicate.Regions)
 		}
 		return fmt.Errorf("%w\nresume with: kiln release --resume %s", err, r.ID)
@@ -94,8 +101,8 @@ func runRelease(ctx context.Context, g *globalOptions, p *project, useCase strin
 			return err
 		}
 	}
-	if g.format == output.JSON {
-		if err := output.WriteJSON(g.streams.out, releaseReport{Schema: "kiln.release/v1", ReleaseReport: rep, Commit: commit}); err != nil {
+	if g.json() {
+		if err := g.write(report.Release{Schema: report.SchemaRelease, ReleaseReport: rep, Commit: commit}); err != nil {
 			return err
 		}
 	} else {
@@ -110,6 +117,6 @@ func runRelease(ctx context.Context, g *globalOptions, p *project, useCase strin
 	if failed != nil {
 		return findings("%v", failed)
 	}
-	fmt.Fprintf(g.streams.err, "run %s released\n", r.ID)
+	g.note("run %s released", r.ID)
 	return nil
 }

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-images/kiln/internal/output"
 	"github.com/kiln-images/kiln/internal/pipeline"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type replicateOptions struct {
@@ -22,19 +24,18 @@ func newReplicateCommand(g *globalOptions) *cobra.Command {
 case (or only the regions given), in parallel. Regions that already hold the
 copy are left alone, so rerunning after a failure retries only what failed.
 Exit 0 when every region has its copy, 2 when some failed (each is reported).`,
-		Args: cobra.NoArgs,
+		Example: `  kiln replicate --run kiln-20261121T093012Z-7f3a9c
+  kiln replicate --run "$(cat run-id)" --region local-b --region local-c`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runReplicate(ctx, g, p, o) })
 		},
 	}
 	cmd.Flags().StringVar(&o.run, "run", "", "asset id of the run (required)")
 	cmd.Flags().StringArrayVar(&o.regions, "region", nil, "only this target region (repeatable)")
+	completeRuns(g, cmd)
+	completeRegions(g, cmd)
 	return cmd
-}
-
-type replicateReport struct {
-	Schema string `json:"schema"`
-	pipeline.ReplicateReport
 }
 
 func runReplicate(ctx context.Context, g *globalOptions, p *project, o replicateOptions) error {
@@ -46,8 +47,8 @@ func runReplicate(ctx context.Context, g *globalOptions, p *project, o replicate
 	rep, err := p.pl.Replicate(ctx, r, o.regions)
 	p.progress.Close()
 	if rep.Regions != nil {
-		if g.format == output.JSON {
-			if werr := output.WriteJSON(g.streams.out, replicateReport{Schema: "kiln.replicate/v1", ReplicateReport: rep}); werr != nil {
+		if g.json() {
+			if werr := g.write(report.Replicate{Schema: report.SchemaReplicate, ReplicateReport: rep}); werr != nil {
 				return werr
 			}
 		} else {
@@ -60,7 +61,7 @@ func runReplicate(ctx context.Context, g *globalOptions, p *project, o replicate
 func printRegions(g *globalOptions, regions []pipeline.RegionResult) {
 	t := output.NewTable(g.streams.out, "REGION", "IMAGE", "NAME", "STATE", "TOOK", "ERROR")
 	for _, r := range regions {
-		t.Row(r.Region, r.ImageID, r.Name, r.State, output.Elapsed(r.Duration), r.Error)
+		t.Row(r.Region, r.ImageID, r.Name, r.State, r.Duration.String(), r.Error)
 	}
 	t.Flush()
 }

@@ -114,12 +114,17 @@ func (p *project) pipeline(g *globalOptions) (*pipeline.Pipeline, error) {
 // findRun parses a --run value, takes the run's lock and recovers the run
 // from the cloud. The caller releases the lock with the returned function.
 func (p *project) findRun(ctx context.Context, id string) (pipeline.Run, func(), error) {
+	return p.findRunFlag(ctx, "--run", id)
+}
+
+// findRunFlag is findRun for a run named by another flag (--resume).
+func (p *project) findRunFlag(ctx context.Context, flag, id string) (pipeline.Run, func(), error) {
 	pl := p.pl
 	if id == "" {
-		return pipeline.Run{}, nil, usageError(fmt.Errorf("--run is required"))
+		return pipeline.Run{}, nil, usageError(fmt.Errorf("%s is required: give the run's asset id (kiln runs lists them)", flag))
 	}
 	if _, err := journal.ParseAssetID(id); err != nil {
-		return pipeline.Run{}, nil, usageError(fmt.Errorf("--run: %w", err))
+		return pipeline.Run{}, nil, usageError(fmt.Errorf("%s: %w", flag, err))
 	}
 	unlock, err := pl.LockRun(id)
 	if err != nil {

@@ -43,7 +43,7 @@ var decodeCases = []errorCase{
 	{"bad duration", localBase + "    publish: {deprecate_after: 1y}\n", []string{
 		`kiln.yaml:7:32: use_cases.u.publish.deprecate_after: invalid duration "1y"; use a duration such as 90m, 12h, 7d or 2w`}},
 	{"duration without unit", localBase + "backend: {local: {boot_timeout: 600}}\n", []string{
-		`kiln.yaml:7:33: backend.local.boot_timeout: invalid duration "600"; use a duration such as 90m, 12h, 7d or 2w`}},
+		`kiln.yaml:7:33: backend.local.boot_timeout: duration "600" has no unit (s, m, h, d or w); use a duration such as 90m, 12h, 7d or 2w`}},
 	{"string for struct", localBase + "backend: local\n", []string{
 		`kiln.yaml:7:10: backend: expected a mapping of fields, found "local"`}},
 	{"list for map", localBase + "channels: [latest]\n", []string{

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/fanout"
 	"github.com/kiln-images/kiln/internal/manifest"
 )
@@ -333,7 +334,7 @@ func checkEntry(ctx context.Context, b Images, in Input, e located, byID map[str
 		case !d.After(in.Now):
 			out = append(out, f(Deprecated, "", formatTime(d), "image is deprecated"))
 		case in.WarnBefore > 0 && d.Sub(in.Now) <= in.WarnBefore:
-			out = append(out, f(Deprecating, "", formatTime(d), fmt.Sprintf("image will be deprecated in %s", d.Sub(in.Now).Round(time.Hour))))
+			out = append(out, f(Deprecating, "", formatTime(d), fmt.Sprintf("image will be deprecated in %s", config.Duration(d.Sub(in.Now).Round(time.Hour)))))
 		}
 	}
 	return out, nil

@@ -175,7 +175,7 @@ func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Ma
 		g := Gate{Name: GateInterval}
 		if !lastChange.IsZero() && now.Sub(lastChange) < min {
 			g.Detail = []string{fmt.Sprintf("channel %s changed %s ago (at %s); it may change at most once every %s",
-				to, now.Sub(lastChange).Round(time.Minute), lastChange.UTC().Format(time.RFC3339), min)}
+				to, config.Duration(now.Sub(lastChange).Round(time.Minute)), lastChange.UTC().Format(time.RFC3339), config.Duration(min))}
 		}
 		gates = append(gates, g)
 	}

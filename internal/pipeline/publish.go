@@ -27,7 +27,7 @@ type PublishReport struct {
 	Regions       []RegionResult    `json:"regions"`
 	Changes       []manifest.Change `json:"changes"`
 	Parameters    int               `json:"parameters"`
-	Exports       []cloud.Export    `json:"exports,omitempty"`
+	Exports       []cloud.Export    `json:"exports"`
 	CandidateGone bool              `json:"candidate_removed"`
 }
 
@@ -172,7 +172,7 @@ func (p *Pipeline) publishRegion(ctx context.Context, r Run, channelName, region
 		read()
 		return img.ID, err
 	})
-	res := RegionResult{Region: region, ImageID: img.ID, Name: img.Name, State: "done", Duration: time.Since(start)}
+	res := RegionResult{Region: region, ImageID: img.ID, Name: img.Name, State: "done", Duration: took(time.Since(start))}
 	if err != nil {
 		res.State, res.Error = "failed", err.Error()
 	}
