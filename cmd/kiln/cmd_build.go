@@ -42,6 +42,9 @@ type buildReport struct {
 }
 
 func runBuild(ctx context.Context, g *globalOptions, p *project, useCase string, o buildOptions) error {
+	if err := p.checkRelease(ctx, useCase, o.version); err != nil {
+		return err
+	}
 	r, err := p.pl.NewRun(ctx, useCase, o.arch, o.version)
 	if err != nil {
 		return usageError(err)

@@ -79,6 +79,10 @@ Exit codes: 0 success or in sync, 1 findings (drift, leftovers, failed tests),
 		newPromoteCommand(g),
 		newRollbackCommand(g),
 		newPruneCommand(g),
+		newIndexCommand(g),
+		newVerifyImageCommand(g),
+		newServeCommand(g),
+		newDistributionCommand(g),
 	)
 	return cmd
 }

@@ -34,17 +34,19 @@ type Catalog struct {
 	Signer string
 }
 
-// SignatureError means a signature is missing or does not verify.
-type SignatureError struct {
+// TrustError means the chain from the signed index to a file broke: a
+// signature is missing or does not verify, or a products file is not what
+// the index says.
+type TrustError struct {
 	Path string
 	Err  error
 }
 
-func (e *SignatureError) Error() string {
-	return fmt.Sprintf("%s: signature: %v", e.Path, e.Err)
+func (e *TrustError) Error() string {
+	return fmt.Sprintf("%s: %v", e.Path, e.Err)
 }
 
-func (e *SignatureError) Unwrap() error { return e.Err }
+func (e *TrustError) Unwrap() error { return e.Err }
 
 // LoadCatalog fetches and checks a tree's index and products. With key
 // nil the signatures are not checked (kiln serve, which serves the tree
@@ -68,8 +70,8 @@ func LoadCatalog(ctx context.Context, f Fetcher, key *minisign.PublicKey) (*Cata
 			return nil, err
 		}
 		if int64(len(raw)) != e.Size || sha(raw) != e.SHA256 {
-			return nil, fmt.Errorf("%s: %s is %d bytes with sha256 %s; the index says %d bytes with sha256 %s",
-				f.Name(), e.Path, len(raw), sha(raw), e.Size, e.SHA256)
+			return nil, &TrustError{Path: f.Name() + "/" + e.Path, Err: fmt.Errorf("%d bytes with sha256 %s; the index says %d bytes with sha256 %s",
+				len(raw), sha(raw), e.Size, e.SHA256)}
 		}
 		if c.Products[k], err = DecodeProducts(e.Path, raw); err != nil {
 			return nil, fmt.Errorf("%s: %w", f.Name(), err)
@@ -91,18 +93,18 @@ func (c *Catalog) fetch(ctx context.Context, f Fetcher, key *minisign.PublicKey,
 	}
 	raw, err := f.Fetch(ctx, path+SigSuffix, 16<<10)
 	if err != nil {
-		return nil, &SignatureError{Path: f.Name() + "/" + path, Err: err}
+		return nil, &TrustError{Path: f.Name() + "/" + path, Err: fmt.Errorf("signature: %w", err)}
 	}
 	c.Files[path+SigSuffix] = raw
 	sig, err := minisign.ParseSignature(raw)
 	if err != nil {
-		return nil, &SignatureError{Path: f.Name() + "/" + path, Err: err}
+		return nil, &TrustError{Path: f.Name() + "/" + path + SigSuffix, Err: err}
 	}
 	if err := key.Verify(bytes.NewReader(data), sig); err != nil {
-		return nil, &SignatureError{Path: f.Name() + "/" + path, Err: err}
+		return nil, &TrustError{Path: f.Name() + "/" + path, Err: err}
 	}
 	if !slices.Contains(strings.Split(sig.TrustedComment, "\t"), "file:"+path) {
-		return nil, &SignatureError{Path: f.Name() + "/" + path, Err: fmt.Errorf("the signature is for another file (trusted comment %q)", sig.TrustedComment)}
+		return nil, &TrustError{Path: f.Name() + "/" + path, Err: fmt.Errorf("the signature is for another file (trusted comment %q)", sig.TrustedComment)}
 	}
 	return data, nil
 }
@@ -132,14 +134,13 @@ func (c *Catalog) Entries() []Entry {
 }
 
 // LoadCatalogRetry is LoadCatalog that tries again once, after pause,
-// when a signature does not match its file: on S3 the index and its
-// signature are two objects, and a reader can fetch one of each
-// publication between the two writes.
+// when the chain of trust breaks: on S3 the index and its signature are
+// two objects, and a reader can fetch one of each publication between
+// the two writes.
 func LoadCatalogRetry(ctx context.Context, f Fetcher, key *minisign.PublicKey, pause time.Duration) (*Catalog, error) {
 	c, err := LoadCatalog(ctx, f, key)
-	var se *SignatureError
-	var ve *minisign.VerifyError
-	if err == nil || !errors.As(err, &se) || !errors.As(err, &ve) {
+	var te *TrustError
+	if err == nil || !errors.As(err, &te) {
 		return c, err
 	}
 	select {

@@ -45,7 +45,7 @@ func VerifyImage(ctx context.Context, f Fetcher, key minisign.PublicKey, file st
 	chk.SHA256, chk.Size = digest, size
 	cat, err := LoadCatalogRetry(ctx, f, &key, 2*time.Second)
 	if err != nil {
-		var se *SignatureError
+		var se *TrustError
 		if errors.As(err, &se) {
 			chk.Problem = err.Error()
 			return chk, nil
