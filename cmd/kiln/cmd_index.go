@@ -118,4 +118,3 @@ func printIndex(g *globalOptions, rep *distribute.Report) {
 	}
 	fmt.Fprintf(g.streams.out, "\n%s: index %s; %s %d files; %d files no index names any more\n", rep.Tree, state, verb, len(rep.Files), len(rep.Removed))
 }
-

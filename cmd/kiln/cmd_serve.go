@@ -117,4 +117,3 @@ func downloadHandler(cfg *config.Config, g *globalOptions) (*download.Handler, e
 	lim := ratelimit.New(ds.RateLimit.Requests, ds.RateLimit.Window.Std(), ds.RateLimit.MaxClients)
 	return download.New(dir, download.Options{Limiter: lim, Allow: allow, MaxClients: ds.RateLimit.MaxClients, Log: g.logger()}), nil
 }
-

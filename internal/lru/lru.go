@@ -6,10 +6,10 @@ package lru
 // Map is a bounded least-recently-used map. It is not safe for concurrent
 // use; callers hold their own lock.
 type Map[K comparable, V any] struct {
-	max   int
-	m     map[K]*node[K, V]
-	head  *node[K, V] // most recently used
-	tail  *node[K, V] // least recently used
+	max  int
+	m    map[K]*node[K, V]
+	head *node[K, V] // most recently used
+	tail *node[K, V] // least recently used
 }
 
 type node[K comparable, V any] struct {
