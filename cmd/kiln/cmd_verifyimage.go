@@ -100,10 +100,8 @@ func verifySources(g *globalOptions, o verifyImageOptions) (minisign.PublicKey, 
 		if key, err = distribute.PublicKey(cfg); err != nil {
 			return key, nil, usageError(err)
 		}
-	case strings.HasPrefix(o.publicKey, "RW") && !strings.ContainsAny(o.publicKey, "/\n"):
-		if key, err = minisign.ParsePublicKey(o.publicKey); err != nil {
-			return key, nil, usageError(fmt.Errorf("--public-key: %w", err))
-		}
+	case isKeyLine(o.publicKey):
+		key, _ = minisign.ParsePublicKey(o.publicKey)
 	default:
 		data, err := os.ReadFile(o.publicKey)
 		if err != nil {
@@ -146,4 +144,11 @@ func printImageCheck(g *globalOptions, c *distribute.ImageCheck) {
 		t.Row(m.Channel, m.Product, m.Label, m.Version, m.FType, m.Path)
 	}
 	t.Flush()
+}
+
+// isKeyLine reports whether s is a public key itself rather than the name
+// of a file holding one.
+func isKeyLine(s string) bool {
+	_, err := minisign.ParsePublicKey(s)
+	return err == nil
 }
