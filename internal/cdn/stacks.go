@@ -28,7 +28,7 @@ type Stacks struct {
 	Spec Spec
 	// CFN returns the CloudFormation client of a region.
 	CFN        func(region string) *cloudformation.Client
-	WAF        *wafv2.Client     // us-east-1
+	WAF        *wafv2.Client      // us-east-1
 	CloudFront *cloudfront.Client // us-east-1 (global)
 	Log        *slog.Logger
 	Poll       time.Duration // first pause of waits; default 10s

@@ -51,7 +51,7 @@ func (s Spec) FirewallTemplate() Template {
 			addrs = []string{}
 		}
 		return obj{"Type": "AWS::WAFv2::IPSet", "Properties": obj{
-			"Name": s.WebACLName() + "-allow-" + map[string]string{"IPV4": "v4", "IPV6": "v6"}[version],
+			"Name":        s.WebACLName() + "-allow-" + map[string]string{"IPV4": "v4", "IPV6": "v6"}[version],
 			"Description": "kiln: networks never limited nor challenged",
 			"Scope":       "CLOUDFRONT", "IPAddressVersion": version, "Addresses": addrs, "Tags": s.cfnTags(),
 		}}
