@@ -17,6 +17,7 @@ DEMO     ?= demo
 # FUZZ_MINIMIZE bounds each pause.
 FUZZ_CONFIG ?= 200000x
 FUZZ_MANIFEST ?= 400000x
+FUZZ_DIST ?= 100000x
 FUZZ_MINIMIZE ?= 10s
 
 # The Debian packages the local backend and the tests use.
@@ -61,6 +62,9 @@ check:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZ_CONFIG) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/config
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZ_MANIFEST) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/manifest
+	for f in FuzzDecodeStreams FuzzParseSums FuzzParseChangelog; do \
+		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZ_DIST) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/distribute || exit 1; done
+	$(GO) test -run='^$$' -fuzz='^FuzzParseSignature$$' -fuzztime=$(FUZZ_DIST) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/minisign
 
 # Benchmarks that anyone can rerun; results go to docs/bench/ and are
 # summarised in docs/BENCHMARKS.md. bench-aws.sh needs Packer and moto_server.
