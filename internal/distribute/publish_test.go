@@ -349,6 +349,20 @@ func TestCrashLeavesOldIndex(t *testing.T) {
 	}
 }
 
+// A write killed half-way leaves a staging file, never a file under its
+// final name; the next publication removes it.
+func TestStagingFilesAreCollected(t *testing.T) {
+	w := newWorld(t)
+	w.publish(w.release("latest", "1.0", "kiln-a", t0))
+	stale := filepath.Join(w.dir, "images/sandbox/x86_64/1.1/.tmp-0123456789ab-sandbox-x86_64-1.1.qcow2")
+	os.MkdirAll(filepath.Dir(stale), 0o755)
+	os.WriteFile(stale, []byte("half a disk"), 0o644)
+	w.publish(w.release("latest", "1.1", "kiln-b", t0.Add(time.Hour)))
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("staging file left: %v", err)
+	}
+}
+
 func TestPlanChangesNothing(t *testing.T) {
 	w := newWorld(t)
 	w.publish(w.release("latest", "1.0", "kiln-a", t0))
