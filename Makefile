@@ -72,6 +72,7 @@ bench: build
 	./scripts/bench-local.sh
 	./scripts/bench-scale.sh
 	./scripts/bench-aws.sh
+	./scripts/bench-serve.sh
 
 clean:
 	rm -rf bin

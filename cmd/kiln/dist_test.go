@@ -360,3 +360,76 @@ func TestDownloadsWithLXCAndCurl(t *testing.T) {
 	}
 	_ = r
 }
+
+// The real thing once: the example project released for real (mmdebstrap,
+// a qemu boot), its qcow2 listed and exported by lxc from kiln serve,
+// resumed by curl -C -, and both downloads verified by kiln verify.
+func TestLocalReleaseDownloadsEndToEnd(t *testing.T) {
+	dir, cfgPath := localProject(t, "5m")
+	key, _ := minisign.GenerateKey(nil)
+	sec, _ := key.MarshalText()
+	certPEM, keyPEM := selfSigned(t)
+	for p, data := range map[string][]byte{"keys/minisign.key": sec, "tls/cert.pem": certPEM, "tls/key.pem": keyPEM} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o700)
+		os.WriteFile(filepath.Join(dir, p), data, 0o600)
+	}
+	yaml, _ := os.ReadFile(cfgPath)
+	yaml = append(yaml, fmt.Sprintf("serve: {tls_cert: tls/cert.pem, tls_key: tls/key.pem}\ndistribution: {signing_key: keys/minisign.key, public_key: %s}\n", key.Public())...)
+	os.WriteFile(cfgPath, yaml, 0o644)
+
+	out, stderr, code := kiln(t, "release", "debian-sandbox", "-c", cfgPath, "-o", "json")
+	if code != 0 {
+		t.Fatalf("release: exit %d\n%s\n%s", code, out, stderr)
+	}
+	var rep releaseReport
+	json.Unmarshal([]byte(out), &rep)
+	v := rep.Run.Version
+	w := &distWorld{dir: dir, cfg: cfgPath, key: key, certPEM: certPEM}
+	if got := w.checkTree(t, true); len(got) != 1 || got[0] != v {
+		t.Fatalf("the tree has versions %v, want %s", got, v)
+	}
+	srv, url := w.serve(t)
+	defer srv.cmd.Process.Signal(os.Interrupt)
+
+	conf := t.TempDir()
+	env := []string{"LXD_CONF=" + conf, "HOME=" + conf}
+	if out, code := tool(t, env, "lxc", "remote", "add", "kiln", url, "--protocol", "simplestreams"); code != 0 {
+		t.Fatalf("lxc remote add: %s", out)
+	}
+	os.MkdirAll(filepath.Join(conf, "servercerts"), 0o700)
+	os.WriteFile(filepath.Join(conf, "servercerts", "kiln.crt"), certPEM, 0o600)
+	if out, code := tool(t, env, "lxc", "image", "list", "kiln:", "--format", "csv"); code != 0 || !strings.Contains(out, "debian-sandbox/latest") {
+		t.Fatalf("lxc image list: exit %d\n%s", code, out)
+	}
+	export := t.TempDir()
+	if out, code := tool(t, env, "lxc", "image", "export", "kiln:debian-sandbox/latest", export+"/"); code != 0 {
+		t.Fatalf("lxc image export: exit %d\n%s", code, out)
+	}
+	disks, _ := filepath.Glob(filepath.Join(export, "*.qcow2"))
+	if len(disks) != 1 {
+		t.Fatalf("lxc exported %v", disks)
+	}
+	if out, code := tool(t, nil, "qemu-img", "info", disks[0]); code != 0 || !strings.Contains(out, "file format: qcow2") {
+		t.Fatalf("the exported disk: %s", out)
+	}
+	if _, stderr, code := kiln(t, "verify", "--image", disks[0], "-c", cfgPath); code != 0 {
+		t.Fatalf("kiln verify of lxc's download: exit %d\n%s", code, stderr)
+	}
+	name := "debian-sandbox-x86_64-" + v + ".qcow2"
+	part := filepath.Join(t.TempDir(), name)
+	fileURL := url + "/images/debian-sandbox/x86_64/" + v + "/" + name
+	curl := []string{"-sS", "--fail", "--cacert", filepath.Join(dir, "tls", "cert.pem"), "-o", part}
+	if out, code := tool(t, nil, "curl", append(curl, "-r", "0-1048575", fileURL)...); code != 0 {
+		t.Fatalf("curl first MiB: %s", out)
+	}
+	if out, code := tool(t, nil, "curl", append(curl, "-C", "-", fileURL)...); code != 0 {
+		t.Fatalf("curl -C -: %s", out)
+	}
+	if fileSHA(t, part) != fileSHA(t, disks[0]) {
+		t.Fatal("curl's resumed download differs from lxc's")
+	}
+	vp, vcode := runKiln(t, []string{"SSL_CERT_FILE=" + filepath.Join(dir, "tls", "cert.pem")}, "verify", "--image", part, "--index", url, "--public-key", key.Public().String())
+	if vcode != 0 {
+		t.Fatalf("kiln verify of curl's download over HTTPS: exit %d\n%s", vcode, vp.stderr.String())
+	}
+}
