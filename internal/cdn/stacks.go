@@ -120,7 +120,7 @@ func (s *Stacks) Plan(ctx context.Context) (*Report, error) {
 	if err := s.Spec.Check(); err != nil {
 		return nil, err
 	}
-	rep := &Report{Problems: []string{}}
+	rep := &Report{Stacks: []StackPlan{}, Problems: []string{}}
 	fw, err := s.changeSet(ctx, s.Spec.FirewallStack(), FirewallRegion, s.Spec.FirewallTemplate(), nil)
 	if err != nil {
 		return rep, err
@@ -165,7 +165,7 @@ func (s *Stacks) Deploy(ctx context.Context) (*Report, error) {
 	if err := s.Spec.Check(); err != nil {
 		return nil, err
 	}
-	rep := &Report{Applied: true, Problems: []string{}}
+	rep := &Report{Applied: true, Stacks: []StackPlan{}, Problems: []string{}}
 	fw, err := s.changeSet(ctx, s.Spec.FirewallStack(), FirewallRegion, s.Spec.FirewallTemplate(), nil)
 	if err != nil {
 		return rep, err
@@ -183,6 +183,7 @@ func (s *Stacks) Deploy(ctx context.Context) (*Report, error) {
 			s.Spec.FirewallStack(), s.Spec.WebACLName(), FirewallRegion)
 	}
 	if rep.Problems, err = s.checkWebACL(ctx); err != nil {
+		rep.Problems = []string{}
 		return rep, err
 	}
 	site, err := s.changeSet(ctx, s.Spec.SiteStack(), s.Spec.Region, s.Spec.SiteTemplate(), map[string]string{"WebACLArn": rep.WebACLArn})
