@@ -433,3 +433,42 @@ func TestLocalReleaseDownloadsEndToEnd(t *testing.T) {
 		t.Fatalf("kiln verify of curl's download over HTTPS: exit %d\n%s", vcode, vp.stderr.String())
 	}
 }
+
+// The release checklist and the signing key are checked before anything
+// is built: a refused release leaves no run, no image and no journal entry.
+func TestReleaseRefusedUpFront(t *testing.T) {
+	w := newDistWorld(t)
+	data, _ := os.ReadFile(w.cfg)
+	s := strings.Replace(string(data), "    exports: [qcow2, raw]\n", "    exports: [qcow2, raw]\n    version: \"1.4.0\"\n", 1)
+	s = strings.Replace(s, "  keep: 3\n", "  keep: 3\n  changelog: doc/changes/changes_{version}.md\n", 1)
+	os.WriteFile(w.cfg, []byte(s), 0o644)
+	nothingBuilt := func(t *testing.T) {
+		t.Helper()
+		if imgs, _ := filepath.Glob(filepath.Join(w.dir, ".kiln", "store", "*", "images", "*.json")); len(imgs) != 0 {
+			t.Fatalf("images were made: %v", imgs)
+		}
+		if out, _, _ := kiln(t, "runs", "-c", w.cfg); strings.Contains(out, "kiln-") {
+			t.Fatalf("a run was started:\n%s", out)
+		}
+	}
+	for _, cmd := range [][]string{{"release", "sandbox"}, {"build", "sandbox"}} {
+		_, stderr, code := kiln(t, append(cmd, "-c", w.cfg)...)
+		if code != 2 || !strings.Contains(stderr, "release checklist: "+filepath.Join(w.dir, "doc/changes/changes_1.4.0.md")+": missing") {
+			t.Fatalf("%v without a changelog: exit %d\n%s", cmd, code, stderr)
+		}
+		nothingBuilt(t)
+	}
+	_, stderr, code := kiln(t, "release", "sandbox", "--version", "1.5.0", "-c", w.cfg)
+	if code != 2 || !strings.Contains(stderr, `use_cases.sandbox.version is "1.4.0", the release's version is "1.5.0"`) {
+		t.Fatalf("a version other than kiln.yaml's: exit %d\n%s", code, stderr)
+	}
+	// With the changelog in place, a missing signing key still stops it.
+	os.MkdirAll(filepath.Join(w.dir, "doc/changes"), 0o755)
+	os.WriteFile(filepath.Join(w.dir, "doc/changes/changes_1.4.0.md"), []byte("Version: 1.4.0\nDate: 2026-11-21\nCode name: Bluebird\n"), 0o644)
+	os.Remove(filepath.Join(w.dir, "keys/kiln.key"))
+	_, stderr, code = kiln(t, "release", "sandbox", "-c", w.cfg)
+	if code != 2 || !strings.Contains(stderr, "distribution.signing_key: read the signing key") || !strings.Contains(stderr, "nothing was published") {
+		t.Fatalf("no signing key: exit %d\n%s", code, stderr)
+	}
+	nothingBuilt(t)
+}
