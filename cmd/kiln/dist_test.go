@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -354,7 +355,7 @@ func TestDownloadsWithLXCAndCurl(t *testing.T) {
 	}
 
 	// SIGTERM: a graceful stop, exit 0.
-	srv.cmd.Process.Signal(os.Interrupt)
+	srv.cmd.Process.Signal(syscall.SIGTERM)
 	if code := srv.wait(); code != 0 || !strings.Contains(srv.stderr.String(), "kiln serve: stopped") {
 		t.Fatalf("kiln serve after SIGTERM: exit %d\n%s", code, srv.stderr.String())
 	}
