@@ -18,11 +18,13 @@ DEMO     ?= demo
 FUZZ_CONFIG ?= 200000x
 FUZZ_MANIFEST ?= 400000x
 FUZZ_FORMAT ?= 200000x
+FUZZ_DIST ?= 100000x
 FUZZ_MINIMIZE ?= 10s
 
 # The Debian packages the local backend and the tests use.
 DEB_PACKAGES := mmdebstrap qemu-utils qemu-system-x86 ovmf mtools dosfstools fdisk \
-	systemd-boot-efi e2fsprogs ansible uidmap git ca-certificates
+	systemd-boot-efi e2fsprogs ansible uidmap git ca-certificates \
+	minisign lxd-client curl
 
 PREFIX   ?= /usr/local
 DIST_PLATFORMS := linux/amd64 linux/arm64
@@ -87,6 +89,9 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZ_CONFIG) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/config
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZ_MANIFEST) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/manifest
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeFormat$$' -fuzztime=$(FUZZ_FORMAT) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/manifest
+	for f in FuzzDecodeStreams FuzzParseSums FuzzParseChangelog; do \
+		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZ_DIST) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/distribute || exit 1; done
+	$(GO) test -run='^$$' -fuzz='^FuzzParseSignature$$' -fuzztime=$(FUZZ_DIST) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/minisign
 
 # Benchmarks that anyone can rerun; results go to docs/bench/ and are
 # summarised in docs/BENCHMARKS.md. bench-aws.sh needs Packer and moto_server.
@@ -94,6 +99,7 @@ bench: build
 	./scripts/bench-local.sh
 	./scripts/bench-scale.sh
 	./scripts/bench-aws.sh
+	./scripts/bench-serve.sh
 
 clean:
 	rm -rf bin dist

@@ -217,9 +217,9 @@ func TestAWSPublishAccount(t *testing.T) {
 	}
 }
 
-// newDistWorld is an aws world whose use case is published into
+// newPublishAccountWorld is an aws world whose use case is published into
 // distAccount.
-func newDistWorld(t *testing.T) *awsWorld {
+func newPublishAccountWorld(t *testing.T) *awsWorld {
 	t.Helper()
 	w := newAWSWorld(t, "{public: true}")
 	w.editConfig(t, func(s string) string {
@@ -279,7 +279,7 @@ func snapshotsOf(img ec2types.Image) []string {
 // region there, all in the manifest, and nothing in either account besides;
 // cleanup of a killed run leaves nothing in either.
 func TestAWSCrashPublishAccount(t *testing.T) {
-	w := newDistWorld(t)
+	w := newPublishAccountWorld(t)
 	trace := t.TempDir() + "/trace"
 	p, code := runKiln(t, []string{"KILN_FAILPOINT_LOG=" + trace}, "release", "ci-runner", "-c", w.cfg)
 	if code != 0 {
@@ -306,7 +306,7 @@ func TestAWSCrashPublishAccount(t *testing.T) {
 	defer clean.report(t)
 	for n, i := range points {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			w := newDistWorld(t)
+			w := newPublishAccountWorld(t)
 			p, code := runKiln(t, []string{"KILN_FAILPOINT=" + strconv.Itoa(i)}, "release", "ci-runner", "-c", w.cfg)
 			if code != -1 {
 				t.Fatalf("kiln was not killed at boundary %d (exit %d)\n%s", i, code, p.stderr.String())

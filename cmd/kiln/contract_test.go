@@ -177,8 +177,15 @@ func TestJSONContract(t *testing.T) {
 	}
 	os.WriteFile(w.cfg, data, 0o644)
 
+	// Documents of features this project does not configure are checked
+	// against their schemas where those features are tested.
+	checkedElsewhere := map[string]string{
+		report.SchemaIndex:        "TestDownloadsWithLXCAndCurl",
+		report.SchemaVerifyImage:  "TestDownloadsWithLXCAndCurl",
+		report.SchemaDistribution: "TestAWSDistribution",
+	}
 	for _, k := range report.Kinds() {
-		if !seen[k.Schema] {
+		if !seen[k.Schema] && checkedElsewhere[k.Schema] == "" {
 			t.Errorf("no command printed %s in this test", k.Schema)
 		}
 	}

@@ -29,6 +29,9 @@ const (
 	SchemaPromote          = "kiln.promote/v1"
 	SchemaRollback         = "kiln.rollback/v1"
 	SchemaError            = "kiln.error/v1"
+	SchemaIndex            = "kiln.index/v1"
+	SchemaVerifyImage      = "kiln.verify-image/v1"
+	SchemaDistribution     = "kiln.distribution/v1"
 )
 
 // A Kind is one kind of JSON document kiln prints.
@@ -61,6 +64,9 @@ var kinds = []Kind{
 	{Schema: SchemaReconcile, Command: "kiln reconcile", Type: reflect.TypeFor[Reconcile]()},
 	{Schema: SchemaPromote, Command: "kiln promote", Type: reflect.TypeFor[Promote]()},
 	{Schema: SchemaRollback, Command: "kiln rollback", Type: reflect.TypeFor[Rollback]()},
+	{Schema: SchemaIndex, Command: "kiln index", Type: reflect.TypeFor[Index]()},
+	{Schema: SchemaVerifyImage, Command: "kiln verify --image", Type: reflect.TypeFor[VerifyImage]()},
+	{Schema: SchemaDistribution, Command: "kiln distribution", Type: reflect.TypeFor[Distribution]()},
 	{Schema: SchemaError, Command: "any command, on stderr, with -o json", Stderr: true, Type: reflect.TypeFor[Error]()},
 }
 
