@@ -46,7 +46,7 @@ func TestDeletionIsScopedToTheProjectAWS(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out, stderr, code := w.kiln(t, "cleanup", "--orphans", "--apply", "--force", "--yes", "-o", "json")
+	out, stderr, code := w.kiln(t, "cleanup", "--orphans", "--apply", "--force-recent", "--yes", "-o", "json")
 	_, items := planOf(t, out)
 	if code != 0 {
 		t.Fatalf("cleanup --orphans: exit %d\n%s%s", code, out, stderr)
@@ -100,7 +100,7 @@ func TestDeletionIsScopedToTheProjectAWS(t *testing.T) {
 	if tagsOf(got.Tags)[cloud.TagProject] != "grit" {
 		t.Fatalf("adopted image tags %v", tagsOf(got.Tags))
 	}
-	if _, _, code := w.kiln(t, "cleanup", "--orphans", "--apply", "--force", "--yes"); code != 0 {
+	if _, _, code := w.kiln(t, "cleanup", "--orphans", "--apply", "--force-recent", "--yes"); code != 0 {
 		t.Fatalf("cleanup after adopt: exit %d", code)
 	}
 	if _, ok := w.image(t, "eu-west-1", aws.ToString(legacy.ImageId)); ok {

@@ -10,7 +10,7 @@ import (
 	"github.com/kiln-images/kiln/internal/gates"
 	"github.com/kiln-images/kiln/internal/manifest"
 	"github.com/kiln-images/kiln/internal/output"
-	"github.com/kiln-images/kiln/internal/pipeline"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type promoteOptions struct {
@@ -35,8 +35,13 @@ them all or none) and shows the diff. --override-gate NAME --reason TEXT lets
 a failed gate pass (not tested or available), recorded in the journal and the
 commit message. A promotion the --to channel has already (a rerun) passes the
 interval gate and exits 0.
-Exit 0 when promoted (or promotable, without --apply), 1 when a gate failed, 2 on error.`,
-		Args: cobra.ExactArgs(1),
+Exit 0 when promoted, or for a plan (without --apply) whose gates pass; 1 when
+a gate failed (with or without --apply); 2 on error.`,
+		Example: `  kiln promote debian-sandbox                      # latest -> stable: gates and diff
+  kiln promote debian-sandbox --from latest --to stable --apply --commit
+  kiln promote debian-sandbox --apply --override-gate interval --reason "CVE fix"`,
+		Args:              exactArgs("USE_CASE"),
+		ValidArgsFunction: completeUseCases(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runPromote(ctx, g, p, args[0], o) })
 		},
@@ -46,19 +51,14 @@ Exit 0 when promoted (or promotable, without --apply), 1 when a gate failed, 2 o
 	cmd.Flags().BoolVar(&o.apply, "apply", false, "write the target manifest (without it, only check and show the diff)")
 	o.commitOptions.addFlags(cmd)
 	o.gateOptions.addFlags(cmd)
+	completeChannels(g, cmd)
 	return cmd
-}
-
-type promoteReport struct {
-	Schema string `json:"schema"`
-	pipeline.PromoteReport
-	Commit string `json:"commit,omitempty"` // with --commit: the manifest's commit
 }
 
 func runPromote(ctx context.Context, g *globalOptions, p *project, useCase string, o promoteOptions) error {
 	for _, ch := range []string{o.from, o.to} {
 		if _, err := p.cfg.ManifestPath(ch); err != nil {
-			return usageError(err)
+			return usageError(fmt.Errorf("--from/--to: %w", err))
 		}
 	}
 	ov, err := o.parse()
@@ -100,8 +100,8 @@ func runPromote(ctx context.Context, g *globalOptions, p *project, useCase strin
 			return err
 		}
 	}
-	if g.format == output.JSON {
-		if err := output.WriteJSON(g.streams.out, promoteReport{Schema: "kiln.promote/v1", PromoteReport: rep, Commit: commit}); err != nil {
+	if g.json() {
+		if err := g.write(report.Promote{Schema: report.SchemaPromote, PromoteReport: rep, Commit: commit}); err != nil {
 			return err
 		}
 	} else {
@@ -133,7 +133,7 @@ func runPromote(ctx context.Context, g *globalOptions, p *project, useCase strin
 	case !rep.Passed():
 		return findings("promotion of %s from %s to %s refused: a gate failed; nothing was changed", useCase, o.from, o.to)
 	case !o.apply && len(rep.Changes) > 0:
-		fmt.Fprintln(g.streams.err, "all gates pass; rerun with --apply to write it")
+		g.planOnly("write channel " + o.to + " (every gate passes)")
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/kiln-images/kiln/internal/channel"
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type pruneOptions struct {
@@ -33,9 +34,11 @@ images, every image a channel manifest references (the working tree, and with
 --git-refs the manifests at matching git tags) and every image in use, and
 plans to delete the rest with their snapshots. Only with --apply it deletes
 them, through the same machinery and safety rules as kiln cleanup, and
-verifies. Exit 0 when nothing beyond the retention remains, 1 when something
-does (including a plan not yet applied), 2 on error.`,
-		Args: cobra.NoArgs,
+verifies. Exit 0 for a plan and when nothing beyond the retention remains
+after --apply, 1 when something that should be gone remains, 2 on error.`,
+		Example: `  kiln prune                        # the plan: what --keep 3 would delete
+  kiln prune --keep 5 --older-than 30d --git-refs 'v*' --apply`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runPrune(ctx, g, p, o) })
 		},
@@ -57,7 +60,7 @@ func runPrune(ctx context.Context, g *globalOptions, p *project, o pruneOptions)
 	if err != nil {
 		return err
 	}
-	inv := assets.Scan(ctx, p.backend, p.cfg.Regions, cloud.Filter{}, len(p.cfg.Regions))
+	inv := assets.Scan(ctx, p.backend, p.cfg.Locations(), cloud.Filter{}, len(p.cfg.Locations()))
 	if err := inv.Err(); err != nil {
 		return err
 	}
@@ -73,7 +76,7 @@ func runPrune(ctx context.Context, g *globalOptions, p *project, o pruneOptions)
 		Now:        time.Now(),
 		Project:    p.owner(),
 	})
-	return carryOut(ctx, g, p, "kiln.prune/v1", plan, cloud.Filter{}, o.apply, o.yes, false)
+	return carryOut(ctx, g, p, report.SchemaPrune, plan, cloud.Filter{}, o.apply, o.yes, false)
 }
 
 // imagesInUse asks the backend, where it can tell, which images something
@@ -84,7 +87,7 @@ func imagesInUse(ctx context.Context, p *project) (map[string]string, error) {
 	if !ok {
 		return inUse, nil
 	}
-	for _, region := range p.cfg.Regions {
+	for _, region := range p.cfg.Locations() {
 		m, err := c.ImagesInUse(ctx, region)
 		if err != nil {
 			return nil, fmt.Errorf("images in use in %s: %w", region, err)

@@ -10,6 +10,7 @@ import (
 	"github.com/kiln-images/kiln/internal/manifest"
 	"github.com/kiln-images/kiln/internal/output"
 	"github.com/kiln-images/kiln/internal/pipeline"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type publishOptions struct {
@@ -29,6 +30,8 @@ region (launch permissions: public, accounts, organizations; deprecation time),
 reads them back, writes the channel's manifest with an entry per region (only
 for images seen available) and prints the manifest diff it made. Then it
 removes the candidate. Images that have not passed their tests are refused.
+Exports (the use case's exports) are listed with their location, size and
+sha256.
 
 Before anything is changed the channel's gates are checked, as for every
 writer of a channel: interval (the channel's min_interval since it last
@@ -37,7 +40,10 @@ the use case). A failed gate refuses the publish (exit 1) unless overridden
 with --override-gate NAME --reason TEXT, which is recorded in the journal and
 the commit message. Publishing a run the channel holds already changes
 nothing and exits 0.`,
-		Args: cobra.NoArgs,
+		Example: `  kiln publish --run kiln-20261121T093012Z-7f3a9c
+  kiln publish --run "$(cat run-id)" --channel latest --commit --push
+  kiln publish --run "$(cat run-id)" --override-gate interval --reason "security fix"`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runPublish(ctx, g, p, o) })
 		},
@@ -46,13 +52,9 @@ nothing and exits 0.`,
 	cmd.Flags().StringVar(&o.channel, "channel", "latest", "channel whose manifest to write")
 	o.commitOptions.addFlags(cmd)
 	o.gateOptions.addFlags(cmd)
+	completeRuns(g, cmd)
+	completeChannels(g, cmd)
 	return cmd
-}
-
-type publishReport struct {
-	Schema string `json:"schema"`
-	pipeline.PublishReport
-	Commit string `json:"commit,omitempty"` // with --commit: the manifest's commit
 }
 
 func runPublish(ctx context.Context, g *globalOptions, p *project, o publishOptions) error {
@@ -96,8 +98,8 @@ func runPublish(ctx context.Context, g *globalOptions, p *project, o publishOpti
 	if err != nil {
 		return err
 	}
-	if g.format == output.JSON {
-		return output.WriteJSON(g.streams.out, publishReport{Schema: "kiln.publish/v1", PublishReport: rep, Commit: commit})
+	if g.json() {
+		return g.write(report.Publish{Schema: report.SchemaPublish, PublishReport: rep, Commit: commit})
 	}
 	printPublish(g, rep)
 	return nil
@@ -121,6 +123,18 @@ func publishSubject(r pipeline.Run, channel string) string {
 
 func printPublish(g *globalOptions, rep pipeline.PublishReport) {
 	printRegions(g, rep.Regions)
+	if len(rep.Exports) > 0 {
+		fmt.Fprintln(g.streams.out)
+		t := output.NewTable(g.streams.out, "EXPORT", "LOCATION", "SIZE", "SHA256")
+		for _, e := range rep.Exports {
+			size := ""
+			if e.Size > 0 {
+				size = output.Bytes(e.Size)
+			}
+			t.Row(e.Format, e.Location, size, e.SHA256)
+		}
+		t.Flush()
+	}
 	fmt.Fprintf(g.streams.out, "\n%s (channel %s):\n", rep.Manifest, rep.Channel)
 	if len(rep.Changes) == 0 {
 		fmt.Fprintln(g.streams.out, "  no change")

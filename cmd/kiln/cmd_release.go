@@ -9,8 +9,9 @@ import (
 
 	"github.com/kiln-images/kiln/internal/claim"
 	"github.com/kiln-images/kiln/internal/gates"
-	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/pipeline"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type releaseOptions struct {
@@ -35,15 +36,26 @@ With --resume ID it continues an interrupted run from wherever it stopped
 Before it makes anything, release checks what would stop the run half-way:
 the channel's manifest reads, the backend can build and boot-test the
 recipe (architecture, user data size, recipe files inside the project),
---commit can succeed (see publish), and the channel's gates pass (interval,
-newer; --override-gate NAME --reason TEXT lets one pass, on the record).
-A refused release has made nothing.
+--commit can succeed (see publish), the release checklist of the downloads
+passes (when the project distributes them), and the channel's gates pass
+(interval, newer; --override-gate NAME --reason TEXT lets one pass, on the
+record). A refused release has made nothing.
 Exit 0 when published, 1 when the tests failed or a gate refused it, 2 on error.`,
-		Args: cobra.MaximumNArgs(1),
+		Example: `  kiln release debian-sandbox
+  kiln release debian-sandbox --channel latest --commit --push
+  kiln release debian-sandbox --override-gate newer --reason "rebuild of 1.4 for a CVE"
+  kiln release --resume kiln-20261121T093012Z-7f3a9c`,
+		Args:              maxArgs("USE_CASE"),
+		ValidArgsFunction: completeUseCases(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			useCase := ""
 			if len(args) == 1 {
 				useCase = args[0]
+			}
+			if o.resume != "" {
+				if _, err := journal.ParseAssetID(o.resume); err != nil {
+					return usageError(fmt.Errorf("--resume: %w", err))
+				}
 			}
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runRelease(ctx, g, p, useCase, o) })
 		},
@@ -54,13 +66,10 @@ Exit 0 when published, 1 when the tests failed or a gate refused it, 2 on error.
 	cmd.Flags().StringVar(&o.resume, "resume", "", "continue the run with this asset id")
 	o.commitOptions.addFlags(cmd)
 	o.gateOptions.addFlags(cmd)
+	completeRuns(g, cmd, "resume")
+	completeArch(g, cmd)
+	completeChannels(g, cmd)
 	return cmd
-}
-
-type releaseReport struct {
-	Schema string `json:"schema"`
-	pipeline.ReleaseReport
-	Commit string `json:"commit,omitempty"` // with --commit: the manifest's commit
 }
 
 func runRelease(ctx context.Context, g *globalOptions, p *project, useCase string, o releaseOptions) error {
@@ -81,10 +90,12 @@ func runRelease(ctx context.Context, g *globalOptions, p *project, useCase strin
 		unlock = func() {}
 	)
 	if o.resume != "" {
-		if r, unlock, err = p.findRun(ctx, o.resume); err != nil {
+		if r, unlock, err = p.findRunFlag(ctx, "--resume", o.resume); err != nil {
 			return err
 		}
 		defer unlock()
+	} else if err := p.checkRelease(ctx, useCase, o.version); err != nil {
+		return err // the release checklist: nothing is built
 	} else {
 		u, arch, err := p.pl.ResolveArch(useCase, o.arch)
 		if err != nil {
@@ -138,7 +149,7 @@ func runRelease(ctx context.Context, g *globalOptions, p *project, useCase strin
 	}
 	var failed *pipeline.TestFailedError
 	if err != nil && !errors.As(err, &failed) {
-		if rep.Replicate != nil && rep.Replicate.Regions != nil && g.format != output.JSON {
+		if rep.Replicate != nil && rep.Replicate.Regions != nil && !g.json() {
 			printRegions(g, rep.Replicate.Regions)
 		}
 		return fmt.Errorf("%w\nresume with: kiln release --resume %s", err, r.ID)
@@ -149,8 +160,8 @@ func runRelease(ctx context.Context, g *globalOptions, p *project, useCase strin
 			return err
 		}
 	}
-	if g.format == output.JSON {
-		if err := output.WriteJSON(g.streams.out, releaseReport{Schema: "kiln.release/v1", ReleaseReport: rep, Commit: commit}); err != nil {
+	if g.json() {
+		if err := g.write(report.Release{Schema: report.SchemaRelease, ReleaseReport: rep, Commit: commit}); err != nil {
 			return err
 		}
 	} else {
@@ -165,6 +176,6 @@ func runRelease(ctx context.Context, g *globalOptions, p *project, useCase strin
 	if failed != nil {
 		return findings("%v", failed)
 	}
-	fmt.Fprintf(g.streams.err, "run %s released\n", r.ID)
+	g.note("run %s released", r.ID)
 	return nil
 }

@@ -89,7 +89,7 @@ func TestAWSManifestCommits(t *testing.T) {
 		t.Errorf("a promote that changed nothing made commit %s", now)
 	}
 
-	if _, stderr, code := w.kiln(t, "rollback", "--channel", "latest", "--to", "v1", "--apply", "--commit"); code != 0 {
+	if _, stderr, code := w.kiln(t, "rollback", "--channel", "latest", "--ref", "v1", "--apply", "--commit"); code != 0 {
 		t.Fatalf("rollback --commit: exit %d\n%s", code, stderr)
 	}
 	onlyFile("HEAD", "manifests/latest.json")

@@ -25,7 +25,8 @@ func TestInterruptedErrorsInKilnsWords(t *testing.T) {
 		Err: fmt.Errorf("https response error StatusCode: 0, RequestID: , canceled, %w", &aws.RequestCanceledError{Err: context.Canceled})}
 	err := fmt.Errorf("build ci-runner (run kiln-20261121T093012Z-7f3a9c): aws: run build instance in us-east-1: %w\nresume with: kiln release --resume kiln-20261121T093012Z-7f3a9c", sdk)
 	var stderr bytes.Buffer
-	if code := exitCode(err, &stderr); code != exitError {
+	g := &globalOptions{streams: &streams{err: &stderr}}
+	if code := exitCode(err, g); code != exitError {
 		t.Fatalf("exit %d", code)
 	}
 	got := stderr.String()
@@ -34,7 +35,7 @@ func TestInterruptedErrorsInKilnsWords(t *testing.T) {
 		t.Errorf("printed\n%q\nwant\n%q", got, want)
 	}
 	stderr.Reset()
-	exitCode(fmt.Errorf("wait for image: %w", context.Canceled), &stderr)
+	exitCode(fmt.Errorf("wait for image: %w", context.Canceled), g)
 	if stderr.String() != "kiln: interrupted: wait for image: interrupted\n" {
 		t.Errorf("printed %q", stderr.String())
 	}

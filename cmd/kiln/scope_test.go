@@ -51,7 +51,7 @@ func TestDeletionIsScopedToTheProjectLocal(t *testing.T) {
 		t.Errorf("drift orphans %v, want demo's %v", got, want)
 	}
 
-	out, stderr, code := w.kiln(t, "cleanup", "--orphans", "--apply", "--force", "--yes", "-o", "json")
+	out, stderr, code := w.kiln(t, "cleanup", "--orphans", "--apply", "--force-recent", "--yes", "-o", "json")
 	_, items := planOf(t, out)
 	if code != 0 || w.present(t, ours) != 0 {
 		t.Fatalf("cleanup --orphans: exit %d, %d of demo's orphans left\n%s%s", code, w.present(t, ours), out, stderr)

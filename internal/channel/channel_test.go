@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,4 +83,82 @@ func TestUpdateNeverWritesOutsideTheProject(t *testing.T) {
 			t.Errorf("the link was replaced: %v", err)
 		}
 	})
+}
+
+const runnersProject = `project: runners
+regions: [local-a, local-b]
+channels:
+  latest: {manifest: m.json, format: v2, reads: [v1]}
+manifest_formats:
+  v1:
+    key: "{use_case}"
+    fields: [{name: id, source: id}, {name: arch, source: arch}, {name: name, value: ubuntu}]
+  v2:
+    key: "{os}-{arch}"
+    arch: {x86_64: amd64, arm64: arm64}
+    fields: [{name: id, source: id}, {name: arch, source: arch}, {name: os, attribute: os}]
+use_cases:
+  runner:
+    architectures: [x86_64, arm64]
+    attributes: {os: linux}
+    tests: [t.sh]
+`
+
+// A file in a format the channel only reads stays as it is until an update
+// changes an entry; then it is written in the channel's own format, and
+// the changes are only what changed.
+func TestUpdateAcrossFormats(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "t.sh"), nil, 0o755)
+	os.WriteFile(filepath.Join(dir, "kiln.yaml"), []byte(runnersProject), 0o644)
+	old := `{"runner": {"local-a": {"id": "img-0123456789abcdef0", "arch": "x86_64", "name": "ubuntu"}}}` + "\n"
+	path := filepath.Join(dir, "m.json")
+	os.WriteFile(path, []byte(old), 0o644)
+	cfg, err := config.Load(filepath.Join(dir, "kiln.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, l, err := Open(cfg, "latest")
+	if err != nil || l.Format().Name != "v1" || len(m.Entries()) != 1 {
+		t.Fatalf("Open = %v, %v, %v", m, l, err)
+	}
+	e, _ := m.Get("runner-x86_64", "local-a")
+
+	// No change: not rewritten.
+	changes, err := Update(t.Context(), cfg, "latest", func(m manifest.Manifest) error { return nil })
+	if data, _ := os.ReadFile(path); err != nil || len(changes) != 0 || string(data) != old {
+		t.Fatalf("a no-op update: %v, %v\n%s", changes, err, data)
+	}
+
+	arm := manifest.Entry{Architecture: "arm64", ID: "img-0fedcba9876543210", Public: true}
+	changes, err = Update(t.Context(), cfg, "latest", func(m manifest.Manifest) error {
+		m.Set("runner-arm64", "local-b", arm)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var diff bytes.Buffer
+	manifest.FormatDiff(&diff, changes)
+	want := `+ linux-arm64.local-b.id: "img-0fedcba9876543210"
++ linux-arm64.local-b.arch: "arm64"
++ linux-arm64.local-b.os: "linux"
+`
+	if diff.String() != want {
+		t.Fatalf("changes:\n%s\nwant:\n%s", diff.String(), want)
+	}
+	m, l, err = Open(cfg, "latest")
+	if err != nil || l.Format().Name != "v2" {
+		t.Fatalf("after the update: %v, %v", l, err)
+	}
+	if got, _ := m.Get("runner-x86_64", "local-a"); got.ID != e.ID {
+		t.Fatalf("the x86_64 entry became %+v", got)
+	}
+	data, _ := os.ReadFile(path)
+	if !strings.Contains(string(data), `"linux-amd64": {`) || strings.Contains(string(data), `"runner"`) {
+		t.Fatalf("file after the update:\n%s", data)
+	}
+	if got, err := LayoutsForFile(cfg, "m.json"); err != nil || len(got) != 2 || got[0].Format().Name != "v2" {
+		t.Fatalf("LayoutsForFile = %v, %v", got, err)
+	}
 }

@@ -130,6 +130,13 @@ type Parameters interface {
 	PutParameters(ctx context.Context, values []Parameter) error
 }
 
+// ExportLister is implemented by backends whose images carry their exports
+// with them (local: the disk in other formats, made by the build): the
+// exports of one image, by format.
+type ExportLister interface {
+	ImageExports(ctx context.Context, region, id string) ([]Export, error)
+}
+
 // Exporter is implemented by backends that export images to files elsewhere
 // (aws: ExportImage to S3).
 type Exporter interface {
@@ -196,7 +203,7 @@ type Image struct {
 	// Public is whether anyone may launch it; the full permissions come
 	// from LaunchPermissions.
 	Public      bool      `json:"public"`
-	Deprecation time.Time `json:"deprecation,omitempty"`
+	Deprecation time.Time `json:"deprecation,omitzero"`
 	Size        int64     `json:"size,omitempty"`
 	// SHA256 is the digest of the raw disk (local backend).
 	SHA256  string   `json:"sha256,omitempty"`
@@ -278,8 +285,10 @@ type ExportInput struct {
 
 // Export is a finished export.
 type Export struct {
-	Location string // e.g. s3://bucket/prefix/export-ami-123.vmdk
-	Format   string
+	Format   string `json:"format"`   // vmdk, vhd, raw, qcow2
+	Location string `json:"location"` // a file path (local) or s3://bucket/prefix/export-ami-123.vmdk
+	Size     int64  `json:"size"`     // bytes; 0 when the backend cannot tell
+	SHA256   string `json:"sha256"`   // hex digest of the file; "" when the backend cannot tell
 }
 
 // Kind is the kind of an asset. The constants are listed in the order
@@ -311,7 +320,7 @@ type Asset struct {
 	ID      string            `json:"id"`
 	Region  string            `json:"region"`
 	State   string            `json:"state,omitempty"`
-	Created time.Time         `json:"created,omitempty"`
+	Created time.Time         `json:"created,omitzero"`
 	Tags    map[string]string `json:"tags,omitempty"`
 	// Parent is the asset this one belongs to when it is an untagged
 	// child (a snapshot of an image, a resource of a stack).
@@ -319,4 +328,7 @@ type Asset struct {
 	// Retain marks a resource its owner keeps on delete (a stack resource
 	// with DeletionPolicy Retain).
 	Retain bool `json:"retain,omitempty"`
+	// Exports are the files exported from an image (local: its other disk
+	// formats), or the file an export asset is (aws: the S3 object).
+	Exports []Export `json:"exports,omitempty"`
 }

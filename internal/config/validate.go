@@ -37,6 +37,7 @@ func (k *checker) check() {
 	k.checkCostTag()
 	k.checkNaming()
 	k.checkChannels()
+	k.checkFormats()
 	if k.c.Cleanup.ConfirmAbove < 0 {
 		k.errorf("cleanup.confirm_above", "%d is negative; use 0 to confirm every cleanup", k.c.Cleanup.ConfirmAbove)
 	}
@@ -46,6 +47,8 @@ func (k *checker) check() {
 	for _, name := range k.c.UseCaseNames() {
 		k.checkUseCase(k.c.UseCases[name], backendOK)
 	}
+	k.checkServe()
+	k.checkDistribution()
 	switch k.c.Backend.Type {
 	case "local":
 		k.checkLocal()

@@ -117,6 +117,7 @@ func (k *checker) checkAWS() {
 			}
 		}
 	}
+	k.checkPublishAccounts()
 	for _, t := range []struct {
 		field string
 		d     Duration

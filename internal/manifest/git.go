@@ -13,8 +13,52 @@ import (
 	"time"
 )
 
+// Errors of git that callers explain in their own words. A *GitError
+// matches the one that fits (errors.Is).
+var (
+	ErrGitMissing      = errors.New("git is not installed")
+	ErrNotRepository   = errors.New("not in a git repository")
+	ErrUnknownRevision = errors.New("no such tag, branch or commit")
+)
+
+// GitError is a git command that failed: what ran, and git's own message.
+type GitError struct {
+	Args   []string
+	Stderr string // git's message, trimmed
+	Err    error  // how the process failed
+}
+
+func (e *GitError) Error() string {
+	what := "git " + strings.Join(e.Args, " ")
+	if e.Stderr != "" {
+		return what + ": " + e.Stderr
+	}
+	return what + ": " + e.Err.Error()
+}
+
+func (e *GitError) Unwrap() error { return e.Err }
+
+// Is classifies the failure by git's message, which runGit keeps in
+// English (LC_ALL=C).
+func (e *GitError) Is(target error) bool {
+	msg := strings.ToLower(e.Stderr)
+	switch target {
+	case ErrGitMissing:
+		return errors.Is(e.Err, exec.ErrNotFound)
+	case ErrNotRepository:
+		return strings.Contains(msg, "not a git repository")
+	case ErrUnknownRevision:
+		for _, s := range []string{"not a valid object name", "unknown revision", "bad revision", "not a tree object", "invalid object name"} {
+			if strings.Contains(msg, s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // runGit runs git in repoDir and returns its standard output. A failure
-// reports the command and git's own message.
+// is a *GitError with the command and git's own message.
 func runGit(ctx context.Context, repoDir string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", repoDir}, args...)...)
 	// C locale: messages stay English in logs. Literal pathspecs: a path
@@ -23,14 +67,10 @@ func runGit(ctx context.Context, repoDir string, args ...string) ([]byte, error)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		what := "git " + strings.Join(args, " ")
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("%s: %w", what, ctxErr)
+			return nil, fmt.Errorf("git %s: %w", strings.Join(args, " "), ctxErr)
 		}
-		if msg := strings.TrimSpace(stderr.String()); msg != "" {
-			return nil, fmt.Errorf("%s: %s", what, msg)
-		}
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return nil, &GitError{Args: args, Stderr: strings.TrimSpace(stderr.String()), Err: err}
 	}
 	return stdout.Bytes(), nil
 }
@@ -63,10 +103,11 @@ func Tags(ctx context.Context, repoDir, pattern string) ([]string, error) {
 	return tags, nil
 }
 
-// AtRefs decodes the manifest at path as it was at each ref. A ref where
-// the file did not exist yet is left out of the result; a ref that does not
-// exist, or a manifest there that does not decode, is an error.
-func AtRefs(ctx context.Context, repoDir, path string, refs []string) (map[string]Manifest, error) {
+// AtRefs decodes the manifest at path as it was at each ref, in whichever
+// of layouts fits it (none given: kiln's own format). A ref where the file
+// did not exist yet is left out of the result; a ref that does not exist,
+// or a manifest there that does not decode, is an error.
+func AtRefs(ctx context.Context, repoDir, path string, refs []string, layouts ...*Layout) (map[string]Manifest, error) {
 	out := make(map[string]Manifest, len(refs))
 	for _, ref := range refs {
 		s := Source{Ref: ref, Path: path}
@@ -77,7 +118,7 @@ func AtRefs(ctx context.Context, repoDir, path string, refs []string) (map[strin
 		if err != nil {
 			return nil, err
 		}
-		m, err := Decode(s.String(), data)
+		m, _, err := DecodeAny(s.String(), data, layouts...)
 		if err != nil {
 			return nil, err
 		}
@@ -146,8 +187,14 @@ func Uncommitted(ctx context.Context, repoDir, path string) (bool, error) {
 
 // CheckWorkTree returns an error unless dir is in a git work tree.
 func CheckWorkTree(ctx context.Context, dir string) error {
-	if _, err := runGit(ctx, dir, "rev-parse", "--show-toplevel"); err != nil {
-		return fmt.Errorf("%s is not in a git work tree: %w", dir, err)
+	_, err := runGit(ctx, dir, "rev-parse", "--show-toplevel")
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrGitMissing):
+		return fmt.Errorf("git is not installed; install it (e.g. apt-get install git): %w", ErrGitMissing)
+	case errors.Is(err, ErrNotRepository):
+		return fmt.Errorf("%s is not in a git work tree (start one with git init): %w", dir, ErrNotRepository)
 	}
-	return nil
+	return fmt.Errorf("%s is not in a git work tree: %w", dir, err)
 }

@@ -38,6 +38,8 @@ type Pipeline struct {
 	// Hook, when set, is called at every step boundary with a description
 	// of the boundary. The crash-safety harness kills kiln from here.
 	Hook func(event string)
+	// Indexer, when set, makes published releases downloadable.
+	Indexer Indexer
 }
 
 // Run identifies a run and what it releases.
@@ -150,7 +152,7 @@ func (p *Pipeline) FindRun(ctx context.Context, id string) (Run, error) {
 		return Run{ID: id, UseCase: tags[cloud.TagUseCase], Arch: tags[cloud.TagArch], Version: tags[cloud.TagVersion], Created: created}
 	}
 	want := cloud.Filter{Tags: map[string]string{cloud.TagAssetID: id}}
-	regions := append([]string{p.Config.BuildRegion}, p.Config.Regions...)
+	regions := append([]string{p.Config.BuildRegion}, p.Config.Locations()...)
 	for _, region := range regions {
 		imgs, err := p.Backend.ListImages(ctx, region, want)
 		if err != nil {

@@ -55,24 +55,33 @@ func (p *Pipeline) Promote(ctx context.Context, useCase, from, to string, lastCh
 	if from == to {
 		return rep, fmt.Errorf("--from and --to are both %q", from)
 	}
-	src, err := channel.Load(p.Config, from)
+	src, srcLayout, err := channel.Open(p.Config, from)
 	if err != nil {
 		return rep, err
 	}
-	if _, err := p.Config.ManifestPath(to); err != nil {
+	dstLayouts, err := channel.Layouts(p.Config, to)
+	if err != nil {
 		return rep, err
 	}
+	var seen map[string]cloud.Image
+	rep.Gates, seen, err = p.gates(ctx, u, src)
+	if err != nil {
+		return rep, err
+	}
+
+	// The channels may differ in format: what the source's does not hold
+	// comes from the image, as the gates read it.
 	update := func(m manifest.Manifest) error {
 		for _, arch := range u.Architectures {
 			key := u.ManifestKey(arch)
 			delete(m, key)
 			for region, e := range src[key] {
-				m.Set(key, region, e)
+				m.Set(key, region, fillFromImage(e, srcLayout, seen[region+"/"+e.ID]))
 			}
 		}
 		return nil
 	}
-	dst, err := channel.Load(p.Config, to)
+	dst, dstLayout, err := channel.Open(p.Config, to)
 	if err != nil {
 		return rep, err
 	}
@@ -81,10 +90,11 @@ func (p *Pipeline) Promote(ctx context.Context, useCase, from, to string, lastCh
 		next.Set(e.UseCase, e.Region, e.Entry)
 	}
 	update(next)
-	rep.Changes = manifest.Diff(dst, next)
-	rep.Gates, err = p.gates(ctx, u, src, to, lastChange, len(rep.Changes) == 0)
-	if err != nil {
-		return rep, err
+	rep.Changes = manifest.DiffLayouts(dst, dstLayout, next, dstLayouts[0])
+	// The interval gate needs to know whether anything changes (a rerun
+	// passes it), so it comes after the diff, which needs the images.
+	if min := p.Config.Channels[to].MinInterval; min > 0 {
+		rep.Gates = append(rep.Gates, gates.CheckInterval(to, min, lastChange, p.now(), len(rep.Changes) == 0))
 	}
 	ov.Apply(rep.Gates)
 	if !apply || !rep.Passed() {
@@ -104,8 +114,11 @@ func (p *Pipeline) Promote(ctx context.Context, useCase, from, to string, lastCh
 	return rep, nil
 }
 
-// gates checks a promotion of use case u's entries in src into channel to.
-func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Manifest, to string, lastChange time.Time, unchanged bool) ([]Gate, error) {
+// gates checks a promotion of use case u's entries in src (the gates on
+// the entries; the interval gate is the caller's), and returns the images
+// it read, by region/id.
+func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Manifest) ([]Gate, map[string]cloud.Image, error) {
+	seen := map[string]cloud.Image{}
 	complete := Gate{Name: GateComplete}
 	available := Gate{Name: GateAvailable}
 	tested := Gate{Name: GateTested}
@@ -115,22 +128,24 @@ func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Ma
 	now := p.now()
 	for _, arch := range u.Architectures {
 		key := u.ManifestKey(arch)
-		for _, region := range p.Config.TargetRegions(u) {
+		for _, loc := range p.Config.TargetRegions(u) {
+			region := config.RegionOf(loc) // as the manifest names it
 			e, ok := src.Get(key, region)
 			if !ok {
 				complete.Detail = append(complete.Detail, fmt.Sprintf("%s %s: no entry", key, region))
 				continue
 			}
 			where := fmt.Sprintf("%s %s %s", key, region, e.ID)
-			imgs, err := p.Backend.ListImages(ctx, region, cloud.Filter{IDs: []string{e.ID}})
+			imgs, err := p.Backend.ListImages(ctx, loc, cloud.Filter{IDs: []string{e.ID}})
 			if err != nil {
-				return nil, fmt.Errorf("gate %s: %w", GateAvailable, err)
+				return nil, nil, fmt.Errorf("gate %s: %w", GateAvailable, err)
 			}
 			if len(imgs) == 0 {
 				available.Detail = append(available.Detail, where+": image does not exist")
 				continue
 			}
 			img := imgs[0]
+			seen[region+"/"+e.ID] = img
 			if img.State != cloud.StateAvailable {
 				available.Detail = append(available.Detail, fmt.Sprintf("%s: state %s", where, img.State))
 			}
@@ -140,9 +155,9 @@ func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Ma
 			if img.Public != perms.Public {
 				published.Detail = append(published.Detail, fmt.Sprintf("%s: public is %v, policy says %v", where, img.Public, perms.Public))
 			} else if len(perms.Accounts)+len(perms.Organizations)+len(perms.OrganizationalUnits) > 0 {
-				got, err := p.Backend.LaunchPermissions(ctx, region, e.ID)
+				got, err := p.Backend.LaunchPermissions(ctx, loc, e.ID)
 				if err != nil {
-					return nil, fmt.Errorf("gate %s: %w", GatePublished, err)
+					return nil, nil, fmt.Errorf("gate %s: %w", GatePublished, err)
 				}
 				if missing := missingShares(perms, got); len(missing) > 0 {
 					published.Detail = append(published.Detail, fmt.Sprintf("%s: not shared with %s", where, strings.Join(missing, ", ")))
@@ -157,10 +172,7 @@ func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Ma
 	for i := range gs {
 		gs[i].Passed = len(gs[i].Detail) == 0
 	}
-	if min := p.Config.Channels[to].MinInterval; min > 0 {
-		gs = append(gs, gates.CheckInterval(to, min, lastChange, now, unchanged))
-	}
-	return gs, nil
+	return gs, seen, nil
 }
 
 // missingShares lists the accounts, organizations and OUs of want that got

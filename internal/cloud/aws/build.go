@@ -55,7 +55,7 @@ func (b *Backend) BuildDeferCleanup(ctx context.Context, in cloud.BuildInput) (c
 	if err := checkTags(imageTags); err != nil {
 		return cloud.Image{}, nil, fmt.Errorf("build %s: %w", in.Name, err)
 	}
-	if err := b.CheckAccount(ctx); err != nil {
+	if err := b.checkLocation(ctx, in.Region); err != nil {
 		return cloud.Image{}, nil, err
 	}
 	c, err := b.clients.region(in.Region)
