@@ -12,6 +12,7 @@ import (
 	"github.com/kiln-images/kiln/internal/assets"
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/journal"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 // TestDeletionIsScopedToTheProjectAWS: project grit shares its account
@@ -93,8 +94,12 @@ func TestDeletionIsScopedToTheProjectAWS(t *testing.T) {
 	}
 
 	// adopt makes the legacy image grit's; cleanup then takes it.
-	if out, stderr, code := w.kiln(t, "adopt", "--apply", "-o", "json"); code != 0 || !strings.Contains(out, aws.ToString(legacy.ImageId)) {
+	out, stderr, code = w.kiln(t, "adopt", "--apply", "-o", "json")
+	if code != 0 || !strings.Contains(out, aws.ToString(legacy.ImageId)) {
 		t.Fatalf("adopt: exit %d\n%s%s", code, out, stderr)
+	}
+	if ad := checkSchema(t, report.SchemaAdopt, out); ad["applied"] != true {
+		t.Errorf("adopt --apply: applied %v", ad["applied"])
 	}
 	got, _ := w.image(t, "eu-west-1", aws.ToString(legacy.ImageId))
 	if tagsOf(got.Tags)[cloud.TagProject] != "grit" {

@@ -12,6 +12,7 @@ import (
 	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/output"
 	"github.com/kiln-images/kiln/internal/ownership"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type adoptOptions struct {
@@ -36,14 +37,19 @@ tags them, and records the adoption in the journal. Review the plan first:
 in an account several projects share, a use case name alone does not say
 whose a resource is.
 
-Exit 0 when done (or planned), 1 when a resource could not be tagged, 2 on error.`,
-		Args: cobra.NoArgs,
+Exit 0 for a plan (nothing is changed without --apply) and when every
+resource planned was tagged, 1 when one could not be, 2 on error.`,
+		Example: `  kiln adopt                                           # the plan
+  kiln adopt --run kiln-20261121T093012Z-7f3a9c --apply
+  kiln adopt --apply -o json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runAdopt(ctx, g, p, o) })
 		},
 	}
 	cmd.Flags().StringVar(&o.run, "run", "", "adopt only this run's resources")
 	cmd.Flags().BoolVar(&o.apply, "apply", false, "tag them (without it, only print the plan)")
+	completeRuns(g, cmd)
 	return cmd
 }
 
@@ -55,12 +61,12 @@ func runAdopt(ctx context.Context, g *globalOptions, p *project, o adoptOptions)
 		}
 		f.Tags = map[string]string{cloud.TagAssetID: o.run}
 	}
-	inv := assets.Scan(ctx, p.backend, p.cfg.Regions, f, len(p.cfg.Regions))
+	inv := assets.Scan(ctx, p.backend, p.cfg.Locations(), f, len(p.cfg.Locations()))
 	if err := inv.Err(); err != nil {
 		return err
 	}
 	owner := p.owner()
-	rep := ownership.AdoptReport{Schema: "kiln.adopt/v1", Project: owner.Name, Items: ownership.PlanAdoption(inv.Assets, owner), Summary: map[string]int{}}
+	rep := report.Adopt{Schema: report.SchemaAdopt, Project: owner.Name, Items: ownership.PlanAdoption(inv.Assets, owner), Summary: map[string]int{}}
 	var adopt []string
 	for _, it := range rep.Items {
 		rep.Summary[it.Action]++
@@ -83,8 +89,8 @@ func runAdopt(ctx context.Context, g *globalOptions, p *project, o adoptOptions)
 		failed = ownership.ApplyAdoption(ctx, tagger, rep.Items, owner)
 		rep.Applied = true
 	}
-	if g.format == output.JSON {
-		if err := output.WriteJSON(g.streams.out, rep); err != nil {
+	if g.json() {
+		if err := g.write(rep); err != nil {
 			return err
 		}
 	} else if len(rep.Items) == 0 {
@@ -107,7 +113,7 @@ func runAdopt(ctx context.Context, g *globalOptions, p *project, o adoptOptions)
 	case failed > 0:
 		return findings("%d resource(s) could not be tagged", failed)
 	case !o.apply && len(adopt) > 0:
-		fmt.Fprintf(g.streams.err, "nothing was changed; rerun with --apply to tag %d resource(s) with %s=%s\n", len(adopt), cloud.TagProject, owner.Name)
+		g.planOnly(fmt.Sprintf("tag %d resource(s) with %s=%s", len(adopt), cloud.TagProject, owner.Name))
 	}
 	return nil
 }

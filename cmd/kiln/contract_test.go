@@ -8,9 +8,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/report"
 )
@@ -158,6 +161,16 @@ func TestJSONContract(t *testing.T) {
 	run(report.SchemaCleanup, 0, "cleanup", "--orphans")
 	run(report.SchemaCleanup, 0, "cleanup", "--run", id, "--apply", "--force-recent")
 	run(report.SchemaPrune, 0, "prune", "--keep", "1")
+	// An image a kiln older than project tags made: adopt plans to take
+	// it (the applied document is checked in TestDeletionIsScopedToTheProjectAWS).
+	legacyTags := awsReleaseTags(journal.NewAssetID(time.Now().Add(-3 * time.Hour)))
+	delete(legacyTags, cloud.TagProject)
+	legacy := w.seed(t, "eu-west-1", "legacy-release", legacyTags)
+	ad := run(report.SchemaAdopt, 0, "adopt")
+	if items := ad["items"].([]any); ad["applied"] != false || len(items) != 1 ||
+		items[0].(map[string]any)["action"] != "adopt" || items[0].(map[string]any)["asset"].(map[string]any)["id"] != aws.ToString(legacy.ImageId) {
+		t.Errorf("adopt plan %v", ad)
+	}
 
 	// Errors and findings on stderr, as documents.
 	e := fails(2, "rollback", "--channel", "latest", "--ref", "v9")

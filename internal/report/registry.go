@@ -32,6 +32,7 @@ const (
 	SchemaIndex            = "kiln.index/v1"
 	SchemaVerifyImage      = "kiln.verify-image/v1"
 	SchemaDistribution     = "kiln.distribution/v1"
+	SchemaAdopt            = "kiln.adopt/v1"
 )
 
 // A Kind is one kind of JSON document kiln prints.
@@ -67,6 +68,7 @@ var kinds = []Kind{
 	{Schema: SchemaIndex, Command: "kiln index", Type: reflect.TypeFor[Index]()},
 	{Schema: SchemaVerifyImage, Command: "kiln verify --image", Type: reflect.TypeFor[VerifyImage]()},
 	{Schema: SchemaDistribution, Command: "kiln distribution", Type: reflect.TypeFor[Distribution]()},
+	{Schema: SchemaAdopt, Command: "kiln adopt", Type: reflect.TypeFor[Adopt]()},
 	{Schema: SchemaError, Command: "any command, on stderr, with -o json", Stderr: true, Type: reflect.TypeFor[Error]()},
 }
 

@@ -31,7 +31,7 @@ const ConfigSchemaFile = "kiln.yaml.schema.json"
 // sources is where the Go comments that become the schemas' descriptions
 // are read from, relative to this package's directory (go generate and go
 // test run there).
-var sources = []string{"../report", "../pipeline", "../assets", "../drift", "../journal", "../manifest", "../cloud", "../schedule"}
+var sources = []string{"../report", "../pipeline", "../assets", "../drift", "../journal", "../manifest", "../cloud", "../schedule", "../ownership", "../gates"}
 
 // thisPackage is this package's import path; AddGoComments resolves the
 // relative source directories against it.
