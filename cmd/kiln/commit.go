@@ -44,12 +44,21 @@ func (o commitOptions) check(ctx context.Context, g *globalOptions, cfg *config.
 	if err != nil {
 		return usageError(fmt.Errorf("--channel: %w", err))
 	}
-	st, err := manifest.CheckCommit(ctx, path, subject, o.push)
+	ls, err := channel.Layouts(cfg, ch)
+	if err != nil {
+		return err
+	}
+	st, err := manifest.CheckCommit(ctx, path, subject, o.push, ls...)
 	if err != nil {
 		return usageError(fmt.Errorf("--commit: the manifest %s: %w; nothing was done", path, err))
 	}
-	theirs := manifest.Diff(manifest.Pick(st.Head, keys), manifest.Pick(st.Work, keys))
-	if len(theirs) > 0 && !manifest.Pick(st.Work, keys).Equal(manifest.Pick(channel.LastWritten(cfg, ch), keys)) {
+	// Compared as the files hold them: a format without a field (a name,
+	// a deprecation time) cannot differ in it, and a change of format
+	// alone is no edit.
+	work := manifest.Pick(st.Work, keys)
+	theirs := manifest.DiffLayouts(manifest.Pick(st.Head, keys), st.HeadLayout, work, st.WorkLayout)
+	mine := manifest.DiffLayouts(manifest.Pick(channel.LastWritten(cfg, ch), keys), manifest.DefaultLayout, work, st.WorkLayout)
+	if len(theirs) > 0 && len(mine) > 0 {
 		var diff bytes.Buffer
 		manifest.FormatDiff(&diff, theirs)
 		return usageError(fmt.Errorf("--commit: %s has uncommitted edits to the entries kiln writes, not made by kiln; "+
@@ -75,7 +84,11 @@ func (o commitOptions) record(ctx context.Context, g *globalOptions, cfg *config
 	if err != nil {
 		return "", err
 	}
-	res, err := manifest.CommitEntries(ctx, path, keys, manifest.Message{Subject: subject, Trailers: trailers}, o.push)
+	ls, err := channel.Layouts(cfg, ch)
+	if err != nil {
+		return "", err
+	}
+	res, err := manifest.CommitEntries(ctx, path, keys, manifest.Message{Subject: subject, Trailers: trailers}, o.push, ls...)
 	if res.Hash != "" {
 		fmt.Fprintf(g.streams.err, "committed %s as %s\n", path, res.Hash)
 		if res.Detached {

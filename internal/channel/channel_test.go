@@ -162,3 +162,39 @@ func TestUpdateAcrossFormats(t *testing.T) {
 		t.Fatalf("LayoutsForFile = %v, %v", got, err)
 	}
 }
+
+// A manifest in a declared format is written through the channel's
+// format, and still never through a link out of the project; the file
+// outside keeps its bytes, in whatever format they were.
+func TestUpdateInDeclaredFormatNeverWritesOutsideTheProject(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "t.sh"), nil, 0o755)
+	os.WriteFile(filepath.Join(dir, "kiln.yaml"), []byte(runnersProject), 0o644)
+	outside := t.TempDir()
+	victim := filepath.Join(outside, "m.json")
+	old := `{"runner": {"local-a": {"id": "img-0123456789abcdef0", "arch": "x86_64", "name": "ubuntu"}}}` + "\n"
+	os.WriteFile(victim, []byte(old), 0o644)
+	// kiln.yaml's validation refuses the link too; Update must hold on its
+	// own when the link appears after kiln.yaml was read.
+	cfg, err := config.Load(filepath.Join(dir, "kiln.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Symlink(victim, filepath.Join(dir, "m.json"))
+	if _, err := config.Load(filepath.Join(dir, "kiln.yaml")); err == nil || !strings.Contains(err.Error(), "leads outside the project") {
+		t.Errorf("kiln.yaml with the manifest linked out of the project: %v", err)
+	}
+	_, err = Update(t.Context(), cfg, "latest", func(m manifest.Manifest) error {
+		m.Set("runner-arm64", "local-b", manifest.Entry{Architecture: "arm64", ID: "img-0fedcba9876543210"})
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "leads outside the project") {
+		t.Fatalf("Update through a link out of the project: %v", err)
+	}
+	if data, _ := os.ReadFile(victim); string(data) != old {
+		t.Errorf("the file outside was rewritten:\n%s", data)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 1 {
+		t.Errorf("files appeared outside: %v", entries)
+	}
+}

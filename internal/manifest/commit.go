@@ -107,33 +107,67 @@ func (r repo) must(ctx context.Context, env []string, stdin []byte, args ...stri
 	return out, nil
 }
 
-// head reads the manifest as HEAD has it: its content, blob and mode, and
-// whether HEAD exists at all (not on a new branch) and holds the file.
-func (r repo) head(ctx context.Context) (m Manifest, blob, mode string, born, tracked bool, err error) {
+// version is the manifest as one side of a commit has it (HEAD, or the
+// work tree), with the layout it is in.
+type version struct {
+	m Manifest
+	l *Layout
+}
+
+// writeLayout is the layout kiln writes the manifest in: the first of
+// layouts, or kiln's own format.
+func writeLayout(layouts []*Layout) *Layout {
+	if len(layouts) == 0 {
+		return DefaultLayout
+	}
+	return layouts[0]
+}
+
+// head reads the manifest as HEAD has it, in whichever of layouts it is
+// (an empty one is in the layout kiln writes): its content, blob and mode,
+// and whether HEAD exists at all (not on a new branch) and holds the file.
+func (r repo) head(ctx context.Context, layouts []*Layout) (v version, blob, mode string, born, tracked bool, err error) {
+	empty := version{Manifest{}, writeLayout(layouts)}
 	if _, _, status, err := r.git(ctx, nil, nil, "rev-parse", "-q", "--verify", "HEAD^{commit}"); err != nil {
-		return nil, "", "", false, false, err
+		return version{}, "", "", false, false, err
 	} else if status != 0 {
-		return Manifest{}, "", "100644", false, false, nil
+		return empty, "", "100644", false, false, nil
 	}
 	out, err := r.must(ctx, nil, nil, "ls-tree", "-z", "HEAD", "--", r.rel)
 	if err != nil {
-		return nil, "", "", true, false, err
+		return version{}, "", "", true, false, err
 	}
 	rec, _, _ := bytes.Cut(out, []byte{0})
 	meta, _, _ := bytes.Cut(rec, []byte{'\t'})
 	fields := strings.Fields(string(meta))
 	if len(fields) != 3 || fields[1] != "blob" {
-		return Manifest{}, "", "100644", true, false, nil
+		return empty, "", "100644", true, false, nil
 	}
 	data, err := r.must(ctx, nil, nil, "cat-file", "blob", fields[2])
 	if err != nil {
-		return nil, "", "", true, true, err
+		return version{}, "", "", true, true, err
 	}
-	m, err = Decode("HEAD:"+r.rel, data)
+	m, l, err := DecodeAny("HEAD:"+r.rel, data, layouts...)
 	if err != nil {
-		return nil, "", "", true, true, err
+		return version{}, "", "", true, true, err
 	}
-	return m, fields[2], fields[0], true, true, nil
+	return version{m, l}, fields[2], fields[0], true, true, nil
+}
+
+// work reads the manifest in the work tree, in whichever of layouts it is;
+// a missing file is an empty manifest in the layout kiln writes.
+func work(path string, layouts []*Layout) (version, error) {
+	data, err := readLimited(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return version{Manifest{}, writeLayout(layouts)}, nil
+	} else if err != nil {
+		return version{}, err
+	}
+	m, l, err := DecodeAny(path, data, layouts...)
+	if err != nil {
+		return version{}, err
+	}
+	return version{m, l}, nil
 }
 
 // Pick returns the entries of m under keys (nil: all of m), as a new
@@ -177,9 +211,11 @@ func with(base, from Manifest, keys []string) Manifest {
 
 // GitState is what a commit of a manifest would start from.
 type GitState struct {
-	Head     Manifest // the manifest at HEAD (empty when HEAD lacks it)
-	Work     Manifest // the manifest in the work tree (empty when absent)
-	Detached bool     // HEAD is on no branch
+	Head       Manifest // the manifest at HEAD (empty when HEAD lacks it)
+	HeadLayout *Layout  // the format HEAD's version is in
+	Work       Manifest // the manifest in the work tree (empty when absent)
+	WorkLayout *Layout  // the format the work tree's version is in
+	Detached   bool     // HEAD is on no branch
 }
 
 // CheckCommit refuses, before kiln changes anything, a commit of the
@@ -189,8 +225,10 @@ type GitState struct {
 // tree that does not decode (a merge conflict's markers); a pre-commit or
 // commit-msg hook that rejects a commit (run with message as the message);
 // commit signing that fails; and with push, a detached HEAD or a branch
-// with no upstream. It returns what HEAD and the work tree hold.
-func CheckCommit(ctx context.Context, path, message string, push bool) (GitState, error) {
+// with no upstream. It returns what HEAD and the work tree hold. layouts
+// are the formats the manifest may be in, the one kiln writes first (none:
+// kiln's own format).
+func CheckCommit(ctx context.Context, path, message string, push bool, layouts ...*Layout) (GitState, error) {
 	r, err := locate(ctx, path)
 	if err != nil {
 		return GitState{}, err
@@ -219,10 +257,11 @@ func CheckCommit(ctx context.Context, path, message string, push bool) (GitState
 		return GitState{}, fmt.Errorf("git check-ignore: %s", strings.TrimSpace(string(errOut)))
 	}
 	st := GitState{}
-	var born bool
-	if st.Head, _, _, born, _, err = r.head(ctx); err != nil {
+	head, _, _, born, _, err := r.head(ctx, layouts)
+	if err != nil {
 		return GitState{}, fmt.Errorf("read %s at HEAD: %w", r.rel, err)
 	}
+	st.Head, st.HeadLayout = head.m, head.l
 	if born {
 		_, _, status, err = r.git(ctx, nil, nil, "diff", "--cached", "--quiet", "--", r.rel)
 		if err != nil {
@@ -232,11 +271,11 @@ func CheckCommit(ctx context.Context, path, message string, push bool) (GitState
 			return GitState{}, fmt.Errorf("%s has staged changes: commit or unstage them first (git restore --staged %s)", r.rel, r.rel)
 		}
 	}
-	if st.Work, err = Load(path); errors.Is(err, fs.ErrNotExist) {
-		st.Work = Manifest{}
-	} else if err != nil {
+	w, err := work(path, layouts)
+	if err != nil {
 		return GitState{}, err
 	}
+	st.Work, st.WorkLayout = w.m, w.l
 	_, _, status, err = r.git(ctx, nil, nil, "symbolic-ref", "-q", "HEAD")
 	if err != nil {
 		return GitState{}, err
@@ -361,31 +400,40 @@ type Message struct {
 // the trailers. With push the branch is then pushed to its upstream, also
 // when there was nothing to commit but the branch is ahead of it (a retry
 // after a failed push).
-func CommitEntries(ctx context.Context, path string, keys []string, msg Message, push bool) (CommitResult, error) {
+//
+// layouts are the formats the manifest may be in, the one kiln writes
+// first (none: kiln's own format). HEAD's and the work tree's versions are
+// read in whichever fits; the commit holds the file in the first, and the
+// changes are named as that format names them. A change of format alone
+// is no change.
+func CommitEntries(ctx context.Context, path string, keys []string, msg Message, push bool, layouts ...*Layout) (CommitResult, error) {
 	var res CommitResult
 	r, err := locate(ctx, path)
 	if err != nil {
 		return res, fmt.Errorf("commit %s: %w", path, err)
 	}
-	head, headBlob, mode, _, tracked, err := r.head(ctx)
+	head, headBlob, mode, _, tracked, err := r.head(ctx, layouts)
 	if err != nil {
 		return res, fmt.Errorf("commit %s: read HEAD's version: %w", r.rel, err)
 	}
-	work, err := Load(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		work = Manifest{}
-	} else if err != nil {
+	w, err := work(path, layouts)
+	if err != nil {
 		return res, fmt.Errorf("commit %s: %w", r.rel, err)
 	}
-	next := with(head, work, keys)
-	res.Changes = Diff(head, next)
+	write := writeLayout(layouts)
+	next := with(head.m, w.m, keys)
+	res.Changes = DiffLayouts(head.m, head.l, next, write)
 	if _, _, status, err := r.git(ctx, nil, nil, "symbolic-ref", "-q", "HEAD"); err != nil {
 		return res, err
 	} else {
 		res.Detached = status != 0
 	}
 	if len(res.Changes) > 0 {
-		if err := r.commit(ctx, next, headBlob, mode, tracked, msg, res.Changes); err != nil {
+		data, err := write.Encode(next)
+		if err != nil {
+			return res, fmt.Errorf("commit %s: %w", r.rel, err)
+		}
+		if err := r.commit(ctx, data, headBlob, mode, tracked, msg, res.Changes); err != nil {
 			return res, fmt.Errorf("commit %s: %w", r.rel, err)
 		}
 		out, err := r.must(ctx, nil, nil, "rev-parse", "HEAD")
@@ -417,12 +465,13 @@ func CommitEntries(ctx context.Context, path string, keys []string, msg Message,
 	return res, nil
 }
 
-// commit makes the commit of next through a temporary index (HEAD's tree
-// with the manifest's new blob), so that nothing else of the work tree or
-// the real index goes in; then it brings the real index's entry of the
-// manifest up to the new HEAD if it held HEAD's old version.
-func (r repo) commit(ctx context.Context, next Manifest, headBlob, mode string, tracked bool, m Message, changes []Change) error {
-	blobOut, err := r.must(ctx, nil, next.Encode(), "hash-object", "-w", "--stdin")
+// commit makes the commit of the manifest's next content through a
+// temporary index (HEAD's tree with the manifest's new blob), so that
+// nothing else of the work tree or the real index goes in; then it brings
+// the real index's entry of the manifest up to the new HEAD if it held
+// HEAD's old version.
+func (r repo) commit(ctx context.Context, next []byte, headBlob, mode string, tracked bool, m Message, changes []Change) error {
+	blobOut, err := r.must(ctx, nil, next, "hash-object", "-w", "--stdin")
 	if err != nil {
 		return err
 	}
