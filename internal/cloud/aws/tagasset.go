@@ -22,7 +22,7 @@ func (b *Backend) TagAsset(ctx context.Context, a cloud.Asset, tags map[string]s
 	if err := checkTags(tags); err != nil {
 		return err
 	}
-	if err := b.CheckAccount(ctx); err != nil {
+	if err := b.checkLocation(ctx, a.Region); err != nil {
 		return err
 	}
 	c, err := b.clients.region(a.Region)

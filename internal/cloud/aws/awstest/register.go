@@ -20,7 +20,7 @@ func (s *Stub) registerImage(w http.ResponseWriter, c Call) {
 	if s.refuseTakenName(w, c, c.Form.Get("Name")) {
 		return
 	}
-	status, out, err := s.ec2(c.Region, c.Form)
+	status, out, err := s.ec2As(c.key(), c.Region, c.Form)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
@@ -35,7 +35,7 @@ func (s *Stub) registerImage(w http.ResponseWriter, c Call) {
 			asked = append(asked, c.Form.Get(p+"Ebs.SnapshotId"))
 		}
 		if m := imageIDRE.FindSubmatch(out); m != nil {
-			_, desc, err := s.ec2(c.Region, url.Values{"Action": {"DescribeImages"}, "ImageId.1": {string(m[1])}})
+			_, desc, err := s.ec2As(c.key(), c.Region, url.Values{"Action": {"DescribeImages"}, "ImageId.1": {string(m[1])}})
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusBadGateway)
 				return
@@ -44,7 +44,7 @@ func (s *Stub) registerImage(w http.ResponseWriter, c Call) {
 			s.mu.Lock()
 			for i, sm := range made {
 				if i < len(asked) && asked[i] != "" {
-					s.registered[string(sm[1])] = registration{image: string(m[1]), region: c.Region, snapshot: asked[i]}
+					s.registered[string(sm[1])] = registration{key: c.key(), image: string(m[1]), region: c.Region, snapshot: asked[i]}
 				}
 			}
 			s.mu.Unlock()
@@ -57,7 +57,7 @@ func (s *Stub) registerImage(w http.ResponseWriter, c Call) {
 
 // registration is a snapshot a registered image asked for, in place of
 // the one moto made up.
-type registration struct{ image, region, snapshot string }
+type registration struct{ key, image, region, snapshot string }
 
 // patchRegistered names, in a DescribeImages answer, the snapshots that
 // registered images asked for instead of moto's. The caller holds s.mu.
@@ -81,7 +81,7 @@ func (s *Stub) refuseSnapshotInUse(w http.ResponseWriter, c Call) bool {
 	}
 	s.mu.Unlock()
 	for _, reg := range users {
-		_, out, err := s.ec2(c.Region, url.Values{"Action": {"DescribeImages"}, "ImageId.1": {reg.image}})
+		_, out, err := s.ec2As(reg.key, c.Region, url.Values{"Action": {"DescribeImages"}, "ImageId.1": {reg.image}})
 		if err == nil && strings.Contains(string(out), "<imageId>"+reg.image+"</imageId>") && !strings.Contains(string(out), "<imageState>deregistered</imageState>") {
 			writeError(w, c, http.StatusBadRequest, "InvalidSnapshot.InUse", fmt.Sprintf("The snapshot %s is currently in use by %s", id, reg.image))
 			return true

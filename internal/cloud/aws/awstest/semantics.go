@@ -9,7 +9,7 @@ import (
 )
 
 // EC2 semantics moto lacks and kiln's convergence relies on, served the way
-// EC2 behaves:
+// EC2 behaves, each in the account the caller acts in (its access key):
 //
 //   - AMI names are unique per account and region: CreateImage, CopyImage
 //     and RegisterImage with a name in use fail with
@@ -29,13 +29,13 @@ func answer(w http.ResponseWriter, status int, body []byte) {
 	w.Write(body)
 }
 
-// imageNameTaken asks moto whether the account has an image called name
-// in region, and which.
-func (s *Stub) imageNameTaken(region, name string) (string, bool, error) {
+// imageNameTaken asks moto whether the account the access key key acts
+// in has an image called name in region, and which.
+func (s *Stub) imageNameTaken(key, region, name string) (string, bool, error) {
 	if name == "" {
 		return "", false, nil
 	}
-	status, out, err := s.ec2(region, url.Values{"Action": {"DescribeImages"}, "Owner.1": {"self"},
+	status, out, err := s.ec2As(key, region, url.Values{"Action": {"DescribeImages"}, "Owner.1": {"self"},
 		"Filter.1.Name": {"name"}, "Filter.1.Value.1": {name}})
 	if err != nil {
 		return "", false, err
@@ -55,7 +55,7 @@ var imageStateFullRE = regexp.MustCompile(`<imageId>(ami-[0-9a-zA-Z]+)</imageId>
 
 // refuseTakenName answers InvalidAMIName.Duplicate when name is in use.
 func (s *Stub) refuseTakenName(w http.ResponseWriter, c Call, name string) bool {
-	id, taken, err := s.imageNameTaken(c.Region, name)
+	id, taken, err := s.imageNameTaken(c.key(), c.Region, name)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return true
@@ -68,11 +68,12 @@ func (s *Stub) refuseTakenName(w http.ResponseWriter, c Call, name string) bool 
 }
 
 // idempotent serves a create call with a ClientToken: the first call's
-// answer for every repeat of the token in the region, as EC2 does; the
-// call itself goes to moto as fn decides. The caller holds s.createMu.
+// answer for every repeat of the token in the caller's account and the
+// region, as EC2 does; the call itself goes to moto as fn decides. The
+// caller holds s.createMu.
 func (s *Stub) idempotent(w http.ResponseWriter, c Call, fn func() (int, []byte, error)) {
 	token := c.Form.Get("ClientToken")
-	key := c.Region + "|" + c.Action + "|" + token
+	key := c.key() + "|" + c.Region + "|" + c.Action + "|" + token
 	if token != "" {
 		s.mu.Lock()
 		body, ok := s.tokens[key]
@@ -104,13 +105,13 @@ func (s *Stub) copyImage(w http.ResponseWriter, c Call) {
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
 	s.idempotent(w, c, func() (int, []byte, error) {
-		if id, taken, err := s.imageNameTaken(c.Region, c.Form.Get("Name")); err != nil {
+		if id, taken, err := s.imageNameTaken(c.key(), c.Region, c.Form.Get("Name")); err != nil {
 			return 0, nil, err
 		} else if taken {
 			writeError(w, c, http.StatusBadRequest, "InvalidAMIName.Duplicate", fmt.Sprintf("AMI name %s is already in use by AMI %s", c.Form.Get("Name"), id))
 			return -1, nil, nil
 		}
-		return s.ec2(c.Region, c.Form)
+		return s.ec2As(c.key(), c.Region, c.Form)
 	})
 }
 
@@ -118,7 +119,7 @@ func (s *Stub) copyImage(w http.ResponseWriter, c Call) {
 func (s *Stub) runInstances(w http.ResponseWriter, c Call) {
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
-	s.idempotent(w, c, func() (int, []byte, error) { return s.ec2(c.Region, c.Form) })
+	s.idempotent(w, c, func() (int, []byte, error) { return s.ec2As(c.key(), c.Region, c.Form) })
 }
 
 // createKeyPair passes CreateKeyPair on, one at a time, so that moto's
@@ -126,7 +127,7 @@ func (s *Stub) runInstances(w http.ResponseWriter, c Call) {
 func (s *Stub) createKeyPair(w http.ResponseWriter, c Call) {
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
-	status, out, err := s.ec2(c.Region, c.Form)
+	status, out, err := s.ec2As(c.key(), c.Region, c.Form)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
@@ -151,7 +152,7 @@ func (s *Stub) deleteKeyPair(w http.ResponseWriter, c Call) bool {
 	}
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
-	status, out, err := s.ec2(c.Region, url.Values{"Action": {"DescribeKeyPairs"}})
+	status, out, err := s.ec2As(c.key(), c.Region, url.Values{"Action": {"DescribeKeyPairs"}})
 	if err != nil || status != http.StatusOK {
 		http.Error(w, fmt.Sprintf("stub: describe key pairs: %v %s", err, out), http.StatusBadGateway)
 		return true
@@ -171,7 +172,7 @@ func (s *Stub) deleteKeyPair(w http.ResponseWriter, c Call) bool {
 		writeXML(w, returnResponse{XMLName: xml.Name{Local: "DeleteKeyPairResponse"}, XMLNS: ec2NS, RequestID: requestID(), Return: true})
 		return true
 	}
-	status, out, err = s.ec2(c.Region, url.Values{"Action": {"DeleteKeyPair"}, "KeyName": {name}})
+	status, out, err = s.ec2As(c.key(), c.Region, url.Values{"Action": {"DeleteKeyPair"}, "KeyName": {name}})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return true
