@@ -12,8 +12,9 @@ import (
 )
 
 // gateOptions are the flags that let a failed channel gate pass, on the
-// record: the commands that write a channel (publish, release, promote,
-// schedule --run) take them.
+// record: the commands that write a channel (publish, release, promote)
+// take them. schedule --daemon checks the gates too and never overrides
+// one.
 type gateOptions struct {
 	override []string
 	reason   string
