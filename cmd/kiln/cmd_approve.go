@@ -18,7 +18,9 @@ deployment whose promote.approval is true takes a promotion only of an
 approved release. The release defaults to the one the deployment would be
 promoted from now (what its promote.from deployment runs).
 Exit 0, 2 on error.`,
-		Args: cobra.ExactArgs(1),
+		Example: `  kiln approve prod --comment "change 4711"    # approves staging's verified release for prod
+  kiln approve prod --release 20261203-101500-ab12`,
+		Args: exactArgs("DEPLOYMENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withProject(cmd, func(ctx context.Context, p *project) error {
 				if err := o.check(ctx, p.cfg); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/kiln-images/kiln/internal/deploy"
 	"github.com/kiln-images/kiln/internal/deploy/record"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type deployOptions struct {
@@ -41,7 +42,10 @@ deployment, expiring after the template's expire_after.
 
 Exit 0 deployed and verified (or a plan), 1 refused (locked, disabled,
 expired) or a hook or the verification failed, 2 error.`,
-		Args: cobra.MaximumNArgs(1),
+		Example: `  kiln deploy dev                          # the plan: each unit's action; nothing changes
+  kiln deploy dev --apply --commit --tag   # apply, verify, commit the record, tag deploy/dev/TIME
+  kiln deploy --new alice --from sandbox --apply  # a personal deployment from a template`,
+		Args: maxArgs("DEPLOYMENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case o.newName != "" && len(args) > 0:
@@ -69,12 +73,6 @@ expired) or a hook or the verification failed, 2 error.`,
 	return cmd
 }
 
-type deployReport struct {
-	Schema string `json:"schema"`
-	*deploy.Report
-	Commit string `json:"commit,omitempty"`
-}
-
 func runDeploy(ctx context.Context, g *globalOptions, p *project, name string, o deployOptions) error {
 	if err := o.recordOpt.check(ctx, p.cfg); err != nil {
 		return err
@@ -100,8 +98,8 @@ func runDeploy(ctx context.Context, g *globalOptions, p *project, name string, o
 			applyErr = cerr
 		}
 	}
-	if g.format == output.JSON {
-		if err := output.WriteJSON(g.streams.out, deployReport{Schema: "kiln.deploy/v1", Report: rep, Commit: commit}); err != nil {
+	if g.json() {
+		if err := g.write(report.Deploy{Schema: report.SchemaDeploy, Report: rep, Commit: commit}); err != nil {
 			return err
 		}
 	} else {

@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-images/kiln/internal/deploy"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 func newDeploymentsCommand(g *globalOptions) *cobra.Command {
@@ -18,16 +18,13 @@ func newDeploymentsCommand(g *globalOptions) *cobra.Command {
 deployments their records hold: region, state, release, last verification,
 lock, hold and expiry. It reads the records only, not the cloud (kiln status
 does). Exit 0, or 2 on error.`,
-		Args: cobra.NoArgs,
+		Example: `  kiln deployments
+  kiln deployments -o json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runDeployments(ctx, g, p) })
 		},
 	}
-}
-
-type deploymentsReport struct {
-	Schema      string             `json:"schema"`
-	Deployments []deploy.ListEntry `json:"deployments"`
 }
 
 func runDeployments(ctx context.Context, g *globalOptions, p *project) error {
@@ -35,8 +32,8 @@ func runDeployments(ctx context.Context, g *globalOptions, p *project) error {
 	if err != nil {
 		return err
 	}
-	if g.format == output.JSON {
-		return output.WriteJSON(g.streams.out, deploymentsReport{Schema: "kiln.deployments/v1", Deployments: list})
+	if g.json() {
+		return g.write(report.Deployments{Schema: report.SchemaDeployments, Deployments: list})
 	}
 	t := output.NewTable(g.streams.out, "NAME", "KIND", "REGION", "STATE", "RELEASE", "VERIFIED", "FLAGS")
 	for _, e := range list {

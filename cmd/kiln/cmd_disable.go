@@ -15,7 +15,8 @@ func newDisableCommand(g *globalOptions) *cobra.Command {
 cleanly (ACPI over QMP), processes end, instances stop. Nothing is deleted;
 kiln enable starts them again. Deploys and promotions into a disabled
 deployment are refused. Exit 0, 2 on error.`,
-		Args: cobra.ExactArgs(1),
+		Example: `  kiln disable dev                         # stop its units cleanly; the record says disabled`,
+		Args:    exactArgs("DEPLOYMENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withProject(cmd, func(ctx context.Context, p *project) error {
 				if err := o.check(ctx, p.cfg); err != nil {

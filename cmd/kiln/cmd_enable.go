@@ -13,7 +13,8 @@ func newEnableCommand(g *globalOptions) *cobra.Command {
 		Short: "Start a disabled deployment's compute again",
 		Long: `enable starts the units of a disabled deployment as they were deployed. A unit
 kiln.yaml changed since is refused: deploy to apply changes. Exit 0, 2 on error.`,
-		Args: cobra.ExactArgs(1),
+		Example: `  kiln enable dev`,
+		Args:    exactArgs("DEPLOYMENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withProject(cmd, func(ctx context.Context, p *project) error {
 				if err := o.check(ctx, p.cfg); err != nil {

@@ -15,7 +15,8 @@ func newLockCommand(g *globalOptions) *cobra.Command {
 		Long: `lock records who locked the deployment, when and why in its record (a shared
 sandbox in use, a freeze). Deploys, promotions and rollbacks into it are
 refused until kiln unlock. Exit 0 (also when it was locked already), 2 on error.`,
-		Args: cobra.ExactArgs(1),
+		Example: `  kiln lock prod --reason "customer demo at 3pm"`,
+		Args:    exactArgs("DEPLOYMENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withProject(cmd, func(ctx context.Context, p *project) error {
 				if err := o.check(ctx, p.cfg); err != nil {

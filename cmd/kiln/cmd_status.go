@@ -10,6 +10,7 @@ import (
 
 	"github.com/kiln-images/kiln/internal/deploy"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 func newStatusCommand(g *globalOptions) *cobra.Command {
@@ -23,16 +24,13 @@ failed (a VM or process that died is reported with its exit and restarts),
 or at another token than recorded, is drift. It shows the outputs, URLs,
 lock, hold and the last verification.
 Exit 0 in sync, 1 drift, 2 error.`,
-		Args: cobra.MaximumNArgs(1),
+		Example: `  kiln status                              # every deployment: record vs what runs
+  kiln status prod -o json`,
+		Args: maxArgs("DEPLOYMENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runStatus(ctx, g, p, args) })
 		},
 	}
-}
-
-type statusReport struct {
-	Schema      string                 `json:"schema"`
-	Deployments []*deploy.StatusReport `json:"deployments"`
 }
 
 func runStatus(ctx context.Context, g *globalOptions, p *project, args []string) error {
@@ -49,7 +47,7 @@ func runStatus(ctx context.Context, g *globalOptions, p *project, args []string)
 			}
 		}
 	}
-	rep := statusReport{Schema: "kiln.status/v1", Deployments: []*deploy.StatusReport{}}
+	rep := report.Status{Schema: report.SchemaStatus, Deployments: []*deploy.StatusReport{}}
 	drifted := 0
 	for _, n := range names {
 		st, err := d.Status(ctx, n)
@@ -61,8 +59,8 @@ func runStatus(ctx context.Context, g *globalOptions, p *project, args []string)
 		}
 		rep.Deployments = append(rep.Deployments, st)
 	}
-	if g.format == output.JSON {
-		if err := output.WriteJSON(g.streams.out, rep); err != nil {
+	if g.json() {
+		if err := g.write(rep); err != nil {
 			return err
 		}
 	} else {

@@ -9,9 +9,10 @@ import (
 func newUnlockCommand(g *globalOptions) *cobra.Command {
 	var o recordOptions
 	cmd := &cobra.Command{
-		Use:   "unlock DEPLOYMENT",
-		Short: "Remove a deployment's lock",
-		Args:  cobra.ExactArgs(1),
+		Use:     "unlock DEPLOYMENT",
+		Short:   "Remove a deployment's lock",
+		Example: `  kiln unlock prod`,
+		Args:    exactArgs("DEPLOYMENT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withProject(cmd, func(ctx context.Context, p *project) error {
 				if err := o.check(ctx, p.cfg); err != nil {

@@ -5,17 +5,11 @@ import (
 	"fmt"
 
 	"github.com/kiln-images/kiln/internal/deploy"
-	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 // changeReport is the report of lock, unlock, approve, disable and
 // enable, each under its own schema.
-type changeReport struct {
-	Schema string `json:"schema"`
-	*deploy.Change
-	Commit string `json:"commit,omitempty"`
-}
-
 // finishChange commits the record when asked and prints the change.
 func finishChange(ctx context.Context, g *globalOptions, p *project, c *deploy.Change, o recordOptions) error {
 	var commit string
@@ -25,8 +19,8 @@ func finishChange(ctx context.Context, g *globalOptions, p *project, c *deploy.C
 			return err
 		}
 	}
-	if g.format == output.JSON {
-		return output.WriteJSON(g.streams.out, changeReport{Schema: "kiln." + c.Action + "/v1", Change: c, Commit: commit})
+	if g.json() {
+		return g.write(report.DeploymentChange{Schema: "kiln." + c.Action + "/v1", Change: c, Commit: commit})
 	}
 	if c.Changed {
 		fmt.Fprintf(g.streams.out, "%s %s: %s (state %s)\n", c.Action, c.Deployment, c.Detail, c.State)

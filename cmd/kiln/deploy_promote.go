@@ -9,6 +9,7 @@ import (
 
 	"github.com/kiln-images/kiln/internal/deploy"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 // The deployment side of kiln promote and kiln rollback: when --from or
@@ -45,13 +46,6 @@ func promoteDeployments(cmd *cobra.Command, g *globalOptions, args []string, o p
 	return true, g.withProject(cmd, func(ctx context.Context, p *project) error { return runDeploymentPromote(ctx, g, p, o) })
 }
 
-type deploymentPromoteReport struct {
-	Schema string `json:"schema"`
-	*deploy.PromoteReport
-	Passed bool   `json:"passed"`
-	Commit string `json:"commit,omitempty"`
-}
-
 func runDeploymentPromote(ctx context.Context, g *globalOptions, p *project, o promoteOptions) error {
 	rec := recordOptions{commit: o.commit, push: o.push}
 	if err := rec.check(ctx, p.cfg); err != nil {
@@ -69,8 +63,8 @@ func runDeploymentPromote(ctx context.Context, g *globalOptions, p *project, o p
 			err = cerr
 		}
 	}
-	if g.format == output.JSON {
-		if werr := output.WriteJSON(g.streams.out, deploymentPromoteReport{Schema: "kiln.promote-deployment/v1", PromoteReport: rep, Passed: rep.Passed(), Commit: commit}); werr != nil {
+	if g.json() {
+		if werr := g.write(report.PromoteDeployment{Schema: report.SchemaPromoteDeployment, PromoteReport: rep, Passed: rep.Passed(), Commit: commit}); werr != nil {
 			return werr
 		}
 	} else {
@@ -100,12 +94,6 @@ func addDeploymentRollbackFlags(cmd *cobra.Command) {
 	cmd.Flags().Bool("no-verify", false, "deployments: do not verify after the rollback")
 }
 
-type deploymentRollbackReport struct {
-	Schema string `json:"schema"`
-	*deploy.Report
-	Commit string `json:"commit,omitempty"`
-}
-
 // runDeploymentRollback is kiln rollback DEPLOYMENT --ref REF.
 func runDeploymentRollback(ctx context.Context, g *globalOptions, p *project, cmd *cobra.Command, name string, apply bool, co commitOptions) error {
 	ref, _ := cmd.Flags().GetString("ref")
@@ -132,8 +120,8 @@ func runDeploymentRollback(ctx context.Context, g *globalOptions, p *project, cm
 			err = cerr
 		}
 	}
-	if g.format == output.JSON {
-		if werr := output.WriteJSON(g.streams.out, deploymentRollbackReport{Schema: "kiln.rollback-deployment/v1", Report: rep, Commit: commit}); werr != nil {
+	if g.json() {
+		if werr := g.write(report.RollbackDeployment{Schema: report.SchemaRollbackDeployment, Report: rep, Commit: commit}); werr != nil {
 			return werr
 		}
 	} else {

@@ -115,7 +115,7 @@ func (o recordOptions) record(ctx context.Context, g *globalOptions, cfg *config
 	if _, err := os.Stat(path); err != nil {
 		return "", nil
 	}
-	hash, err := manifest.Commit(ctx, path, subject, o.push && !o.tag)
+	hash, err := manifest.CommitFile(ctx, path, subject, o.push && !o.tag)
 	if hash != "" {
 		fmt.Fprintf(g.streams.err, "committed %s as %s\n", path, hash)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/kiln-images/kiln/internal/deploy"
 	"github.com/kiln-images/kiln/internal/deploy/localunit"
 	"github.com/kiln-images/kiln/internal/deploy/record"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 // deployYAML is a local project whose deployments are process units
@@ -138,6 +139,7 @@ func TestDeploymentCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("deploy --apply: exit %d\n%s%s", code, out, errOut)
 	}
+	checkSchema(t, report.SchemaDeploy, out)
 	var dep struct {
 		Schema       string `json:"schema"`
 		Applied      bool   `json:"applied"`
@@ -167,6 +169,14 @@ func TestDeploymentCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "verification passed") {
 		t.Fatalf("verify: exit %d\n%s", code, out)
 	}
+	out, _, code = w.kiln(t, "verify", "dev", "-o", "json")
+	if v := checkSchema(t, report.SchemaVerify, out); code != 0 || v["verification"].(map[string]any)["passed"] != true {
+		t.Fatalf("verify -o json: exit %d\n%s", code, out)
+	}
+	out, _, code = w.kiln(t, "status", "dev", "-o", "json")
+	if st := checkSchema(t, report.SchemaStatus, out); code != 0 || len(st["deployments"].([]any)) != 1 {
+		t.Fatalf("status -o json: exit %d\n%s", code, out)
+	}
 	out, _, code = w.kiln(t, "status", "dev")
 	if code != 0 || !strings.Contains(out, "in sync with its record") || !strings.Contains(out, "output web.url.http = http://127.0.0.1:") {
 		t.Fatalf("status: exit %d\n%s", code, out)
@@ -176,6 +186,10 @@ func TestDeploymentCommands(t *testing.T) {
 	out, errOut, code = w.kiln(t, "promote", "--from", "dev", "--to", "staging")
 	if code != 0 || !regexp.MustCompile(`verified +pass`).MatchString(out) || !strings.Contains(errOut, "rerun with --apply") {
 		t.Fatalf("promote plan: exit %d\n%s%s", code, out, errOut)
+	}
+	out, _, code = w.kiln(t, "promote", "--from", "dev", "--to", "staging", "-o", "json")
+	if pr := checkSchema(t, report.SchemaPromoteDeployment, out); code != 0 || pr["passed"] != true {
+		t.Fatalf("promote plan -o json: exit %d\n%s", code, out)
 	}
 	out, errOut, code = w.kiln(t, "promote", "--from", "dev", "--to", "staging", "--apply", "--commit")
 	if code != 0 {
@@ -191,6 +205,10 @@ func TestDeploymentCommands(t *testing.T) {
 		t.Errorf("rollback to a ref without staging's record: exit %d, want 2", code)
 	}
 	git(t, w.dir, "tag", "staging-1")
+	out, _, code = w.kiln(t, "rollback", "staging", "--ref", "staging-1", "-o", "json")
+	if rb := checkSchema(t, report.SchemaRollbackDeployment, out); code != 0 || rb["applied"] == true {
+		t.Fatalf("rollback plan -o json: exit %d\n%s", code, out)
+	}
 	if out, errOut, code := w.kiln(t, "rollback", "staging", "--ref", "staging-1", "--apply"); code != 0 || !strings.Contains(out, "staging is held") {
 		t.Fatalf("rollback: exit %d\n%s%s", code, out, errOut)
 	}
@@ -200,24 +218,33 @@ func TestDeploymentCommands(t *testing.T) {
 	}
 
 	// Lock, disable, enable, approve.
-	if _, _, code := w.kiln(t, "lock", "dev", "--reason", "demo at 3pm"); code != 0 {
+	if out, _, code := w.kiln(t, "lock", "dev", "--reason", "demo at 3pm", "-o", "json"); code != 0 {
 		t.Fatal("lock")
+	} else {
+		checkSchema(t, report.SchemaLock, out)
 	}
 	if out, _, code := w.kiln(t, "deploy", "dev", "--apply"); code != 1 || !strings.Contains(out, "REFUSED: locked by ops@example.com") {
 		t.Errorf("deploy of a locked deployment: exit %d\n%s", code, out)
 	}
-	w.kiln(t, "unlock", "dev")
-	if _, _, code := w.kiln(t, "disable", "dev"); code != 0 {
+	out, _, _ = w.kiln(t, "unlock", "dev", "-o", "json")
+	checkSchema(t, report.SchemaUnlock, out)
+	if out, _, code := w.kiln(t, "disable", "dev", "-o", "json"); code != 0 {
 		t.Fatal("disable")
+	} else {
+		checkSchema(t, report.SchemaDisable, out)
 	}
 	if out, _, code := w.kiln(t, "verify", "dev"); code != 1 {
 		t.Errorf("verify of a disabled deployment: exit %d\n%s", code, out)
 	}
-	if _, _, code := w.kiln(t, "enable", "dev"); code != 0 {
+	if out, _, code := w.kiln(t, "enable", "dev", "-o", "json"); code != 0 {
 		t.Fatal("enable")
+	} else {
+		checkSchema(t, report.SchemaEnable, out)
 	}
-	if _, _, code := w.kiln(t, "approve", "staging", "--comment", "ok"); code != 0 {
+	if out, _, code := w.kiln(t, "approve", "staging", "--comment", "ok", "-o", "json"); code != 0 {
 		t.Fatal("approve")
+	} else {
+		checkSchema(t, report.SchemaApprove, out)
 	}
 	if a := readRecord(t, w.dir, "staging").Approvals; len(a) != 1 || a[0].By != "ops@example.com" || a[0].Release != dep.Release.ID {
 		t.Errorf("approvals %+v", a)
@@ -232,6 +259,7 @@ func TestDeploymentCommands(t *testing.T) {
 		Schema      string             `json:"schema"`
 		Deployments []deploy.ListEntry `json:"deployments"`
 	}
+	checkSchema(t, report.SchemaDeployments, out)
 	if err := json.Unmarshal([]byte(out), &list); err != nil || code != 0 || list.Schema != "kiln.deployments/v1" || len(list.Deployments) != 4 {
 		t.Fatalf("deployments: %v\n%s", err, out)
 	}

@@ -25,7 +25,8 @@ type Refs struct {
 }
 
 // References loads every channel's manifest from the working tree and, when
-// gitRefs is not empty, from each git tag matching it.
+// gitRefs is not empty, from each git tag matching it. No tag matching is
+// no error: a young project has no release tags yet.
 func References(ctx context.Context, cfg *config.Config, gitRefs string) (*Refs, error) {
 	r := &Refs{Manifests: map[string]manifest.Manifest{}, where: map[string]string{}}
 	var tags []string
@@ -33,9 +34,6 @@ func References(ctx context.Context, cfg *config.Config, gitRefs string) (*Refs,
 		var err error
 		if tags, err = manifest.Tags(ctx, cfg.Dir, gitRefs); err != nil {
 			return nil, fmt.Errorf("--git-refs %s: %w", gitRefs, err)
-		}
-		if len(tags) == 0 {
-			return nil, fmt.Errorf("--git-refs %s: no git tag matches in %s", gitRefs, cfg.Dir)
 		}
 	}
 	for _, ch := range cfg.ChannelNames() {
@@ -51,16 +49,20 @@ func References(ctx context.Context, cfg *config.Config, gitRefs string) (*Refs,
 		if err != nil {
 			return nil, err
 		}
-		r.add(rel, m)
+		r.add(cfg, rel, m)
 		if len(tags) == 0 {
 			continue
 		}
-		at, err := manifest.AtRefs(ctx, cfg.Dir, "./"+filepath.ToSlash(rel), tags)
+		ls, err := Layouts(cfg, ch)
+		if err != nil {
+			return nil, err
+		}
+		at, err := manifest.AtRefs(ctx, cfg.Dir, "./"+filepath.ToSlash(rel), tags, ls...)
 		if err != nil {
 			return nil, fmt.Errorf("--git-refs %s: %w", gitRefs, err)
 		}
 		for ref, m := range at {
-			r.add(ref+":"+rel, m)
+			r.add(cfg, ref+":"+rel, m)
 		}
 	}
 	if err := r.addRecords(ctx, cfg, tags); err != nil {
@@ -85,7 +87,7 @@ func (r *Refs) addRecords(ctx context.Context, cfg *config.Config, tags []string
 			return err
 		}
 		if ok {
-			r.addRecord(rel, rec)
+			r.addRecord(cfg, rel, rec)
 		}
 		for _, tag := range tags {
 			rec, err := record.AtRef(ctx, cfg.Dir, n, tag)
@@ -95,33 +97,34 @@ func (r *Refs) addRecords(ctx context.Context, cfg *config.Config, tags []string
 			if err != nil {
 				return fmt.Errorf("--git-refs: %w", err)
 			}
-			r.addRecord(tag+":"+rel, rec)
+			r.addRecord(cfg, tag+":"+rel, rec)
 		}
 	}
 	return nil
 }
 
-func (r *Refs) addRecord(where string, rec *record.Record) {
+func (r *Refs) addRecord(cfg *config.Config, where string, rec *record.Record) {
 	m := manifest.Manifest{}
 	for i, ri := range rec.Images() {
 		region, id, _ := strings.Cut(ri, "/")
 		// One key per image: a release and the one before share regions.
 		m.Set(fmt.Sprintf("deployment %s #%d", rec.Name, i), region, manifest.Entry{ID: id})
 	}
-	r.add(where, m)
+	r.add(cfg, where, m)
 }
 
-func (r *Refs) add(where string, m manifest.Manifest) {
+func (r *Refs) add(cfg *config.Config, where string, m manifest.Manifest) {
 	r.Manifests[where] = m
 	for _, e := range m.Entries() {
-		k := e.Region + "/" + e.ID
+		k := Locate(cfg, e.UseCase, e.Region) + "/" + e.ID
 		if _, ok := r.where[k]; !ok {
 			r.where[k] = where
 		}
 	}
 }
 
-// Where returns a place that references the image, or "".
+// Where returns a place that references the image at a location (a
+// region, or ACCOUNT/REGION in another account), or "".
 func (r *Refs) Where(region, id string) string { return r.where[region+"/"+id] }
 
 // All returns every manifest, for checks that need them all.

@@ -25,6 +25,8 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(doc))
 	}
 	f.Add([]byte(deploymentsDoc))
+	f.Add([]byte(runnersYAML))
+	f.Add([]byte(distYAML))
 
 	// One directory with the files both the example and the test documents
 	// refer to.

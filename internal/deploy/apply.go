@@ -21,7 +21,7 @@ type Report struct {
 	Hooks   []HookResult      `json:"hook_results"`
 	// Verification is the verification that ended the deploy; null when
 	// it was skipped or the deploy failed before it.
-	Verification *record.Verification `json:"verification"`
+	Verification *record.Verification `json:"verification,omitempty"`
 	State        record.State         `json:"state"`
 	// Failed says what failed: a unit, a hook, the verification.
 	Failed string `json:"failed,omitempty"`

@@ -172,7 +172,7 @@ func TestPromote(t *testing.T) {
 	if !errors.Is(err, deploy.ErrRefused) || rep.Passed() || rep.Deploy != nil {
 		t.Fatalf("promotion before the soak: %v %+v", err, rep)
 	}
-	if g := gate(rep, deploy.GateSoak); g.Passed || !strings.Contains(g.Detail, "of the 1h0m0s soak") {
+	if g := gate(rep, deploy.GateSoak); g.Passed || !strings.Contains(g.Detail, "of the 1h soak") {
 		t.Errorf("soak gate %+v", g)
 	}
 	if _, ok, _ := record.Load(w.dir, "staging"); ok {

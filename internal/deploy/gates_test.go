@@ -46,7 +46,7 @@ func TestGates(t *testing.T) {
 		}, GateVerified, "failed: version (wrong)"},
 		{"verified before the deploy", func(in *gateInput) { in.src.DeployedAt = in.now.Add(-30 * time.Minute) }, GateVerified, "before its deploy"},
 		{"verified another release", func(in *gateInput) { in.src.Verifications[0].Release = "0.9-bbbb" }, GateVerified, "was of release 0.9-bbbb"},
-		{"soak", func(in *gateInput) { in.target.Promote.Soak = config.Duration(3 * time.Hour) }, GateSoak, "for 2h0m0s of the 3h0m0s soak; promotable from 2026-11-25T13:00:00Z"},
+		{"soak", func(in *gateInput) { in.target.Promote.Soak = config.Duration(3 * time.Hour) }, GateSoak, "for 2h of the 3h soak; promotable from 2026-11-25T13:00:00Z"},
 		{"locked", func(in *gateInput) { in.targetRec.Lock = &record.Mark{By: "ann", Reason: "freeze"} }, GateNotLocked, "locked by ann"},
 		{"held", func(in *gateInput) { in.targetRec.Hold = &record.Mark{By: "ann", Reason: "rolled back"} }, GateNotHeld, "--lift-hold"},
 		{"disabled", func(in *gateInput) { in.targetRec.State = record.StateDisabled }, GateNotDisabled, "disabled"},

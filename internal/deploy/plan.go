@@ -17,7 +17,7 @@ type Plan struct {
 	// Release is the release to deploy; Current what runs now (null for
 	// a new deployment).
 	Release *record.Release `json:"release"`
-	Current *record.Release `json:"current_release"`
+	Current *record.Release `json:"current_release,omitempty"`
 	Units   []UnitReport    `json:"units"`
 	// Hooks and Checks are what runs after the units are up.
 	Hooks  []string `json:"hooks"`

@@ -13,11 +13,11 @@ import (
 type PromoteReport struct {
 	From    string          `json:"from"`
 	To      string          `json:"to"`
-	Release *record.Release `json:"release"`
+	Release *record.Release `json:"release,omitempty"`
 	Gates   []Gate          `json:"gates"`
 	// Deploy is the deploy into the target: its plan, and with --apply
 	// what it did. Null when a gate failed.
-	Deploy *Report `json:"deploy"`
+	Deploy *Report `json:"deploy,omitempty"`
 }
 
 // Passed reports whether every gate passed.

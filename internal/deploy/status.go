@@ -15,16 +15,16 @@ type StatusReport struct {
 	Deployment string             `json:"deployment"`
 	State      record.State       `json:"state"`
 	Reason     string             `json:"reason,omitempty"`
-	Release    *record.Release    `json:"release"`
+	Release    *record.Release    `json:"release,omitempty"`
 	DeployedAt time.Time          `json:"deployed_at,omitzero"`
 	DeployedBy string             `json:"deployed_by,omitempty"`
 	Units      []UnitStatusReport `json:"units"`
 	Outputs    map[string]string  `json:"outputs"`
 	URLs       []string           `json:"urls"`
 	// LastVerification is the newest in the record's history.
-	LastVerification *record.Verification `json:"last_verification"`
-	Lock             *record.Mark         `json:"lock"`
-	Hold             *record.Mark         `json:"hold"`
+	LastVerification *record.Verification `json:"last_verification,omitempty"`
+	Lock             *record.Mark         `json:"lock,omitempty"`
+	Hold             *record.Mark         `json:"hold,omitempty"`
 	Expires          time.Time            `json:"expires,omitzero"`
 	// Drift lists where the cloud differs from the record.
 	Drift []string `json:"drift"`
