@@ -21,6 +21,7 @@ type promoteOptions struct {
 	from, to string
 	apply    bool
 	commitOptions
+	documentOptions
 }
 
 func newPromoteCommand(g *globalOptions) *cobra.Command {
@@ -45,6 +46,7 @@ Exit 0 when promoted (or promotable, without --apply), 1 when a gate failed, 2 o
 	cmd.Flags().StringVar(&o.to, "to", o.to, "channel to promote to")
 	cmd.Flags().BoolVar(&o.apply, "apply", false, "write the target manifest (without it, only check and show the diff)")
 	o.addFlags(cmd)
+	o.addDocumentFlags(cmd)
 	return cmd
 }
 
@@ -52,6 +54,7 @@ type promoteReport struct {
 	Schema string `json:"schema"`
 	pipeline.PromoteReport
 	Commit string `json:"commit,omitempty"` // with --commit: the manifest's commit
+	documentReport
 }
 
 func runPromote(ctx context.Context, g *globalOptions, p *project, useCase string, o promoteOptions) error {
@@ -64,6 +67,10 @@ func runPromote(ctx context.Context, g *globalOptions, p *project, useCase strin
 	if err := o.check(ctx, path); err != nil {
 		return err
 	}
+	doc, err := o.documenter(ctx, g, p.cfg, o.commit)
+	if err != nil {
+		return err
+	}
 	last, err := lastChange(ctx, p.cfg, o.to)
 	if err != nil {
 		return err
@@ -73,14 +80,20 @@ func runPromote(ctx context.Context, g *globalOptions, p *project, useCase strin
 		return err
 	}
 	var commit string
+	var dr documentReport
 	if rep.Applied {
 		subject := fmt.Sprintf("%s: promote %s from %s", o.to, useCase, o.from)
 		if commit, err = o.record(ctx, g, path, rep.Changes, subject); err != nil {
 			return err
 		}
+		if doc != nil {
+			if dr, err = doc.recordPromotion(ctx, g, p.cfg, useCase, o.from, o.to, subject, rep); err != nil {
+				return err
+			}
+		}
 	}
 	if g.format == output.JSON {
-		if err := output.WriteJSON(g.streams.out, promoteReport{Schema: "kiln.promote/v1", PromoteReport: rep, Commit: commit}); err != nil {
+		if err := output.WriteJSON(g.streams.out, promoteReport{Schema: "kiln.promote/v1", PromoteReport: rep, Commit: commit, documentReport: dr}); err != nil {
 			return err
 		}
 	} else {

@@ -15,6 +15,7 @@ type publishOptions struct {
 	run     string
 	channel string
 	commitOptions
+	documentOptions
 }
 
 func newPublishCommand(g *globalOptions) *cobra.Command {
@@ -35,6 +36,7 @@ removes the candidate. Images that have not passed their tests are refused.`,
 	cmd.Flags().StringVar(&o.run, "run", "", "asset id of the run (required)")
 	cmd.Flags().StringVar(&o.channel, "channel", "latest", "channel whose manifest to write")
 	o.addFlags(cmd)
+	o.addDocumentFlags(cmd)
 	return cmd
 }
 
@@ -42,6 +44,7 @@ type publishReport struct {
 	Schema string `json:"schema"`
 	pipeline.PublishReport
 	Commit string `json:"commit,omitempty"` // with --commit: the manifest's commit
+	documentReport
 }
 
 func runPublish(ctx context.Context, g *globalOptions, p *project, o publishOptions) error {
@@ -50,6 +53,10 @@ func runPublish(ctx context.Context, g *globalOptions, p *project, o publishOpti
 		return usageError(fmt.Errorf("--channel: %w", err))
 	}
 	if err := o.check(ctx, path); err != nil {
+		return err
+	}
+	doc, err := o.documenter(ctx, g, p.cfg, o.commit)
+	if err != nil {
 		return err
 	}
 	r, unlock, err := p.findRun(ctx, o.run)
@@ -66,8 +73,14 @@ func runPublish(ctx context.Context, g *globalOptions, p *project, o publishOpti
 	if err != nil {
 		return err
 	}
+	var dr documentReport
+	if doc != nil {
+		if dr, err = doc.recordRun(ctx, g, p, r, o.channel, regionsOf(rep.Regions)); err != nil {
+			return err
+		}
+	}
 	if g.format == output.JSON {
-		return output.WriteJSON(g.streams.out, publishReport{Schema: "kiln.publish/v1", PublishReport: rep, Commit: commit})
+		return output.WriteJSON(g.streams.out, publishReport{Schema: "kiln.publish/v1", PublishReport: rep, Commit: commit, documentReport: dr})
 	}
 	printPublish(g, rep)
 	return nil

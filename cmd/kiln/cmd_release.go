@@ -17,6 +17,7 @@ type releaseOptions struct {
 	channel string
 	resume  string
 	commitOptions
+	documentOptions
 }
 
 func newReleaseCommand(g *globalOptions) *cobra.Command {
@@ -43,6 +44,7 @@ Exit 0 when published, 1 when the tests failed, 2 on error.`,
 	cmd.Flags().StringVar(&o.channel, "channel", "latest", "channel to publish to")
 	cmd.Flags().StringVar(&o.resume, "resume", "", "continue the run with this asset id")
 	o.addFlags(cmd)
+	o.addDocumentFlags(cmd)
 	return cmd
 }
 
@@ -50,6 +52,7 @@ type releaseReport struct {
 	Schema string `json:"schema"`
 	pipeline.ReleaseReport
 	Commit string `json:"commit,omitempty"` // with --commit: the manifest's commit
+	documentReport
 }
 
 func runRelease(ctx context.Context, g *globalOptions, p *project, useCase string, o releaseOptions) error {
@@ -61,6 +64,10 @@ func runRelease(ctx context.Context, g *globalOptions, p *project, useCase strin
 		return usageError(fmt.Errorf("--channel: %w", err))
 	}
 	if err := o.check(ctx, path); err != nil {
+		return err
+	}
+	doc, err := o.documenter(ctx, g, p.cfg, o.commit)
+	if err != nil {
 		return err
 	}
 	var (
@@ -89,13 +96,19 @@ func runRelease(ctx context.Context, g *globalOptions, p *project, useCase strin
 		return fmt.Errorf("%w\nresume with: kiln release --resume %s", err, r.ID)
 	}
 	var commit string
+	var dr documentReport
 	if rep.Publish != nil {
 		if commit, err = o.record(ctx, g, rep.Publish.Manifest, rep.Publish.Changes, publishSubject(r, o.channel)); err != nil {
 			return err
 		}
+		if doc != nil {
+			if dr, err = doc.recordRun(ctx, g, p, r, o.channel, regionsOf(rep.Publish.Regions)); err != nil {
+				return fmt.Errorf("%w\nresume with: kiln release --resume %s", err, r.ID)
+			}
+		}
 	}
 	if g.format == output.JSON {
-		if err := output.WriteJSON(g.streams.out, releaseReport{Schema: "kiln.release/v1", ReleaseReport: rep, Commit: commit}); err != nil {
+		if err := output.WriteJSON(g.streams.out, releaseReport{Schema: "kiln.release/v1", ReleaseReport: rep, Commit: commit, documentReport: dr}); err != nil {
 			return err
 		}
 	} else {

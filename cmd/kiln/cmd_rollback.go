@@ -18,6 +18,7 @@ type rollbackOptions struct {
 	to      string
 	apply   bool
 	commitOptions
+	documentOptions
 }
 
 func newRollbackCommand(g *globalOptions) *cobra.Command {
@@ -39,6 +40,7 @@ Exit 0 on success, 2 on error or refusal.`,
 	cmd.Flags().StringVar(&o.to, "to", "", "git ref (tag or commit) holding the manifest to restore (required)")
 	cmd.Flags().BoolVar(&o.apply, "apply", false, "restore (without it, only check and show the diff)")
 	o.addFlags(cmd)
+	o.addDocumentFlags(cmd)
 	cmd.MarkFlagRequired("channel")
 	cmd.MarkFlagRequired("to")
 	return cmd
@@ -48,6 +50,7 @@ type rollbackReport struct {
 	Schema string `json:"schema"`
 	pipeline.RollbackReport
 	Commit string `json:"commit,omitempty"` // with --commit: the manifest's commit
+	documentReport
 }
 
 func runRollback(ctx context.Context, g *globalOptions, p *project, o rollbackOptions) error {
@@ -56,6 +59,10 @@ func runRollback(ctx context.Context, g *globalOptions, p *project, o rollbackOp
 		return usageError(fmt.Errorf("--channel: %w", err))
 	}
 	if err := o.check(ctx, path); err != nil {
+		return err
+	}
+	doc, err := o.documenter(ctx, g, p.cfg, o.commit)
+	if err != nil {
 		return err
 	}
 	rel, err := filepath.Rel(p.cfg.Dir, path)
@@ -81,14 +88,25 @@ func runRollback(ctx context.Context, g *globalOptions, p *project, o rollbackOp
 		return err
 	}
 	var commit string
+	var dr documentReport
 	if rep.Applied {
 		subject := fmt.Sprintf("%s: roll back to %s", o.channel, o.to)
 		if commit, err = o.record(ctx, g, path, rep.Changes, subject); err != nil {
 			return err
 		}
+		if doc != nil {
+			about := fmt.Sprintf("kiln rolled channel **%s** back to its manifest at `%s`; %d images reconciled.", o.channel, o.to, rep.Reconciled)
+			c, err := doc.change(o.channel, nil, subject, about)
+			if err != nil {
+				return err
+			}
+			if dr, err = doc.record(ctx, g, c, "kiln/"+o.channel+"/rollback-"+branchSafe(o.to)); err != nil {
+				return err
+			}
+		}
 	}
 	if g.format == output.JSON {
-		return output.WriteJSON(g.streams.out, rollbackReport{Schema: "kiln.rollback/v1", RollbackReport: rep, Commit: commit})
+		return output.WriteJSON(g.streams.out, rollbackReport{Schema: "kiln.rollback/v1", RollbackReport: rep, Commit: commit, documentReport: dr})
 	}
 	if len(rep.Changes) == 0 {
 		fmt.Fprintf(g.streams.out, "channel %s already matches %s\n", o.channel, o.to)

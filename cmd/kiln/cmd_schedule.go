@@ -21,6 +21,7 @@ type scheduleOptions struct {
 	count   int
 	from    string
 	commitOptions
+	documentOptions
 }
 
 func newScheduleCommand(g *globalOptions) *cobra.Command {
@@ -47,8 +48,8 @@ release (which "kiln release --resume ID" continues).`,
 			if o.run && (f.Changed("count") || f.Changed("from")) {
 				return usageError(errors.New("--count and --from are for listing, not with --run"))
 			}
-			if !o.run && (f.Changed("channel") || o.commit || o.push) {
-				return usageError(errors.New("--channel, --commit and --push go with --run"))
+			if !o.run && (f.Changed("channel") || o.commit || o.push || o.mergeRequest || o.pushTo != "") {
+				return usageError(errors.New("--channel, --commit, --push, --merge-request and --push-to go with --run"))
 			}
 			if o.run {
 				return g.withProject(cmd, func(ctx context.Context, p *project) error { return runScheduler(ctx, g, p, o) })
@@ -61,6 +62,7 @@ release (which "kiln release --resume ID" continues).`,
 	cmd.Flags().IntVar(&o.count, "count", 3, "how many next times to show per use case")
 	cmd.Flags().StringVar(&o.from, "from", "", "show the times after this RFC 3339 time (default: now)")
 	o.addFlags(cmd)
+	o.addDocumentFlags(cmd)
 	return cmd
 }
 
@@ -125,6 +127,10 @@ func runScheduler(ctx context.Context, g *globalOptions, p *project, o scheduleO
 	if err := o.check(ctx, path); err != nil {
 		return err
 	}
+	doc, err := o.documenter(ctx, g, p.cfg, o.commit)
+	if err != nil {
+		return err
+	}
 	jobs := schedule.Jobs(p.cfg)
 	if len(jobs) == 0 {
 		return usageError(fmt.Errorf("no use case in %s has a schedule", p.cfg.Path))
@@ -154,6 +160,9 @@ func runScheduler(ctx context.Context, g *globalOptions, p *project, o scheduleO
 			rep, err := p.pl.Release(ctx, r, o.channel)
 			if err == nil && rep.Publish != nil {
 				_, err = o.record(ctx, g, rep.Publish.Manifest, rep.Publish.Changes, publishSubject(r, o.channel))
+			}
+			if err == nil && rep.Publish != nil && doc != nil {
+				_, err = doc.recordRun(ctx, g, p, r, o.channel, regionsOf(rep.Publish.Regions))
 			}
 			return r.ID, err
 		},

@@ -73,10 +73,15 @@ type Result struct {
 	// Attempts is how many times the change was applied: more than one
 	// when the branch moved meanwhile.
 	Attempts int `json:"attempts"`
-	// Request is the open merge or pull request, if any.
-	Request *forge.Request `json:"request,omitempty"`
-	// Created says whether this call opened Request.
-	Created bool `json:"created"`
+	// URL, Number and State are the open merge or pull request's, if
+	// there is one (Propose).
+	URL    string `json:"url,omitempty"`
+	Number int    `json:"number,omitempty"`
+	State  string `json:"state,omitempty"`
+	// Created says whether this call opened it.
+	Created bool `json:"created,omitempty"`
+	// Request is the request itself.
+	Request *forge.Request `json:"-"`
 	// Changes are the change as the branch sees it, in the file's terms.
 	Changes []manifest.Change `json:"-"`
 }
@@ -240,6 +245,7 @@ func Propose(ctx context.Context, c Change, o Options, f forge.Forge, source, ta
 		res.Changes = p.changes
 		if p.commit == "" {
 			res.Request, err = f.FindOpen(ctx, source, target)
+			res.setRequest()
 			return res, err
 		}
 		existing, err := o.Repo.Fetch(ctx, o.Remote, source)
@@ -273,7 +279,14 @@ func Propose(ctx context.Context, c Change, o Options, f forge.Forge, source, ta
 			SourceBranch: source, TargetBranch: target,
 			Title: c.Subject, Description: c.description(p, source, target),
 		})
+		res.setRequest()
 		return res, err
+	}
+}
+
+func (r *Result) setRequest() {
+	if r.Request != nil {
+		r.URL, r.Number, r.State = r.Request.URL, r.Request.Number, r.Request.State
 	}
 }
 
