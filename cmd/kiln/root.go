@@ -79,6 +79,7 @@ Exit codes: 0 success or in sync, 1 findings (drift, leftovers, failed tests),
 		newPromoteCommand(g),
 		newRollbackCommand(g),
 		newPruneCommand(g),
+		newCICommand(g),
 	)
 	return cmd
 }
