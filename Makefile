@@ -18,13 +18,24 @@ DEMO     ?= demo
 FUZZ_CONFIG ?= 200000x
 FUZZ_MANIFEST ?= 400000x
 FUZZ_FORMAT ?= 200000x
+FUZZ_REMOTE ?= 200000x
 FUZZ_MINIMIZE ?= 10s
 
-# The Debian packages the local backend and the tests use.
+# The Debian packages the local backend and the tests use (rsync:
+# gitlab-ci-local copies each job's checkout with it).
 DEB_PACKAGES := mmdebstrap qemu-utils qemu-system-x86 ovmf mtools dosfstools fdisk \
-	systemd-boot-efi e2fsprogs ansible uidmap git ca-certificates
+	systemd-boot-efi e2fsprogs ansible uidmap git ca-certificates rsync
 
-.PHONY: all build deps demo test check fuzz bench clean
+# gitlab-ci-local runs the pipeline `kiln ci gitlab` writes in the tests.
+# Pinned with its dependencies in .ci/npm/package-lock.json and installed
+# into .tools/ with npm ci, not globally; 4.74 and later need Node.js 22,
+# these machines have 20.
+GITLAB_CI_LOCAL_VERSION := 4.73.0
+TOOLS := $(CURDIR)/.tools
+GITLAB_CI_LOCAL := $(TOOLS)/npm/node_modules/.bin/gitlab-ci-local
+GITLAB_CI_LOCAL_STAMP := $(TOOLS)/npm/.installed
+
+.PHONY: all build deps ci-tools demo test check fuzz bench clean
 
 all: build
 
@@ -38,6 +49,16 @@ deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+ci-tools: $(GITLAB_CI_LOCAL_STAMP)
+
+$(GITLAB_CI_LOCAL_STAMP): .ci/npm/package.json .ci/npm/package-lock.json
+	@command -v npm >/dev/null || { echo "ci-tools needs npm (Node.js 18 or 20)"; exit 1; }
+	rm -rf $(TOOLS)/npm && mkdir -p $(TOOLS)/npm
+	cp .ci/npm/package.json .ci/npm/package-lock.json $(TOOLS)/npm/
+	cd $(TOOLS)/npm && npm ci --no-audit --no-fund
+	$(GITLAB_CI_LOCAL) --version | grep -qx '$(GITLAB_CI_LOCAL_VERSION)'
+	touch $@
+
 # The main job on the local backend: init the example project, release it to
 # local-a, local-b and local-c, show the manifest.
 demo: deps build
@@ -49,8 +70,8 @@ demo: deps build
 # The whole suite: formatting, vet, unit and integration tests (real
 # mmdebstrap builds, qemu boots and moto), and each fuzzer for its
 # execution budget.
-test: deps check
-	$(GO) test -count=1 -timeout 60m ./...
+test: deps check ci-tools
+	KILN_GITLAB_CI_LOCAL=$(GITLAB_CI_LOCAL) $(GO) test -count=1 -timeout 60m ./...
 	$(MAKE) fuzz
 
 check:
@@ -62,6 +83,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZ_CONFIG) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/config
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZ_MANIFEST) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/manifest
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeFormat$$' -fuzztime=$(FUZZ_FORMAT) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/manifest
+	$(GO) test -run='^$$' -fuzz='^FuzzParseRemote$$' -fuzztime=$(FUZZ_REMOTE) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/forge
 
 # Benchmarks that anyone can rerun; results go to docs/bench/ and are
 # summarised in docs/BENCHMARKS.md. bench-aws.sh needs Packer and moto_server.
@@ -71,4 +93,4 @@ bench: build
 	./scripts/bench-aws.sh
 
 clean:
-	rm -rf bin
+	rm -rf bin .tools
