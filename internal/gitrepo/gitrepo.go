@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -62,7 +63,7 @@ func (r *Repo) run(ctx context.Context, stdin []byte, env []string, args ...stri
 			return out.Bytes(), errb.Bytes(), fmt.Errorf("%s: %w", what, ctxErr)
 		}
 		if msg := strings.TrimSpace(errb.String()); msg != "" {
-			return out.Bytes(), errb.Bytes(), fmt.Errorf("%s: %s", what, lastLines(msg, 5))
+			return out.Bytes(), errb.Bytes(), fmt.Errorf("%s: %s", what, redactURLs(lastLines(msg, 5)))
 		}
 		return out.Bytes(), errb.Bytes(), fmt.Errorf("%s: %w", what, err)
 	}
@@ -73,6 +74,13 @@ func (r *Repo) output(ctx context.Context, args ...string) (string, error) {
 	out, _, err := r.run(ctx, nil, nil, args...)
 	return strings.TrimSpace(string(out)), err
 }
+
+// userinfo matches the credentials of a URL: a CI job's remote is
+// https://gitlab-ci-token:TOKEN@host/..., and git names it in its errors.
+var userinfo = regexp.MustCompile(`(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@'"]+@`)
+
+// redactURLs hides the credentials of URLs in git's messages.
+func redactURLs(s string) string { return userinfo.ReplaceAllString(s, "${1}REDACTED@") }
 
 // lastLines keeps the end of a long message, where git says what failed.
 func lastLines(s string, n int) string {

@@ -232,3 +232,16 @@ func TestPushRefusedByHook(t *testing.T) {
 		t.Errorf("remote said %q", said)
 	}
 }
+
+// A remote's credentials never reach kiln's errors, whatever git prints.
+func TestErrorsHideCredentials(t *testing.T) {
+	w := newWorld(t)
+	git(t, w.clone, "remote", "set-url", "origin", "https://gitlab-ci-token:s3cret-job-token@127.0.0.1:1/images.git")
+	_, err := w.repo(t).Fetch(t.Context(), "origin", "main")
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("fetch error %v", err)
+	}
+	if got := redactURLs("fatal: unable to access 'https://oauth2:glpat-x@gitlab.com/a/b.git/': 403"); got != "fatal: unable to access 'https://REDACTED@gitlab.com/a/b.git/': 403" {
+		t.Errorf("redactURLs: %s", got)
+	}
+}
