@@ -63,3 +63,27 @@ func TestCIGitLabWriteAndCheck(t *testing.T) {
 		t.Error("a foreign file was changed")
 	}
 }
+
+// The README shows the pipeline kiln ci gitlab writes for the example
+// project, as it writes it.
+func TestREADMEShowsTheGeneratedPipeline(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := "```yaml\n" + gitlabci.Header
+	i := strings.Index(string(readme), open)
+	if i < 0 {
+		t.Fatal("the README shows no generated pipeline")
+	}
+	block := string(readme[i+len("```yaml\n"):])
+	block = block[:strings.Index(block, "```\n")]
+	dir := initProject(t)
+	if _, stderr, code := kiln(t, "ci", "gitlab", "-c", filepath.Join(dir, "kiln.yaml")); code != 0 {
+		t.Fatalf("ci gitlab: exit %d %s", code, stderr)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, ".gitlab-ci.yml"))
+	if string(got) != block {
+		t.Errorf("the README's pipeline is not what kiln ci gitlab writes for the example; paste it again:\n%s", got)
+	}
+}
