@@ -362,3 +362,28 @@ func TestMergeRequestCrash(t *testing.T) {
 		})
 	}
 }
+
+// kiln killed on either side of its push: the rerun leaves exactly one
+// commit of the change on main.
+func TestPushToCrash(t *testing.T) {
+	for _, point := range []string{"begin publish push", "end publish push"} {
+		t.Run(point, func(t *testing.T) {
+			w := newLocalWorld(t, 50)
+			origin := w.gitOrigin(t, "")
+			run := w.replicated(t, "sandbox", "x86_64")
+			p, code := runKiln(t, []string{"KILN_FAILPOINT=~" + point}, "publish", "--run", run, "--push-to", "main", "-c", w.cfg)
+			if code != -1 {
+				t.Fatalf("kiln was not killed at %q: exit %d\n%s", point, code, p.stderr.String())
+			}
+			if _, stderr, code := w.kiln(t, "publish", "--run", run, "--push-to", "main"); code != 0 {
+				t.Fatalf("rerun: exit %d\n%s", code, stderr)
+			}
+			if n := git(t, origin, "rev-list", "--count", "main", "--", "manifests/latest.json"); n != "1" {
+				t.Errorf("after a kill at %q: %s commits of the manifest on main, want 1", point, n)
+			}
+			if m := originManifest(t, origin, "main", "latest"); len(m["sandbox"]) != 3 {
+				t.Errorf("main's manifest:\n%s", m.Encode())
+			}
+		})
+	}
+}
