@@ -48,8 +48,11 @@ release (which "kiln release --resume ID" continues).`,
 			if o.run && (f.Changed("count") || f.Changed("from")) {
 				return usageError(errors.New("--count and --from are for listing, not with --run"))
 			}
-			if !o.run && (f.Changed("channel") || o.commit || o.push || o.mergeRequest || o.pushTo != "") {
-				return usageError(errors.New("--channel, --commit, --push, --merge-request and --push-to go with --run"))
+			if !o.run && (f.Changed("channel") || o.commit || o.push) {
+				return usageError(errors.New("--channel, --commit and --push go with --run"))
+			}
+			if !o.run && (o.mergeRequest || o.pushTo != "") {
+				return usageError(errors.New("--merge-request and --push-to go with --run"))
 			}
 			if o.run {
 				return g.withProject(cmd, func(ctx context.Context, p *project) error { return runScheduler(ctx, g, p, o) })
