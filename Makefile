@@ -18,7 +18,7 @@ DEMO     ?= demo
 FUZZ_CONFIG ?= 200000x
 FUZZ_MANIFEST ?= 400000x
 FUZZ_FORMAT ?= 200000x
-FUZZ_REMOTE ?= 200000x
+FUZZ_REMOTE ?= 100000x
 FUZZ_MINIMIZE ?= 10s
 
 # The Debian packages the local backend and the tests use (rsync:
