@@ -13,6 +13,7 @@ import (
 
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/cloud/aws/awstest"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 // distAccount is the distribution account of TestAWSPublishAccount.
@@ -58,7 +59,7 @@ func TestAWSPublishAccount(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("release: exit %d\n%s%s", code, out, stderr)
 		}
-		var rep releaseReport
+		var rep report.Release
 		if err := json.Unmarshal([]byte(out), &rep); err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +116,7 @@ func TestAWSPublishAccount(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _, code := w.kiln(t, "drift", "-o", "json")
-	var dr driftReport
+	var dr report.Drift
 	json.Unmarshal([]byte(out), &dr)
 	if code != 1 || len(dr.Findings) != 1 || dr.Findings[0].Kind != "public" || dr.Findings[0].Region != distAccount+"/eu-west-1" {
 		t.Fatalf("drift after making %s private in the distribution account: exit %d\n%s", id, code, out)
@@ -134,7 +135,7 @@ func TestAWSPublishAccount(t *testing.T) {
 
 	// assets lists the run where it is.
 	out, _, code = w.kiln(t, "assets", "--run", first, "-o", "json")
-	var ar assetsReport
+	var ar report.Assets
 	if err := json.Unmarshal([]byte(out), &ar); err != nil || code != 0 {
 		t.Fatalf("assets: exit %d, %v\n%s", code, err, out)
 	}
@@ -157,7 +158,7 @@ func TestAWSPublishAccount(t *testing.T) {
 		t.Fatalf("second promote: exit %d\n%s%s", code, out, stderr)
 	}
 	out, _, code = w.kiln(t, "drift", "-o", "json")
-	dr = driftReport{}
+	dr = report.Drift{}
 	json.Unmarshal([]byte(out), &dr)
 	if code != 0 || dr.Summary.Orphans != len(awsRegions) {
 		t.Fatalf("drift after the second release: exit %d, want the first run's %d images as orphans\n%s", code, len(awsRegions), out)
@@ -191,7 +192,7 @@ func TestAWSPublishAccount(t *testing.T) {
 	if deletes != len(awsRegions) {
 		t.Fatalf("prune plan deletes %d images, want the first run's %d\n%s", deletes, len(awsRegions), out)
 	}
-	out, stderr, code = w.kiln(t, "cleanup", "--run", first, "--apply", "--force")
+	out, stderr, code = w.kiln(t, "cleanup", "--run", first, "--apply", "--force-recent")
 	if code != 0 {
 		t.Fatalf("cleanup of run %s: exit %d\n%s%s", first, code, out, stderr)
 	}
@@ -216,9 +217,9 @@ func TestAWSPublishAccount(t *testing.T) {
 	}
 }
 
-// newDistWorld is an aws world whose use case is published into
+// newPublishAccountWorld is an aws world whose use case is published into
 // distAccount.
-func newDistWorld(t *testing.T) *awsWorld {
+func newPublishAccountWorld(t *testing.T) *awsWorld {
 	t.Helper()
 	w := newAWSWorld(t, "{public: true}")
 	w.editConfig(t, func(s string) string {
@@ -278,7 +279,7 @@ func snapshotsOf(img ec2types.Image) []string {
 // region there, all in the manifest, and nothing in either account besides;
 // cleanup of a killed run leaves nothing in either.
 func TestAWSCrashPublishAccount(t *testing.T) {
-	w := newDistWorld(t)
+	w := newPublishAccountWorld(t)
 	trace := t.TempDir() + "/trace"
 	p, code := runKiln(t, []string{"KILN_FAILPOINT_LOG=" + trace}, "release", "ci-runner", "-c", w.cfg)
 	if code != 0 {
@@ -305,7 +306,7 @@ func TestAWSCrashPublishAccount(t *testing.T) {
 	defer clean.report(t)
 	for n, i := range points {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			w := newDistWorld(t)
+			w := newPublishAccountWorld(t)
 			p, code := runKiln(t, []string{"KILN_FAILPOINT=" + strconv.Itoa(i)}, "release", "ci-runner", "-c", w.cfg)
 			if code != -1 {
 				t.Fatalf("kiln was not killed at boundary %d (exit %d)\n%s", i, code, p.stderr.String())

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kiln-images/kiln/internal/cloud/aws/awstest"
 	"github.com/kiln-images/kiln/internal/manifest/consumertest"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 // runnersAWS is the runner project on the aws backend, in the older
@@ -165,7 +166,7 @@ output "eu" { value = local.amis["linux-amd64-ephemeral"]["eu-west-1"].id }
 	}
 	// The first release's images are referenced by the older file at v1.
 	out, _, code = w.kiln(t, "drift", "--git-refs", "v*", "-o", "json")
-	var drift driftReport
+	var drift report.Drift
 	json.Unmarshal([]byte(out), &drift)
 	if code != 1 || len(drift.Findings) != 2 {
 		t.Fatalf("drift after making %s private: exit %d\n%s", id, code, out)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kiln-images/kiln/internal/gitlabci"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 // kiln ci gitlab writes the pipeline next to kiln.yaml, --check passes on
@@ -20,7 +21,8 @@ func TestCIGitLabWriteAndCheck(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("ci gitlab: exit %d\n%s", code, stderr)
 	}
-	var rep gitlabci.Report
+	checkSchema(t, report.SchemaCI, out)
+	var rep report.CI
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/kiln-images/kiln/internal/gitlabci"
 	"github.com/kiln-images/kiln/internal/gitrepo"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 func newCICommand(g *globalOptions) *cobra.Command {
@@ -71,7 +72,7 @@ func runCIGitLab(g *globalOptions, cmd *cobra.Command, o ciGitLabOptions) error 
 	if err != nil {
 		return err
 	}
-	rep := gitlabci.Report{Schema: "kiln.ci/v1", File: file, Jobs: p.Jobs}
+	rep := report.CI{Schema: report.SchemaCI, File: file, Jobs: p.Jobs}
 	old, err := os.ReadFile(file)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -90,8 +91,8 @@ func runCIGitLab(g *globalOptions, cmd *cobra.Command, o ciGitLabOptions) error 
 		}
 		rep.Written = true
 	}
-	if g.format == output.JSON {
-		if err := output.WriteJSON(g.streams.out, rep); err != nil {
+	if g.json() {
+		if err := g.write(rep); err != nil {
 			return err
 		}
 	} else {

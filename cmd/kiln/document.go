@@ -16,6 +16,7 @@ import (
 	"github.com/kiln-images/kiln/internal/gitdoc"
 	"github.com/kiln-images/kiln/internal/gitrepo"
 	"github.com/kiln-images/kiln/internal/pipeline"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 // documentOptions are the flags of the commands that write a channel
@@ -143,13 +144,6 @@ func tokenEnv(f config.Forge, kind string) string {
 	return config.DefaultTokenEnv(kind)
 }
 
-// documentReport holds where a manifest change was recorded; commands
-// embed it in their JSON reports.
-type documentReport struct {
-	MergeRequest *gitdoc.Result `json:"merge_request,omitempty"` // with --merge-request
-	Push         *gitdoc.Result `json:"push,omitempty"`          // with --push-to
-}
-
 // change is the change of a channel's manifest a command made: the keys
 // it is about (nil: all), as the work tree now has them.
 func (d *documenter) change(channelName string, keys []string, subject, about string) (gitdoc.Change, error) {
@@ -161,22 +155,22 @@ func (d *documenter) change(channelName string, keys []string, subject, about st
 }
 
 // record records c, proposing it from source for a merge request.
-func (d *documenter) record(ctx context.Context, g *globalOptions, c gitdoc.Change, source string) (documentReport, error) {
+func (d *documenter) record(ctx context.Context, g *globalOptions, c gitdoc.Change, source string) (report.Document, error) {
 	if d.forge == nil {
 		res, err := gitdoc.Push(ctx, c, d.opts, d.branch)
 		if err != nil {
-			return documentReport{}, fmt.Errorf("--push-to %s: %w", d.branch, err)
+			return report.Document{}, fmt.Errorf("--push-to %s: %w", d.branch, err)
 		}
 		if res.Commit == "" {
 			fmt.Fprintf(g.streams.err, "%s already has this change of %s\n", d.branch, c.Channel)
 		} else {
 			fmt.Fprintf(g.streams.err, "pushed %s to %s\n", res.Commit, d.branch)
 		}
-		return documentReport{Push: &res}, nil
+		return report.Document{Push: &res}, nil
 	}
 	res, err := gitdoc.Propose(ctx, c, d.opts, d.forge, source, d.branch)
 	if err != nil {
-		return documentReport{}, fmt.Errorf("--merge-request: %w", err)
+		return report.Document{}, fmt.Errorf("--merge-request: %w", err)
 	}
 	switch {
 	case res.Commit == "" && res.URL == "":
@@ -186,28 +180,28 @@ func (d *documenter) record(ctx context.Context, g *globalOptions, c gitdoc.Chan
 	default:
 		fmt.Fprintf(g.streams.err, "merge request %s is open (%s into %s)\n", res.URL, source, d.branch)
 	}
-	return documentReport{MergeRequest: &res}, nil
+	return report.Document{MergeRequest: &res}, nil
 }
 
 // recordRun records run r's change to channelName as a journaled step of
 // the run: the branch before, the request's URL (or the commit) after.
-func (d *documenter) recordRun(ctx context.Context, g *globalOptions, p *project, r pipeline.Run, channelName string, regions []string) (documentReport, error) {
+func (d *documenter) recordRun(ctx context.Context, g *globalOptions, p *project, r pipeline.Run, channelName string, regions []string) (report.Document, error) {
 	u, err := p.cfg.UseCase(r.UseCase)
 	if err != nil {
-		return documentReport{}, err
+		return report.Document{}, err
 	}
 	about := fmt.Sprintf("kiln run `%s` published **%s** %s version %s to channel **%s** in %s.",
 		r.ID, r.UseCase, r.Arch, r.Version, channelName, listRegions(regions))
 	c, err := d.change(channelName, []string{u.ManifestKey(r.Arch)}, publishSubject(r, channelName), about)
 	if err != nil {
-		return documentReport{}, err
+		return report.Document{}, err
 	}
 	source := "kiln/" + channelName + "/" + r.ID
 	name, detail := "merge request", source+" into "+d.branch
 	if d.forge == nil {
 		name, detail = "push", d.branch
 	}
-	var rep documentReport
+	var rep report.Document
 	err = p.pl.Document(ctx, r, name, detail, func(ctx context.Context) (string, error) {
 		var err error
 		rep, err = d.record(ctx, g, c, source)
@@ -242,10 +236,10 @@ func branchSafe(s string) string {
 }
 
 // recordPromotion records a promotion of useCase into channel to.
-func (d *documenter) recordPromotion(ctx context.Context, g *globalOptions, cfg *config.Config, useCase, from, to, subject string, rep pipeline.PromoteReport) (documentReport, error) {
+func (d *documenter) recordPromotion(ctx context.Context, g *globalOptions, cfg *config.Config, useCase, from, to, subject string, rep pipeline.PromoteReport) (report.Document, error) {
 	u, err := cfg.UseCase(useCase)
 	if err != nil {
-		return documentReport{}, err
+		return report.Document{}, err
 	}
 	keys := make([]string, 0, len(u.Architectures))
 	for _, arch := range u.Architectures {
@@ -258,7 +252,7 @@ func (d *documenter) recordPromotion(ctx context.Context, g *globalOptions, cfg 
 	about := fmt.Sprintf("kiln promoted **%s** from channel **%s** to **%s**; gates passed: %s.", useCase, from, to, strings.Join(gates, ", "))
 	c, err := d.change(to, keys, subject, about)
 	if err != nil {
-		return documentReport{}, err
+		return report.Document{}, err
 	}
 	return d.record(ctx, g, c, "kiln/"+to+"/promote-"+useCase+"-from-"+from)
 }

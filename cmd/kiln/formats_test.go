@@ -12,6 +12,7 @@ import (
 	"github.com/kiln-images/kiln/internal/channel"
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/manifest/consumertest"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 // runnerFormats are the runner fleet's manifest formats (see
@@ -185,7 +186,7 @@ func TestLocalConsumerFormats(t *testing.T) {
 		t.Fatalf("manifest diff: %d lines, want 16 (two regions × eight fields):\n%s", n, out)
 	}
 	out, _, code = w.kiln(t, "manifest", "diff", "v1:manifests/stable.json", stable)
-	if code != 0 || out != "" {
+	if code != 0 || !strings.HasPrefix(out, "no differences") {
 		t.Fatalf("diff of an unchanged file in the old format: exit %d\n%s", code, out)
 	}
 
@@ -197,6 +198,35 @@ func TestLocalConsumerFormats(t *testing.T) {
 	if a, b := checkConsumerLayout(t, latest), checkConsumerLayout(t, stable); !bytes.Equal(a, b) {
 		t.Fatalf("stable differs from latest:\n%s\n%s", a, b)
 	}
+
+	// --commit records kiln's own uncommitted change of a file in a
+	// declared format (the promotion above) as kiln's, in that format;
+	// HEAD had the older one.
+	if out, stderr, code := w.kiln(t, "promote", "linux-ephemeral", "--from", "latest", "--to", "stable", "--apply", "--commit"); code != 0 {
+		t.Fatalf("promote --commit in runners-v2: exit %d\n%s%s", code, out, stderr)
+	}
+	if got := git(t, w.dir, "show", "HEAD:manifests/stable.json"); got != strings.TrimSpace(string(checkConsumerLayout(t, stable))) {
+		t.Fatalf("committed stable.json is not the work tree's runners-v2 file:\n%s", got)
+	}
+	if msg := git(t, w.dir, "log", "-1", "--format=%B"); !strings.Contains(msg, "+ linux-arm64-ephemeral.local-a.id: ") || strings.Contains(msg, "linux-ephemeral.local-a") {
+		t.Errorf("commit message, in runners-v2's terms, with only the arm64 entries new:\n%s", msg)
+	}
+	if st := git(t, w.dir, "status", "--porcelain", "--", "manifests/stable.json"); st != "" {
+		t.Errorf("stable.json after --commit: %q", st)
+	}
+	// A hand edit of the entries kiln writes, in the file's own terms, is
+	// refused before anything changes.
+	committed, _ := os.ReadFile(stable)
+	edited := bytes.Replace(committed, []byte(`"id": "`+first.images["local-a"].ID+`"`), []byte(`"id": "`+arm.images["local-b"].ID+`"`), 1)
+	os.WriteFile(stable, edited, 0o644)
+	out, stderr, code = w.kiln(t, "promote", "linux-ephemeral", "--from", "latest", "--to", "stable", "--apply", "--commit")
+	if code != 2 || !strings.Contains(stderr, "uncommitted edits to the entries kiln writes") || !strings.Contains(stderr, "~ linux-amd64-ephemeral.local-a.id: ") {
+		t.Fatalf("promote --commit over a hand edit in runners-v2: exit %d\n%s%s", code, out, stderr)
+	}
+	if now, _ := os.ReadFile(stable); !bytes.Equal(now, edited) {
+		t.Fatal("the refused promotion changed stable.json")
+	}
+	git(t, w.dir, "checkout", "--", "manifests/stable.json")
 
 	// The consumer reads it: Terraform, as the runner module does.
 	tf := t.TempDir()
@@ -217,7 +247,7 @@ output "arm64" { value = local.images["linux-arm64-ephemeral"]["local-a"].id }
 		t.Fatal(err)
 	}
 	out, _, code = w.kiln(t, "drift", "-o", "json")
-	var dr driftReport
+	var dr report.Drift
 	if err := json.Unmarshal([]byte(out), &dr); err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +285,7 @@ output "arm64" { value = local.images["linux-arm64-ephemeral"]["local-a"].id }
 
 	// Roll back to v1's stable: its entries come back, written in the
 	// newer format.
-	out, stderr, code = w.kiln(t, "rollback", "--channel", "stable", "--to", "v1", "--apply")
+	out, stderr, code = w.kiln(t, "rollback", "--channel", "stable", "--ref", "v1", "--apply")
 	if code != 0 {
 		t.Fatalf("rollback to a runners-v1 file: exit %d\n%s%s", code, out, stderr)
 	}

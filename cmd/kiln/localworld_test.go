@@ -120,6 +120,13 @@ type released struct {
 // at, publishing to channel, with this machine's journal.
 func (w *localWorld) release(t *testing.T, useCase, arch, channel string, at time.Time) released {
 	t.Helper()
+	rel, _ := w.releaseReport(t, useCase, arch, channel, at)
+	return rel
+}
+
+// releaseReport is release, also returning the pipeline's report.
+func (w *localWorld) releaseReport(t *testing.T, useCase, arch, channel string, at time.Time) (released, pipeline.ReleaseReport) {
+	t.Helper()
 	ctx := t.Context()
 	cfg := w.config(t)
 	j, err := journal.Open(journalPath(cfg))
@@ -138,7 +145,8 @@ func (w *localWorld) release(t *testing.T, useCase, arch, channel string, at tim
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Release(ctx, r, channel); err != nil {
+	rep, err := p.Release(ctx, r, channel)
+	if err != nil {
 		t.Fatalf("release %s %s: %v", useCase, arch, err)
 	}
 	u, _ := cfg.UseCase(useCase)
@@ -150,7 +158,7 @@ func (w *localWorld) release(t *testing.T, useCase, arch, channel string, at tim
 		}
 		out.images[region] = copies[0]
 	}
-	return out
+	return out, rep
 }
 
 // importImage puts an image into region directly, as made at at, with
@@ -187,7 +195,7 @@ func (w *localWorld) exists(t *testing.T, region, id string) bool {
 // releaseTags are the tags a replicate copy of run carries.
 func releaseTags(run, useCase, arch string) map[string]string {
 	return map[string]string{
-		cloud.TagManaged: "true", cloud.TagAssetID: run, cloud.TagUseCase: useCase, cloud.TagArch: arch,
+		cloud.TagManaged: "true", cloud.TagProject: "demo", cloud.TagAssetID: run, cloud.TagUseCase: useCase, cloud.TagArch: arch,
 		cloud.TagVersion: "1.0", cloud.TagPhase: cloud.PhaseReplicate, cloud.TagTest: cloud.TestPassed,
 		"deployment_name": "demo",
 	}

@@ -6,9 +6,12 @@ package channel
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/lockfile"
@@ -94,13 +97,38 @@ func Update(ctx context.Context, cfg *config.Config, name string, fn func(manife
 	if len(changes) == 0 {
 		return nil, nil
 	}
+	// The manifest, or a directory on its way, may be a symbolic link:
+	// kiln writes through one only while it stays in the project.
+	if _, err := config.ResolveInside(cfg.Dir, path); err != nil {
+		return nil, fmt.Errorf("refusing to write the manifest of channel %s: %w; kiln does not write outside the project directory", name, err)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
 	if err := write.Write(path, m); err != nil {
 		return nil, err
 	}
+	// Remember what kiln wrote: a later --commit tells kiln's uncommitted
+	// change from a hand edit by it. Best effort: without the record, a
+	// commit refuses the change as someone else's, the safe side.
+	os.MkdirAll(filepath.Dir(writtenPath(cfg, name)), 0o755)
+	manifest.Write(writtenPath(cfg, name), m)
 	return changes, nil
+}
+
+// writtenPath is where kiln keeps the last manifest it wrote for a channel.
+func writtenPath(cfg *config.Config, name string) string {
+	return filepath.Join(cfg.StateDir(), "channels", name+".written.json")
+}
+
+// LastWritten returns the manifest kiln last wrote for the channel in this
+// project directory, or an empty one.
+func LastWritten(cfg *config.Config, name string) manifest.Manifest {
+	m, err := manifest.Load(writtenPath(cfg, name))
+	if err != nil {
+		return manifest.Manifest{}
+	}
+	return m
 }
 
 func clone(m manifest.Manifest) manifest.Manifest {
@@ -123,6 +151,36 @@ func UseCaseOf(cfg *config.Config, key string) (*config.UseCase, string, bool) {
 		}
 	}
 	return nil, "", false
+}
+
+// LastChange is when a channel's manifest last changed: its newest git
+// commit, or the file's modification time when git does not track it (zero:
+// never written).
+func LastChange(ctx context.Context, cfg *config.Config, name string) (time.Time, error) {
+	path, err := cfg.ManifestPath(name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	st, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, nil
+	} else if err != nil {
+		return time.Time{}, err
+	}
+	rel, err := filepath.Rel(cfg.Dir, path)
+	if err != nil {
+		return st.ModTime(), nil
+	}
+	revs, err := manifest.History(ctx, cfg.Dir, "./"+filepath.ToSlash(rel), 1)
+	if err != nil || len(revs) == 0 {
+		return st.ModTime(), nil // not a git repository, or not committed yet
+	}
+	// A change not committed yet is newer than the last commit. (The
+	// file's time alone would not do: a fresh clone makes every file new.)
+	if dirty, err := manifest.Uncommitted(ctx, cfg.Dir, "./"+filepath.ToSlash(rel)); err == nil && dirty && st.ModTime().After(revs[0].Date) {
+		return st.ModTime(), nil
+	}
+	return revs[0].Date, nil
 }
 
 // Locate returns where the image of a manifest key's entry in region lives:

@@ -20,7 +20,8 @@ type Refs struct {
 }
 
 // References loads every channel's manifest from the working tree and, when
-// gitRefs is not empty, from each git tag matching it.
+// gitRefs is not empty, from each git tag matching it. No tag matching is
+// no error: a young project has no release tags yet.
 func References(ctx context.Context, cfg *config.Config, gitRefs string) (*Refs, error) {
 	r := &Refs{Manifests: map[string]manifest.Manifest{}, where: map[string]string{}}
 	var tags []string
@@ -28,9 +29,6 @@ func References(ctx context.Context, cfg *config.Config, gitRefs string) (*Refs,
 		var err error
 		if tags, err = manifest.Tags(ctx, cfg.Dir, gitRefs); err != nil {
 			return nil, fmt.Errorf("--git-refs %s: %w", gitRefs, err)
-		}
-		if len(tags) == 0 {
-			return nil, fmt.Errorf("--git-refs %s: no git tag matches in %s", gitRefs, cfg.Dir)
 		}
 	}
 	for _, ch := range cfg.ChannelNames() {

@@ -89,6 +89,8 @@ func applyDefaults(c *Config, d *decoder) {
 
 	applyFormatDefaults(c, d)
 	applyCIDefaults(c, d)
+	applyDistributionDefaults(c, d)
+
 	for name, u := range c.UseCases {
 		u.Name = name
 		path := joinPath("use_cases", name)

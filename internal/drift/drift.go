@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/fanout"
 	"github.com/kiln-images/kiln/internal/manifest"
 )
@@ -147,7 +148,10 @@ type Input struct {
 	Locate func(key, region string) string
 	// Ignore, when set, exempts an image from the orphan check (e.g. it
 	// belongs to a run still in progress).
-	Ignore     func(cloud.Image) bool
+	Ignore func(cloud.Image) bool
+	// Owns says whether a kiln-managed image is this project's; only this
+	// project's images can be its orphans. Nil: none are.
+	Owns       func(tags map[string]string) bool
 	WarnBefore time.Duration
 	Now        time.Time
 	// Concurrency bounds the regions scanned at once.
@@ -221,7 +225,7 @@ func Check(ctx context.Context, b Images, in Input) (Report, error) {
 			perRegion[i] = append(perRegion[i], fs...)
 		}
 		for _, img := range imgs {
-			if !cloud.Managed(img.Tags) || referenced[region+"/"+img.ID] || (in.Ignore != nil && in.Ignore(img)) {
+			if !cloud.Managed(img.Tags) || in.Owns == nil || !in.Owns(img.Tags) || referenced[region+"/"+img.ID] || (in.Ignore != nil && in.Ignore(img)) {
 				continue
 			}
 			perRegion[i] = append(perRegion[i], Finding{
@@ -333,7 +337,7 @@ func checkEntry(ctx context.Context, b Images, in Input, e located, byID map[str
 		case !d.After(in.Now):
 			out = append(out, f(Deprecated, "", formatTime(d), "image is deprecated"))
 		case in.WarnBefore > 0 && d.Sub(in.Now) <= in.WarnBefore:
-			out = append(out, f(Deprecating, "", formatTime(d), fmt.Sprintf("image will be deprecated in %s", d.Sub(in.Now).Round(time.Hour))))
+			out = append(out, f(Deprecating, "", formatTime(d), fmt.Sprintf("image will be deprecated in %s", config.Duration(d.Sub(in.Now).Round(time.Hour)))))
 		}
 	}
 	return out, nil

@@ -359,16 +359,3 @@ func shellQuote(s string) string {
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
-
-// Report is the outcome of `kiln ci gitlab`.
-type Report struct {
-	Schema string `json:"schema"`
-	File   string `json:"file"`
-	// Written says whether the file was written (it was missing or
-	// stale); with --check nothing is written.
-	Written bool `json:"written"`
-	// Stale says whether the file differed from the pipeline kiln.yaml
-	// makes (or was missing) before the command.
-	Stale bool  `json:"stale"`
-	Jobs  []Job `json:"jobs"`
-}

@@ -3,6 +3,7 @@ package manifest
 import (
 	"bufio"
 	"cmp"
+	"encoding/json"
 	"io"
 	"slices"
 	"strconv"
@@ -21,12 +22,14 @@ const (
 
 // Change is the difference in one use case and region.
 type Change struct {
-	UseCase, Region string
-	Kind            ChangeKind
-	Old, New        *Entry // Old is nil when added, New when removed
+	UseCase string     `json:"use_case"`
+	Region  string     `json:"region"`
+	Kind    ChangeKind `json:"kind"`
+	Old     *Entry     `json:"old,omitempty"` // absent (nil) when added
+	New     *Entry     `json:"new,omitempty"` // absent (nil) when removed
 	// Fields lists the fields that differ, in field order. For an added or
 	// removed entry it lists every field, with New or Old "" respectively.
-	Fields []FieldChange
+	Fields []FieldChange `json:"fields"`
 
 	// bools says which fields are booleans, for FormatDiff, when they are
 	// others than "public".
@@ -34,9 +37,20 @@ type Change struct {
 }
 
 // FieldChange is one field's old and new value as text (public is "true" or
-// "false").
+// "false"). In JSON it is the field's name alone: the values, typed as in
+// the manifest, are the change's old and new entries.
 type FieldChange struct {
 	Field, Old, New string
+}
+
+// MarshalJSON writes the field's name.
+func (f FieldChange) MarshalJSON() ([]byte, error) { return json.Marshal(f.Field) }
+
+// UnmarshalJSON reads a field's name; the values are left empty (they are
+// in the change's entries).
+func (f *FieldChange) UnmarshalJSON(data []byte) error {
+	*f = FieldChange{}
+	return json.Unmarshal(data, &f.Field)
 }
 
 // Diff returns how b differs from a, sorted by use case, then region. Equal

@@ -4,7 +4,12 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 )
+
+// hasControl reports whether s holds a control character: printed to a
+// terminal, ESC sequences rewrite what the reader sees.
+func hasControl(s string) bool { return strings.ContainsFunc(s, unicode.IsControl) }
 
 // Validate checks the values in m: use case names non-empty, region names
 // and image ids of the form r allows, architecture x86_64 or arm64,
@@ -87,6 +92,9 @@ func (l *Layout) validate(name string, m Manifest, r Rules, fileKey func(key, re
 		if le.UseCase == "" && !seenUC[le.UseCase] {
 			add(joinPath(fk), "use case name is empty")
 		}
+		if hasControl(le.UseCase) && !seenUC[le.UseCase] {
+			add(joinPath(fk), "use case name %s holds control characters (such as NUL or ESC), which no consumer should be handed", quoteShort(le.UseCase))
+		}
 		seenUC[le.UseCase] = true
 
 		path := joinPath(fk, le.Region)
@@ -119,6 +127,8 @@ func (l *Layout) validate(name string, m Manifest, r Rules, fileKey func(key, re
 		}
 		if p, ok := field(SourceName); ok && le.Name == "" {
 			add(p, "name is empty")
+		} else if ok && hasControl(le.Name) {
+			add(p, "name %s holds control characters (such as NUL or ESC); image names never do", quoteShort(le.Name))
 		}
 		if len(errs) > maxErrors {
 			errs = append(errs[:maxErrors], &Error{File: name, Msg: fmt.Sprintf("more than %d errors; stopping", maxErrors)})

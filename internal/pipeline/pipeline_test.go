@@ -375,7 +375,7 @@ func TestPromoteGates(t *testing.T) {
 			w.released(t)
 			m, _ := channel.Load(w.cfg, "latest")
 			last := c.break_(t, w, m)
-			rep, err := w.p.Promote(t.Context(), "sandbox", "latest", "stable", last, true)
+			rep, err := w.p.Promote(t.Context(), "sandbox", "latest", "stable", last, true, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -393,14 +393,14 @@ func TestPromoteGates(t *testing.T) {
 	t.Run("all pass", func(t *testing.T) {
 		w := newWorld(t, "", "1d")
 		w.released(t)
-		plan, err := w.p.Promote(t.Context(), "sandbox", "latest", "stable", time.Time{}, false)
+		plan, err := w.p.Promote(t.Context(), "sandbox", "latest", "stable", time.Time{}, false, nil)
 		if err != nil || !plan.Passed() || plan.Applied || len(plan.Changes) != 3 {
 			t.Fatalf("plan: %+v, %v", plan, err)
 		}
 		if s, _ := channel.Load(w.cfg, "stable"); len(s) != 0 {
 			t.Fatal("stable written without apply")
 		}
-		rep, err := w.p.Promote(t.Context(), "sandbox", "latest", "stable", time.Time{}, true)
+		rep, err := w.p.Promote(t.Context(), "sandbox", "latest", "stable", time.Time{}, true, nil)
 		if err != nil || !rep.Applied {
 			t.Fatalf("promote: %+v, %v", rep, err)
 		}

@@ -15,12 +15,12 @@ import (
 
 // RegionResult is the outcome of one region of a fan-out phase.
 type RegionResult struct {
-	Region   string        `json:"region"`
-	ImageID  string        `json:"image_id,omitempty"`
-	Name     string        `json:"name,omitempty"`
-	State    string        `json:"state"` // done, existing, failed
-	Error    string        `json:"error,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
+	Region   string          `json:"region"`
+	ImageID  string          `json:"image_id,omitempty"`
+	Name     string          `json:"name,omitempty"`
+	State    string          `json:"state"` // done, existing, failed
+	Error    string          `json:"error,omitempty"`
+	Duration config.Duration `json:"duration"` // how long the region took
 }
 
 // ReplicateReport is the outcome of the replicate phase.
@@ -133,7 +133,7 @@ func (p *Pipeline) copySpec(r Run, cand cloud.Image) (string, map[string]string)
 func (p *Pipeline) replicateRegion(ctx context.Context, r Run, cand cloud.Image, region, name string, tags map[string]string, known map[string][]cloud.Image) (cloud.Image, RegionResult, error) {
 	start := time.Now()
 	img, existed, err := p.replicateTo(ctx, r, cand, region, name, maps.Clone(tags), known)
-	res := RegionResult{Region: region, Name: name, ImageID: img.ID, Duration: time.Since(start)}
+	res := RegionResult{Region: region, Name: name, ImageID: img.ID, Duration: took(time.Since(start))}
 	switch {
 	case err != nil:
 		res.State, res.Error = "failed", err.Error()
@@ -184,4 +184,9 @@ func (p *Pipeline) replicateTo(ctx context.Context, r Run, cand cloud.Image, reg
 		return img.ID, err
 	})
 	return img, false, err
+}
+
+// took is a measured time as reports carry it: to the millisecond.
+func took(d time.Duration) config.Duration {
+	return config.Duration(d.Round(time.Millisecond))
 }

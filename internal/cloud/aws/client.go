@@ -134,13 +134,17 @@ const responseTimeout = 60 * time.Second
 // 5xx answers (and connection timeouts) we retry. The retry quota (token
 // bucket) is off: it is meant to shed load from long-running services, and
 // in a release run it would turn a throttling burst into failed steps.
+//
+// An endpoint that cannot be reached at all is given up on sooner (see
+// reachRetryer).
 func newRetryer(o options) aws.Retryer {
-	return retry.NewStandard(func(so *retry.StandardOptions) {
+	std := retry.NewStandard(func(so *retry.StandardOptions) {
 		so.MaxAttempts = o.maxAttempts
 		so.MaxBackoff = o.maxBackoff
 		so.Backoff = retry.NewExponentialJitterBackoff(o.maxBackoff)
 		so.RateLimiter = ratelimit.None
 	})
+	return reachRetryer{RetryerV2: std, log: o.logger}
 }
 
 // region returns the clients of a location, making them on first use: a

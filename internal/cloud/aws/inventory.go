@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 
@@ -413,7 +414,9 @@ func (inv *inventory) exports(ctx context.Context, want map[string]string) error
 	}
 	for _, o := range objs {
 		if cloud.Match(o.tags, want) {
-			inv.add(cloud.Asset{Kind: cloud.KindExport, ID: o.location, Created: o.modified, Tags: o.tags})
+			format := strings.TrimPrefix(path.Ext(o.location), ".")
+			inv.add(cloud.Asset{Kind: cloud.KindExport, ID: o.location, Created: o.modified, Tags: o.tags,
+				Exports: []cloud.Export{{Format: format, Location: o.location, Size: o.size}}})
 		}
 	}
 	return nil

@@ -36,6 +36,11 @@ type Stub struct {
 	copyTokens  map[string]string // account/region/client token -> image, of copies across accounts
 	calls       map[string]int
 	requests    map[string][]Call
+	registered  map[string]registration // moto's made-up snapshot id -> what RegisterImage asked for
+	tokens      map[string][]byte       // region|action|client token -> the first call's answer
+	// createMu serializes the calls that create named or tokened things
+	// (see semantics.go).
+	createMu sync.Mutex
 }
 
 type exportTask struct {
@@ -58,6 +63,8 @@ func NewStub(t testing.TB, target string) *Stub {
 		copyTokens:  map[string]string{},
 		calls:       map[string]int{},
 		requests:    map[string][]Call{},
+		registered:  map[string]registration{},
+		tokens:      map[string][]byte{},
 	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
@@ -165,8 +172,29 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case "CreateImage":
 			s.createImage(w, r, c)
 			return
+		case "RegisterImage":
+			s.registerImage(w, c)
+			return
 		case "CopyImage":
+			// A copy of an image another account shared (accounts.go),
+			// else moto's copy with EC2's names and tokens (semantics.go).
 			if s.copyShared(w, r, c) {
+				return
+			}
+			s.copyImage(w, c)
+			return
+		case "RunInstances":
+			s.runInstances(w, c)
+			return
+		case "CreateKeyPair":
+			s.createKeyPair(w, c)
+			return
+		case "DeleteKeyPair":
+			if s.deleteKeyPair(w, c) {
+				return
+			}
+		case "DeleteSnapshot":
+			if s.refuseSnapshotInUse(w, c) {
 				return
 			}
 		case "DescribeImages":
@@ -249,6 +277,7 @@ var (
 func (s *Stub) patchImages(body []byte) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	body = s.patchRegistered(body)
 	// The replacement functions build new slices: m aliases body.
 	body = imageStateRE.ReplaceAllFunc(body, func(m []byte) []byte {
 		id := string(imageStateRE.FindSubmatch(m)[1])
@@ -370,6 +399,11 @@ var snapshotIDRE = regexp.MustCompile(`<snapshotId>(snap-[0-9a-zA-Z]+)</snapshot
 // tags the new image's snapshots before answering, so the client sees the
 // tags in place when the call returns, as on AWS.
 func (s *Stub) createImage(w http.ResponseWriter, r *http.Request, c Call) {
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	if s.refuseTakenName(w, c, c.Form.Get("Name")) {
+		return
+	}
 	specs := tagSpecs(c.Form)
 	snapTags := specs["snapshot"]
 	delete(specs, "snapshot")

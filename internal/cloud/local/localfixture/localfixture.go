@@ -26,8 +26,8 @@ type Backend struct {
 }
 
 // Build imports a disk of 64 KiB of random bytes as the candidate, with
-// the build's name, token and tags, as the real builder's image would
-// have.
+// the build's name, token and tags, and a small random file per export
+// format, as the real builder's image would have.
 func (b *Backend) Build(ctx context.Context, in cloud.BuildInput) (cloud.Image, error) {
 	if err := os.MkdirAll(in.StateDir, 0o755); err != nil {
 		return cloud.Image{}, err
@@ -38,7 +38,18 @@ func (b *Backend) Build(ctx context.Context, in cloud.BuildInput) (cloud.Image, 
 	if err := os.WriteFile(disk, data, 0o644); err != nil {
 		return cloud.Image{}, err
 	}
-	return b.ImportImage(ctx, local.ImportInput{Region: in.Region, Name: in.Name, Arch: in.Arch, Token: in.Token, Tags: in.Tags, Disk: disk})
+	// Exports are files of their own, as the real builder's qemu-img
+	// conversions are.
+	exports := map[string]string{}
+	for _, format := range in.UseCase.Exports {
+		path := disk + "." + format
+		rand.Read(data)
+		if err := os.WriteFile(path, data[:1000+len(format)], 0o644); err != nil {
+			return cloud.Image{}, err
+		}
+		exports[format] = path
+	}
+	return b.ImportImage(ctx, local.ImportInput{Region: in.Region, Name: in.Name, Arch: in.Arch, Token: in.Token, Tags: in.Tags, Disk: disk, Exports: exports})
 }
 
 // TestImage passes every image.
