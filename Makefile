@@ -20,18 +20,29 @@ FUZZ_MANIFEST ?= 400000x
 FUZZ_RECORD ?= 200000x
 FUZZ_INSIDE ?= 50000x
 FUZZ_FORMAT ?= 200000x
+FUZZ_REMOTE ?= 100000x
 FUZZ_DIST ?= 100000x
 FUZZ_MINIMIZE ?= 10s
 
-# The Debian packages the local backend and the tests use.
+# The Debian packages the local backend and the tests use (rsync:
+# gitlab-ci-local copies each job's checkout with it).
 DEB_PACKAGES := mmdebstrap qemu-utils qemu-system-x86 ovmf mtools dosfstools fdisk \
-	systemd-boot-efi e2fsprogs ansible uidmap git ca-certificates \
+	systemd-boot-efi e2fsprogs xfsprogs ansible uidmap git ca-certificates rsync \
 	minisign lxd-client curl
 
 PREFIX   ?= /usr/local
 DIST_PLATFORMS := linux/amd64 linux/arm64
 
-.PHONY: all build install dist generate deps demo test check fuzz bench clean
+# gitlab-ci-local runs the pipeline `kiln ci gitlab` writes in the tests.
+# Pinned with its dependencies in .ci/npm/package-lock.json and installed
+# into .tools/ with npm ci, not globally; 4.74 and later need Node.js 22,
+# these machines have 20.
+GITLAB_CI_LOCAL_VERSION := 4.73.0
+TOOLS := $(CURDIR)/.tools
+GITLAB_CI_LOCAL := $(TOOLS)/npm/node_modules/.bin/gitlab-ci-local
+GITLAB_CI_LOCAL_STAMP := $(TOOLS)/npm/.installed
+
+.PHONY: all build install dist generate deps ci-tools demo test check fuzz bench clean
 
 all: build
 
@@ -66,6 +77,16 @@ deps:
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+ci-tools: $(GITLAB_CI_LOCAL_STAMP)
+
+$(GITLAB_CI_LOCAL_STAMP): .ci/npm/package.json .ci/npm/package-lock.json
+	@command -v npm >/dev/null || { echo "ci-tools needs npm (Node.js 18 or 20)"; exit 1; }
+	rm -rf $(TOOLS)/npm && mkdir -p $(TOOLS)/npm
+	cp .ci/npm/package.json .ci/npm/package-lock.json $(TOOLS)/npm/
+	cd $(TOOLS)/npm && npm ci --no-audit --no-fund
+	$(GITLAB_CI_LOCAL) --version | grep -qx '$(GITLAB_CI_LOCAL_VERSION)'
+	touch $@
+
 # The main job on the local backend: init the example project, release it to
 # local-a, local-b and local-c, show the manifest.
 demo: deps build
@@ -77,8 +98,8 @@ demo: deps build
 # The whole suite: formatting, vet, unit and integration tests (real
 # mmdebstrap builds, qemu boots and moto), and each fuzzer for its
 # execution budget.
-test: deps check
-	$(GO) test -count=1 -timeout 60m ./...
+test: deps check ci-tools
+	KILN_GITLAB_CI_LOCAL=$(GITLAB_CI_LOCAL) $(GO) test -count=1 -timeout 60m ./...
 	$(MAKE) fuzz
 
 check:
@@ -93,6 +114,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZ_RECORD) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/deploy/record
 	$(GO) test -run='^$$' -fuzz='^FuzzResolveInside$$' -fuzztime=$(FUZZ_INSIDE) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/config
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeFormat$$' -fuzztime=$(FUZZ_FORMAT) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/manifest
+	$(GO) test -run='^$$' -fuzz='^FuzzParseRemote$$' -fuzztime=$(FUZZ_REMOTE) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/forge
 	for f in FuzzDecodeStreams FuzzParseSums FuzzParseChangelog; do \
 		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZ_DIST) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/distribute || exit 1; done
 	$(GO) test -run='^$$' -fuzz='^FuzzParseSignature$$' -fuzztime=$(FUZZ_DIST) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/minisign
@@ -106,4 +128,4 @@ bench: build
 	./scripts/bench-serve.sh
 
 clean:
-	rm -rf bin dist
+	rm -rf bin dist .tools

@@ -3,8 +3,9 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"github.com/kiln-images/kiln/internal/report"
 	"io"
+
+	"github.com/kiln-images/kiln/internal/report"
 
 	"encoding/json"
 	"fmt"

@@ -18,6 +18,7 @@ type promoteOptions struct {
 	apply    bool
 	commitOptions
 	dep deploymentPromoteOptions
+	documentOptions
 	gateOptions
 }
 
@@ -61,6 +62,7 @@ a gate failed (with or without --apply); 2 on error.`,
 	o.commitOptions.addFlags(cmd)
 	o.gateOptions.addFlags(cmd)
 	o.dep.addFlags(cmd)
+	o.addDocumentFlags(cmd)
 	completeChannels(g, cmd)
 	return cmd
 }
@@ -70,6 +72,10 @@ func runPromote(ctx context.Context, g *globalOptions, p *project, useCase strin
 		if _, err := p.cfg.ManifestPath(ch); err != nil {
 			return usageError(fmt.Errorf("--from/--to: %w", err))
 		}
+	}
+	doc, err := o.documenter(ctx, g, p.cfg, o.commit)
+	if err != nil {
+		return err
 	}
 	ov, err := o.parse()
 	if err != nil {
@@ -96,6 +102,7 @@ func runPromote(ctx context.Context, g *globalOptions, p *project, useCase strin
 		return err
 	}
 	var commit string
+	var dr report.Document
 	if rep.Applied {
 		var used []gates.Gate
 		for _, gt := range rep.Gates {
@@ -109,9 +116,14 @@ func runPromote(ctx context.Context, g *globalOptions, p *project, useCase strin
 		if commit, err = o.record(ctx, g, p.cfg, o.to, keys, subject, gates.Trailers(rep.Gates)...); err != nil {
 			return err
 		}
+		if doc != nil {
+			if dr, err = doc.recordPromotion(ctx, g, p.cfg, useCase, o.from, o.to, subject, rep); err != nil {
+				return err
+			}
+		}
 	}
 	if g.json() {
-		if err := g.write(report.Promote{Schema: report.SchemaPromote, PromoteReport: rep, Commit: commit}); err != nil {
+		if err := g.write(report.Promote{Schema: report.SchemaPromote, PromoteReport: rep, Commit: commit, Document: dr}); err != nil {
 			return err
 		}
 	} else {

@@ -17,6 +17,7 @@ type publishOptions struct {
 	run     string
 	channel string
 	commitOptions
+	documentOptions
 	gateOptions
 }
 
@@ -52,6 +53,7 @@ nothing and exits 0.`,
 	cmd.Flags().StringVar(&o.channel, "channel", "latest", "channel whose manifest to write")
 	o.commitOptions.addFlags(cmd)
 	o.gateOptions.addFlags(cmd)
+	o.addDocumentFlags(cmd)
 	completeRuns(g, cmd)
 	completeChannels(g, cmd)
 	return cmd
@@ -62,6 +64,10 @@ func runPublish(ctx context.Context, g *globalOptions, p *project, o publishOpti
 		return usageError(fmt.Errorf("--channel: %w", err))
 	}
 	ov, err := o.parse()
+	if err != nil {
+		return err
+	}
+	doc, err := o.documenter(ctx, g, p.cfg, o.commit)
 	if err != nil {
 		return err
 	}
@@ -98,8 +104,14 @@ func runPublish(ctx context.Context, g *globalOptions, p *project, o publishOpti
 	if err != nil {
 		return err
 	}
+	var dr report.Document
+	if doc != nil {
+		if dr, err = doc.recordRun(ctx, g, p, r, o.channel, regionsOf(rep.Regions)); err != nil {
+			return err
+		}
+	}
 	if g.json() {
-		return g.write(report.Publish{Schema: report.SchemaPublish, PublishReport: rep, Commit: commit})
+		return g.write(report.Publish{Schema: report.SchemaPublish, PublishReport: rep, Commit: commit, Document: dr})
 	}
 	printPublish(g, rep)
 	return nil

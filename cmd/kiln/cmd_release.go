@@ -20,6 +20,7 @@ type releaseOptions struct {
 	channel string
 	resume  string
 	commitOptions
+	documentOptions
 	gateOptions
 }
 
@@ -66,6 +67,7 @@ Exit 0 when published, 1 when the tests failed or a gate refused it, 2 on error.
 	cmd.Flags().StringVar(&o.resume, "resume", "", "continue the run with this asset id")
 	o.commitOptions.addFlags(cmd)
 	o.gateOptions.addFlags(cmd)
+	o.addDocumentFlags(cmd)
 	completeRuns(g, cmd, "resume")
 	completeArch(g, cmd)
 	completeChannels(g, cmd)
@@ -80,6 +82,10 @@ func runRelease(ctx context.Context, g *globalOptions, p *project, useCase strin
 		return usageError(fmt.Errorf("--channel: %w", err))
 	}
 	ov, err := o.parse()
+	if err != nil {
+		return err
+	}
+	doc, err := o.documenter(ctx, g, p.cfg, o.commit)
 	if err != nil {
 		return err
 	}
@@ -155,13 +161,19 @@ func runRelease(ctx context.Context, g *globalOptions, p *project, useCase strin
 		return fmt.Errorf("%w\nresume with: kiln release --resume %s", err, r.ID)
 	}
 	var commit string
+	var dr report.Document
 	if rep.Publish != nil {
 		if commit, err = o.record(ctx, g, p.cfg, o.channel, keys, publishSubject(r, o.channel), gates.Trailers(gs)...); err != nil {
 			return err
 		}
+		if doc != nil {
+			if dr, err = doc.recordRun(ctx, g, p, r, o.channel, regionsOf(rep.Publish.Regions)); err != nil {
+				return fmt.Errorf("%w\nresume with: kiln release --resume %s", err, r.ID)
+			}
+		}
 	}
 	if g.json() {
-		if err := g.write(report.Release{Schema: report.SchemaRelease, ReleaseReport: rep, Commit: commit}); err != nil {
+		if err := g.write(report.Release{Schema: report.SchemaRelease, ReleaseReport: rep, Commit: commit, Document: dr}); err != nil {
 			return err
 		}
 	} else {

@@ -19,6 +19,7 @@ type rollbackOptions struct {
 	ref     string
 	apply   bool
 	commitOptions
+	documentOptions
 }
 
 func newRollbackCommand(g *globalOptions) *cobra.Command {
@@ -65,6 +66,7 @@ Exit 0 when restored, or for a plan (without --apply); 2 on error or refusal.`,
 	cmd.Flags().BoolVar(&o.apply, "apply", false, "restore (without it, only check and show the diff)")
 	o.addFlags(cmd)
 	addDeploymentRollbackFlags(cmd)
+	o.addDocumentFlags(cmd)
 	completeChannels(g, cmd)
 	cmd.RegisterFlagCompletionFunc("ref", completeTags(g))
 	return cmd
@@ -80,6 +82,10 @@ func runRollback(ctx context.Context, g *globalOptions, p *project, o rollbackOp
 	}
 	subject := fmt.Sprintf("%s: roll back to %s", o.channel, o.ref)
 	if err := o.check(ctx, g, p.cfg, o.channel, nil, subject); err != nil {
+		return err
+	}
+	doc, err := o.documenter(ctx, g, p.cfg, o.commit)
+	if err != nil {
 		return err
 	}
 	rel, err := filepath.Rel(p.cfg.Dir, path)
@@ -108,13 +114,24 @@ func runRollback(ctx context.Context, g *globalOptions, p *project, o rollbackOp
 		return err
 	}
 	var commit string
+	var dr report.Document
 	if rep.Applied {
 		if commit, err = o.record(ctx, g, p.cfg, o.channel, nil, subject); err != nil {
 			return err
 		}
+		if doc != nil {
+			about := fmt.Sprintf("kiln rolled channel **%s** back to its manifest at `%s`; %d images reconciled.", o.channel, o.ref, rep.Reconciled)
+			c, err := doc.change(o.channel, nil, subject, about)
+			if err != nil {
+				return err
+			}
+			if dr, err = doc.record(ctx, g, c, "kiln/"+o.channel+"/rollback-"+branchSafe(o.ref)); err != nil {
+				return err
+			}
+		}
 	}
 	if g.json() {
-		if err := g.write(report.Rollback{Schema: report.SchemaRollback, RollbackReport: rep, Commit: commit}); err != nil {
+		if err := g.write(report.Rollback{Schema: report.SchemaRollback, RollbackReport: rep, Commit: commit, Document: dr}); err != nil {
 			return err
 		}
 		if !rep.Applied && len(rep.Changes) > 0 {

@@ -23,6 +23,7 @@ type scheduleOptions struct {
 	count   int
 	from    string
 	commitOptions
+	documentOptions
 }
 
 func newScheduleCommand(g *globalOptions) *cobra.Command {
@@ -39,7 +40,8 @@ time, until it gets SIGINT or SIGTERM (run it as a service, e.g. a systemd
 unit). Like cron it does not make up times that passed while it was not
 running or still busy with an earlier release; a failed release is logged
 and the scheduler goes on. With --commit each release commits its manifest
-(--push: and pushes it). Only one scheduler runs per project on a machine.
+(--push: and pushes it); with --merge-request or --push-to it records it on
+the remote as publish does. Only one scheduler runs per project on a machine.
 kiln.yaml is read when it starts.
 Exit 0 when stopped while waiting, 2 on error or when stopped during a
 release (which "kiln release --resume ID" continues).`,
@@ -54,8 +56,8 @@ release (which "kiln release --resume ID" continues).`,
 			if o.daemon && (f.Changed("count") || f.Changed("from")) {
 				return argError(cmd, "--count and --from are for listing, not with --daemon")
 			}
-			if !o.daemon && (f.Changed("channel") || o.commit || o.push) {
-				return argError(cmd, "--channel, --commit and --push go with --daemon")
+			if !o.daemon && (f.Changed("channel") || o.commit || o.push || o.mergeRequest || o.pushTo != "") {
+				return argError(cmd, "--channel, --commit, --push, --merge-request and --push-to go with --daemon")
 			}
 			if o.daemon {
 				return g.withProject(cmd, func(ctx context.Context, p *project) error { return runScheduler(ctx, g, p, o) })
@@ -70,6 +72,7 @@ release (which "kiln release --resume ID" continues).`,
 	cmd.Flags().IntVar(&o.count, "count", 3, "how many next times to show per use case")
 	cmd.Flags().StringVar(&o.from, "from", "", "show the times after this RFC 3339 time (default: now)")
 	o.addFlags(cmd)
+	o.addDocumentFlags(cmd)
 	completeChannels(g, cmd)
 	return cmd
 }
@@ -119,6 +122,10 @@ func showSchedule(g *globalOptions, o scheduleOptions) error {
 func runScheduler(ctx context.Context, g *globalOptions, p *project, o scheduleOptions) error {
 	if _, err := p.cfg.ManifestPath(o.channel); err != nil {
 		return usageError(fmt.Errorf("--channel: %w", err))
+	}
+	doc, err := o.documenter(ctx, g, p.cfg, o.commit)
+	if err != nil {
+		return err
 	}
 	jobs := schedule.Jobs(p.cfg)
 	if len(jobs) == 0 {
@@ -180,6 +187,9 @@ func runScheduler(ctx context.Context, g *globalOptions, p *project, o scheduleO
 				if keys, err = runKeys(p, r); err == nil {
 					_, err = o.record(ctx, g, p.cfg, o.channel, keys, publishSubject(r, o.channel))
 				}
+			}
+			if err == nil && rep.Publish != nil && doc != nil {
+				_, err = doc.recordRun(ctx, g, p, r, o.channel, regionsOf(rep.Publish.Regions))
 			}
 			return r.ID, err
 		},

@@ -208,6 +208,7 @@ func TestJSONContract(t *testing.T) {
 		report.SchemaEnable:             "TestDeploymentCommands",
 		report.SchemaPromoteDeployment:  "TestDeploymentCommands",
 		report.SchemaRollbackDeployment: "TestDeploymentCommands",
+		report.SchemaCI:                 "TestCIGitLabWriteAndCheck",
 	}
 	for _, k := range report.Kinds() {
 		if !seen[k.Schema] && checkedElsewhere[k.Schema] == "" {

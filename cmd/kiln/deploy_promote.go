@@ -43,6 +43,9 @@ func promoteDeployments(cmd *cobra.Command, g *globalOptions, args []string, o p
 	if len(args) > 0 {
 		return true, usageError(fmt.Errorf("promotion between deployments (--from %s --to %s) takes no use case; the release is what %s runs", o.from, o.to, o.from))
 	}
+	if o.mergeRequest || o.pushTo != "" {
+		return true, usageError(errors.New("--merge-request and --push-to record a channel's manifest; a promotion between deployments records with --commit [--push]"))
+	}
 	return true, g.withProject(cmd, func(ctx context.Context, p *project) error { return runDeploymentPromote(ctx, g, p, o) })
 }
 
@@ -103,6 +106,9 @@ func runDeploymentRollback(ctx context.Context, g *globalOptions, p *project, cm
 	}
 	if ch, _ := cmd.Flags().GetString("channel"); ch != "" {
 		return usageError(errors.New("give a deployment or --channel, not both"))
+	}
+	if mr, _ := cmd.Flags().GetBool("merge-request"); mr || cmd.Flags().Changed("push-to") {
+		return usageError(errors.New("--merge-request and --push-to record a channel's manifest; a rollback of a deployment records with --commit [--push]"))
 	}
 	rec := recordOptions{commit: co.commit, push: co.push}
 	if err := rec.check(ctx, p.cfg); err != nil {

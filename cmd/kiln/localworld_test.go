@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/cloud/local"
+	"github.com/kiln-images/kiln/internal/cloud/local/localfixture"
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/pipeline"
@@ -221,37 +221,7 @@ func git(t *testing.T, dir string, args ...string) string {
 
 // fakeBuilder is the real local store with Build and TestImage replaced:
 // Build imports a small random disk, TestImage passes.
-type fakeBuilder struct {
-	*local.Backend
-}
-
-func (b *fakeBuilder) Build(ctx context.Context, in cloud.BuildInput) (cloud.Image, error) {
-	disk := filepath.Join(in.StateDir, "disk-"+in.Token)
-	if err := os.MkdirAll(in.StateDir, 0o755); err != nil {
-		return cloud.Image{}, err
-	}
-	data := make([]byte, 64<<10)
-	rand.Read(data)
-	if err := os.WriteFile(disk, data, 0o644); err != nil {
-		return cloud.Image{}, err
-	}
-	// Exports are files of their own, as the real builder's qemu-img
-	// conversions are.
-	exports := map[string]string{}
-	for _, format := range in.UseCase.Exports {
-		path := disk + "." + format
-		rand.Read(data)
-		if err := os.WriteFile(path, data[:1000+len(format)], 0o644); err != nil {
-			return cloud.Image{}, err
-		}
-		exports[format] = path
-	}
-	return b.ImportImage(ctx, local.ImportInput{Region: in.Region, Name: in.Name, Arch: in.Arch, Token: in.Token, Tags: in.Tags, Disk: disk, Exports: exports})
-}
-
-func (b *fakeBuilder) TestImage(ctx context.Context, in cloud.TestInput) (cloud.TestResult, error) {
-	return cloud.TestResult{Passed: true}, nil
-}
+type fakeBuilder = localfixture.Backend
 
 func randomBytes(t *testing.T, n int) []byte {
 	t.Helper()

@@ -70,7 +70,11 @@ func openBackend(ctx context.Context, g *globalOptions, cfg *config.Config) (clo
 	case "aws":
 		return aws.New(ctx, cfg.Backend.AWS, cfg.Regions, aws.WithLogger(g.logger()))
 	default:
-		return local.New(cfg.Backend.Local, cfg.Resolve(cfg.Backend.Local.Root), cfg.Regions, local.WithLogger(g.logger()))
+		b, err := local.New(cfg.Backend.Local, cfg.Resolve(cfg.Backend.Local.Root), cfg.Regions, local.WithLogger(g.logger()))
+		if err != nil {
+			return nil, err
+		}
+		return fixtureBackend(g, b), nil
 	}
 }
 

@@ -99,6 +99,7 @@ Exit codes: 0 success, in sync, or a plan (without --apply) printed;
 		newPruneCommand(g),
 		newDeployCommand(g), newVerifyCommand(g), newStatusCommand(g), newDeploymentsCommand(g),
 		newLockCommand(g), newUnlockCommand(g), newApproveCommand(g), newDisableCommand(g), newEnableCommand(g),
+		newCICommand(g),
 		newAdoptCommand(g),
 		newIndexCommand(g),
 		newServeCommand(g),

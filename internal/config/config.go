@@ -36,6 +36,11 @@ type Config struct {
 	// ManifestFormats are the consumers' own manifest formats that channels
 	// may write or read (formats.go).
 	ManifestFormats map[string]*ManifestFormat `yaml:"manifest_formats"`
+
+	// Forge is where --merge-request opens requests (forge.go); CI is the
+	// pipeline `kiln ci gitlab` writes (ci.go).
+	Forge Forge `yaml:"forge"`
+	CI    CI    `yaml:"ci"`
 }
 
 // Backend selects and configures the cloud backend.

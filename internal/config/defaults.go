@@ -88,6 +88,7 @@ func applyDefaults(c *Config, d *decoder) {
 	}
 
 	applyFormatDefaults(c, d)
+	applyCIDefaults(c, d)
 	applyDistributionDefaults(c, d)
 
 	for name, u := range c.UseCases {

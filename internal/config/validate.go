@@ -38,6 +38,8 @@ func (k *checker) check() {
 	k.checkNaming()
 	k.checkChannels()
 	k.checkFormats()
+	k.checkForge()
+	k.checkCI()
 	if k.c.Cleanup.ConfirmAbove < 0 {
 		k.errorf("cleanup.confirm_above", "%d is negative; use 0 to confirm every cleanup", k.c.Cleanup.ConfirmAbove)
 	}

@@ -15,7 +15,6 @@ var (
 	unitRE       = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}$`)
 	inputRE      = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 	portNameRE   = regexp.MustCompile(`^[a-z][a-z0-9_]{0,30}$`)
-	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	jsonFieldRE  = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
 	clockRE      = regexp.MustCompile(`^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$`)
 	stackParamRE = regexp.MustCompile(`^[A-Za-z0-9]{1,255}$`)

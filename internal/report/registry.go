@@ -45,6 +45,7 @@ const (
 	SchemaEnable             = "kiln.enable/v1"
 	SchemaPromoteDeployment  = "kiln.promote-deployment/v1"
 	SchemaRollbackDeployment = "kiln.rollback-deployment/v1"
+	SchemaCI                 = "kiln.ci/v1"
 )
 
 // A Kind is one kind of JSON document kiln prints.
@@ -92,6 +93,7 @@ var kinds = []Kind{
 	{Schema: SchemaEnable, Command: "kiln enable", Type: reflect.TypeFor[DeploymentChange]()},
 	{Schema: SchemaPromoteDeployment, Command: "kiln promote --from DEP --to DEP", Type: reflect.TypeFor[PromoteDeployment]()},
 	{Schema: SchemaRollbackDeployment, Command: "kiln rollback DEPLOYMENT", Type: reflect.TypeFor[RollbackDeployment]()},
+	{Schema: SchemaCI, Command: "kiln ci gitlab", Type: reflect.TypeFor[CI]()},
 	{Schema: SchemaError, Command: "any command, on stderr, with -o json", Stderr: true, Type: reflect.TypeFor[Error]()},
 }
 

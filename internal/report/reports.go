@@ -7,6 +7,8 @@ import (
 	"github.com/kiln-images/kiln/internal/assets"
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/drift"
+	"github.com/kiln-images/kiln/internal/gitdoc"
+	"github.com/kiln-images/kiln/internal/gitlabci"
 	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/manifest"
 	"github.com/kiln-images/kiln/internal/pipeline"
@@ -126,6 +128,7 @@ type Publish struct {
 	Schema string `json:"schema"`
 	pipeline.PublishReport
 	Commit string `json:"commit,omitempty"` // with --commit: the manifest's commit
+	Document
 }
 
 // Release is kiln release.
@@ -133,6 +136,7 @@ type Release struct {
 	Schema string `json:"schema"`
 	pipeline.ReleaseReport
 	Commit string `json:"commit,omitempty"` // with --commit: the manifest's commit
+	Document
 }
 
 // Promote is kiln promote.
@@ -140,6 +144,7 @@ type Promote struct {
 	Schema string `json:"schema"`
 	pipeline.PromoteReport
 	Commit string `json:"commit,omitempty"` // with --commit: the manifest's commit
+	Document
 }
 
 // Rollback is kiln rollback.
@@ -147,6 +152,7 @@ type Rollback struct {
 	Schema string `json:"schema"`
 	pipeline.RollbackReport
 	Commit string `json:"commit,omitempty"` // with --commit: the manifest's commit
+	Document
 }
 
 // Schedule is kiln schedule: the next release times.
@@ -198,4 +204,24 @@ type Reconcile struct {
 	Fixes     []drift.Fix     `json:"fixes"`
 	Unfixable []drift.Finding `json:"unfixable"`
 	Failed    int             `json:"failed"`
+}
+
+// Document says where a command recorded its manifest change on the
+// remote: the merge request (--merge-request) or the push (--push-to).
+type Document struct {
+	MergeRequest *gitdoc.Result `json:"merge_request,omitempty"`
+	Push         *gitdoc.Result `json:"push,omitempty"`
+}
+
+// CI is kiln ci gitlab: the pipeline file and its jobs.
+type CI struct {
+	Schema string `json:"schema"`
+	File   string `json:"file"`
+	// Written says whether the file was written (it was missing or
+	// stale); with --check nothing is written.
+	Written bool `json:"written"`
+	// Stale says whether the file differed from the pipeline kiln.yaml
+	// makes (or was missing) before the command.
+	Stale bool           `json:"stale"`
+	Jobs  []gitlabci.Job `json:"jobs"`
 }
