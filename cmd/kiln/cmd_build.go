@@ -37,6 +37,9 @@ To continue an interrupted build use kiln release --resume ID.`,
 }
 
 func runBuild(ctx context.Context, g *globalOptions, p *project, useCase string, o buildOptions) error {
+	if err := p.checkRelease(ctx, useCase, o.version); err != nil {
+		return err
+	}
 	r, err := p.pl.NewRun(ctx, useCase, o.arch, o.version)
 	if err != nil {
 		return usageError(err)

@@ -75,6 +75,8 @@ func runRelease(ctx context.Context, g *globalOptions, p *project, useCase strin
 	)
 	if o.resume != "" {
 		r, unlock, err = p.findRunFlag(ctx, "--resume", o.resume)
+	} else if err = p.checkRelease(ctx, useCase, o.version); err != nil {
+		// the release checklist: nothing is built
 	} else if r, err = p.pl.NewRun(ctx, useCase, o.arch, o.version); err != nil {
 		err = usageError(err)
 	} else {

@@ -23,6 +23,8 @@ type project struct {
 	journal  *journal.Journal
 	progress *output.Progress
 	pl       *pipeline.Pipeline
+	// downloads is nil when the project publishes no downloads.
+	downloads *downloads
 }
 
 func (p *project) Close() {
@@ -100,7 +102,7 @@ func (p *project) pipeline(g *globalOptions) (*pipeline.Pipeline, error) {
 	if p.cfg.Backend.Type == "aws" {
 		concurrency = p.cfg.Backend.AWS.CopyConcurrency
 	}
-	return &pipeline.Pipeline{
+	pl := &pipeline.Pipeline{
 		Config:      p.cfg,
 		Backend:     p.backend,
 		Journal:     p.journal,
@@ -108,7 +110,11 @@ func (p *project) pipeline(g *globalOptions) (*pipeline.Pipeline, error) {
 		Log:         g.logger(),
 		Concurrency: concurrency,
 		Hook:        fp.hit,
-	}, nil
+	}
+	if p.downloads = newDownloads(p.cfg, p.backend, g.logger(), fp.hit); p.downloads != nil {
+		pl.Indexer = p.downloads
+	}
+	return pl, nil
 }
 
 // findRun parses a --run value, takes the run's lock and recovers the run

@@ -95,6 +95,10 @@ Exit codes: 0 success, in sync, or a plan (without --apply) printed;
 		newPromoteCommand(g),
 		newRollbackCommand(g),
 		newPruneCommand(g),
+		newIndexCommand(g),
+		newVerifyImageCommand(g),
+		newServeCommand(g),
+		newDistributionCommand(g),
 	)
 	return cmd
 }

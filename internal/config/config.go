@@ -23,6 +23,10 @@ type Config struct {
 	Channels    map[string]Channel  `yaml:"channels"`
 	UseCases    map[string]*UseCase `yaml:"use_cases"`
 	Cleanup     Cleanup             `yaml:"cleanup"`
+	// Serve configures `kiln serve`; Distribution, when set, makes
+	// releases downloadable (distribution.go).
+	Serve        Serve         `yaml:"serve"`
+	Distribution *Distribution `yaml:"distribution"`
 	// State is where kiln keeps its local state (journal, build cache, logs),
 	// relative to Dir. Default ".kiln".
 	State string `yaml:"state"`

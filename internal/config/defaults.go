@@ -87,6 +87,8 @@ func applyDefaults(c *Config, d *decoder) {
 		}
 	}
 
+	applyDistributionDefaults(c, d)
+
 	for name, u := range c.UseCases {
 		u.Name = name
 		path := joinPath("use_cases", name)

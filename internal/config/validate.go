@@ -45,6 +45,8 @@ func (k *checker) check() {
 	for _, name := range k.c.UseCaseNames() {
 		k.checkUseCase(k.c.UseCases[name], backendOK)
 	}
+	k.checkServe()
+	k.checkDistribution()
 	switch k.c.Backend.Type {
 	case "local":
 		k.checkLocal()

@@ -38,6 +38,8 @@ type Pipeline struct {
 	// Hook, when set, is called at every step boundary with a description
 	// of the boundary. The crash-safety harness kills kiln from here.
 	Hook func(event string)
+	// Indexer, when set, makes published releases downloadable.
+	Indexer Indexer
 }
 
 // Run identifies a run and what it releases.

@@ -65,6 +65,9 @@ func (p *Pipeline) Publish(ctx context.Context, r Run, channelName string) (Publ
 	if rep.Manifest, err = p.Config.ManifestPath(channelName); err != nil {
 		return rep, err
 	}
+	if err := p.checkRelease(ctx, r); err != nil {
+		return rep, err
+	}
 	if err := p.Journal.SetRun(ctx, r.ID, cloud.PhasePublish, journal.RunRunning); err != nil {
 		return rep, fmt.Errorf("journal: %w", err)
 	}
@@ -192,7 +195,7 @@ func (p *Pipeline) document(ctx context.Context, r Run, u *config.UseCase, chann
 	}
 	rep.Parameters = n
 	key := u.ManifestKey(r.Arch)
-	return p.step(ctx, r, cloud.PhasePublish, "document", "", rep.Manifest, func(ctx context.Context) (string, error) {
+	err = p.step(ctx, r, cloud.PhasePublish, "document", "", rep.Manifest, func(ctx context.Context) (string, error) {
 		rep.Changes, err = channel.Update(ctx, p.Config, channelName, func(m manifest.Manifest) error {
 			delete(m, key)
 			for region, e := range entries {
@@ -202,6 +205,10 @@ func (p *Pipeline) document(ctx context.Context, r Run, u *config.UseCase, chann
 		})
 		return rep.Manifest, err
 	})
+	if err != nil {
+		return err
+	}
+	return p.index(ctx, r, channelName)
 }
 
 // removeCandidate deletes the run's candidate, which was only the source
