@@ -128,16 +128,13 @@ func runManifestShow(g *globalOptions, o manifestShowOptions) error {
 		}
 		channels = []string{o.channel}
 	}
-	r := report.ManifestShow{Schema: report.SchemaManifestShow}
+	r, err := report.NewManifestShow(cfg, channels)
+	if err != nil {
+		return err
+	}
 	entries := 0
-	for _, ch := range channels {
-		path, _ := cfg.ManifestPath(ch)
-		m, err := channel.Load(cfg, ch)
-		if err != nil {
-			return err
-		}
-		entries += len(m.Entries())
-		r.Channels = append(r.Channels, report.ChannelManifest{Channel: ch, Path: path, Manifest: m})
+	for _, c := range r.Channels {
+		entries += len(c.Manifest.Entries())
 	}
 	if g.json() {
 		return g.write(r)

@@ -88,13 +88,9 @@ func showSchedule(g *globalOptions, o scheduleOptions) error {
 	if err != nil {
 		return err
 	}
-	rep := report.Schedule{Schema: report.SchemaSchedule, From: from}
-	for _, j := range schedule.Jobs(cfg) {
-		next, err := j.Times(from, o.count)
-		if err != nil {
-			return err
-		}
-		rep.Jobs = append(rep.Jobs, report.ScheduleJob{Job: j, Next: next})
+	rep, err := report.NewSchedule(cfg, from, o.count)
+	if err != nil {
+		return err
 	}
 	if g.json() {
 		return g.write(rep)
