@@ -29,6 +29,7 @@ const (
 	SchemaPromote          = "kiln.promote/v1"
 	SchemaRollback         = "kiln.rollback/v1"
 	SchemaError            = "kiln.error/v1"
+	SchemaServeStatus      = "kiln.serve-status/v1"
 )
 
 // A Kind is one kind of JSON document kiln prints.
@@ -61,6 +62,7 @@ var kinds = []Kind{
 	{Schema: SchemaReconcile, Command: "kiln reconcile", Type: reflect.TypeFor[Reconcile]()},
 	{Schema: SchemaPromote, Command: "kiln promote", Type: reflect.TypeFor[Promote]()},
 	{Schema: SchemaRollback, Command: "kiln rollback", Type: reflect.TypeFor[Rollback]()},
+	{Schema: SchemaServeStatus, Command: "kiln serve, GET /api/v1/status", Type: reflect.TypeFor[Status]()},
 	{Schema: SchemaError, Command: "any command, on stderr, with -o json", Stderr: true, Type: reflect.TypeFor[Error]()},
 }
 
