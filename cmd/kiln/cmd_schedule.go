@@ -111,26 +111,38 @@ func showSchedule(g *globalOptions, o scheduleOptions) error {
 }
 
 func runScheduler(ctx context.Context, g *globalOptions, p *project, o scheduleOptions) error {
-	path, err := p.cfg.ManifestPath(o.channel)
+	s, unlock, err := newScheduler(ctx, g, p, o.channel, o.commitOptions)
 	if err != nil {
-		return usageError(fmt.Errorf("--channel: %w", err))
-	}
-	if err := o.check(ctx, path); err != nil {
 		return err
+	}
+	defer unlock()
+	return s.Run(ctx)
+}
+
+// newScheduler returns the scheduler of the project's scheduled use cases,
+// releasing into channel, holding the project's scheduler lock until the
+// returned function is called. kiln schedule --daemon and kiln serve
+// --schedule run it.
+func newScheduler(ctx context.Context, g *globalOptions, p *project, channel string, co commitOptions) (*schedule.Scheduler, func(), error) {
+	path, err := p.cfg.ManifestPath(channel)
+	if err != nil {
+		return nil, nil, usageError(fmt.Errorf("--channel: %w", err))
+	}
+	if err := co.check(ctx, path); err != nil {
+		return nil, nil, err
 	}
 	jobs := schedule.Jobs(p.cfg)
 	if len(jobs) == 0 {
-		return usageError(fmt.Errorf("no use case in %s has a schedule", p.cfg.Path))
+		return nil, nil, usageError(fmt.Errorf("no use case in %s has a schedule", p.cfg.Path))
 	}
 	lock := filepath.Join(p.cfg.StateDir(), "locks", "schedule.lock")
 	unlock, ok, err := lockfile.TryLock(lock)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if !ok {
-		return fmt.Errorf("another kiln schedule --daemon works on this project (lock %s)", lock)
+		return nil, nil, fmt.Errorf("another kiln scheduler (kiln schedule --daemon or kiln serve --schedule) works on this project (lock %s)", lock)
 	}
-	defer unlock()
 	s := &schedule.Scheduler{
 		Jobs: jobs,
 		Log:  g.logger(),
@@ -144,12 +156,12 @@ func runScheduler(ctx context.Context, g *globalOptions, p *project, o scheduleO
 				return r.ID, err
 			}
 			defer unlock()
-			rep, err := p.pl.Release(ctx, r, o.channel)
+			rep, err := p.pl.Release(ctx, r, channel)
 			if err == nil && rep.Publish != nil {
-				_, err = o.record(ctx, g, rep.Publish.Manifest, rep.Publish.Changes, publishSubject(r, o.channel))
+				_, err = co.record(ctx, g, rep.Publish.Manifest, rep.Publish.Changes, publishSubject(r, channel))
 			}
 			return r.ID, err
 		},
 	}
-	return s.Run(ctx)
+	return s, unlock, nil
 }
