@@ -112,9 +112,13 @@ func mountConsole(ctx context.Context, g *globalOptions, p *project, srv *server
 	}
 	if o.allowActions {
 		opts.Actions = &console.Actions{
-			Token:   token,
-			Release: func(rctx context.Context, useCase, arch, ch string) (string, func() error, error) { return cs.release(ctx, rctx, g, p, o, useCase, arch, ch) },
-			Promote: func(rctx context.Context, useCase, from, to string, apply bool) (report.Promote, error) { return promote(rctx, g, p, o, useCase, from, to, apply) },
+			Token: token,
+			Release: func(rctx context.Context, useCase, arch, ch string) (string, func() error, error) {
+				return cs.release(ctx, rctx, g, p, o, useCase, arch, ch)
+			},
+			Promote: func(rctx context.Context, useCase, from, to string, apply bool) (report.Promote, error) {
+				return promote(rctx, g, p, o, useCase, from, to, apply)
+			},
 		}
 	}
 	if cs.console, err = console.New(opts); err != nil {
