@@ -68,6 +68,8 @@ type gridRow struct {
 	UseCase string
 	Arch    string
 	Cells   []gridCell
+	// Absent is true when no region has an entry.
+	Absent bool
 }
 
 type gridCell struct {
@@ -153,6 +155,7 @@ func (c *Console) gridRow(ch, key, useCase, arch string, targets []string, entri
 			regions = append(regions, r)
 		}
 	}
+	row.Absent = len(entries) == 0
 	for _, region := range regions {
 		cell := gridCell{Region: region}
 		e, ok := entries[region]
