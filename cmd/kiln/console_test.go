@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/report"
 	"github.com/kiln-images/kiln/internal/server"
 )
 
@@ -92,6 +94,12 @@ type servedConsole struct {
 }
 
 func serveConsole(t *testing.T, cfgPath string, o serveOptions) *servedConsole {
+	return serveConsoleWith(t, cfgPath, o, nil)
+}
+
+// serveConsoleWith is serveConsole with setup called on the project and
+// the console before they start.
+func serveConsoleWith(t *testing.T, cfgPath string, o serveOptions, setup func(*project, *consoleServer)) *servedConsole {
 	t.Helper()
 	var errb syncBuffer
 	g := &globalOptions{configPath: cfgPath, streams: &streams{in: strings.NewReader(""), out: io.Discard, err: &errb}}
@@ -109,6 +117,9 @@ func serveConsole(t *testing.T, cfgPath string, o serveOptions) *servedConsole {
 	cs, err := mountConsole(ctx, g, p, srv, o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(p, cs)
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -245,6 +256,77 @@ func TestServeFlags(t *testing.T) {
 		}
 		if strings.Contains(stderr, "0123456789abcdef") {
 			t.Errorf("the token is in the error: %s", stderr)
+		}
+	}
+}
+
+// schedClock is a scheduler's clock: the first sleep passes at once, the
+// next lasts until the scheduler is stopped.
+type schedClock struct {
+	mu    sync.Mutex
+	now   time.Time
+	slept bool
+}
+
+func (c *schedClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *schedClock) Sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	if !c.slept {
+		c.slept, c.now = true, c.now.Add(d)
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.Unlock()
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// kiln serve --schedule runs the scheduled releases in the server: each
+// shows on the schedule page, in the status document and in the metrics.
+func TestServeRunsTheScheduler(t *testing.T) {
+	w := newLocalWorld(t, 50)
+	addSchedule(t, w.cfg, "0 3 * * *")
+	clock := &schedClock{now: time.Date(2026, 11, 21, 2, 59, 30, 0, time.UTC)}
+	s := serveConsoleWith(t, w.cfg, serveOptions{schedule: true, channel: "latest"}, func(p *project, cs *consoleServer) {
+		p.pl.Backend = &fakeBuilder{Backend: w.store(t, time.Now())}
+		cs.sched.Now, cs.sched.Sleep = clock.Now, clock.Sleep
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	var st report.Status
+	for {
+		_, body := s.get(t, "/api/v1/status")
+		st = report.Status{}
+		json.Unmarshal(body, &st)
+		if st.Scheduler != nil && len(st.Scheduler.Releases) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the scheduler in the server did not run the 3 due releases: %s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_, page := s.get(t, "/schedule")
+	for _, r := range st.Scheduler.Releases {
+		if r.Error != "" || r.RunID == "" || !r.Due.Equal(time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)) {
+			t.Errorf("scheduled release %+v", r)
+		}
+		if !bytes.Contains(page, []byte(r.RunID)) {
+			t.Errorf("the schedule page lacks run %s", r.RunID)
+		}
+	}
+	if !bytes.Contains(page, []byte("This server runs the scheduled releases")) {
+		t.Error("the schedule page does not say the server runs them")
+	}
+	_, m := s.get(t, "/metrics")
+	for _, want := range []string{"kiln_scheduler_lag_seconds_count 3", `kiln_scheduled_releases_total{outcome="succeeded"} 3`,
+		`kiln_last_release_timestamp_seconds{arch="x86_64",channel="latest",use_case="sandbox"}`} {
+		if !bytes.Contains(m, []byte(want)) {
+			t.Errorf("metrics lack %s", want)
 		}
 	}
 }
