@@ -14,7 +14,6 @@ import (
 	"embed"
 	"fmt"
 	"html/template"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -153,8 +152,9 @@ func (c *Console) AddSection(s Section) {
 // Mount mounts the pages, the API and, with actions, the forms and write
 // endpoints. Without actions every handler answers GET (and HEAD) only.
 func (c *Console) Mount(m Mounter) {
-	static, _ := fs.Sub(staticFS, "static")
-	m.Handle("GET /static/", c.headers(http.StripPrefix("/static/", http.FileServerFS(static)), "public, max-age=3600"))
+	m.Handle("GET /static/console.css", c.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFileFS(w, r, staticFS, "static/console.css")
+	}), "public, max-age=3600"))
 	page := func(pattern string, h http.HandlerFunc) { m.Handle("GET "+pattern, c.headers(h, "no-store")) }
 	page("/{$}", c.channelsPage)
 	page("/channels/{channel}/history", c.historyPage)

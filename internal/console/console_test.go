@@ -209,7 +209,8 @@ func TestPages(t *testing.T) {
 
 	_, body = w.get(t, nil, "/runs/"+w.run)
 	for _, want := range []string{`data-phase="build"`, `data-phase="test"`, `data-phase="replicate"`, `data-phase="publish"`,
-		`<rect class="span succeeded"`, "Welcome to Debian", "KILN-TEST-RESULT: PASS", "3 resources tagged with this run"} {
+		`<rect class="span succeeded"`, "Welcome to Debian", "KILN-TEST-RESULT: PASS", "3 resources tagged with this run",
+		`href="/runs/` + w.run + `/console.log"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("run page lacks %q", want)
 		}
@@ -238,6 +239,9 @@ func TestPages(t *testing.T) {
 	}
 	if code, _ := w.get(t, nil, "/runs/..%2f..%2fetc"); code != 404 {
 		t.Errorf("bad run id: %d", code)
+	}
+	if code, _ := w.get(t, nil, "/static/"); code != 404 {
+		t.Errorf("GET /static/: %d, want 404 (no listing)", code)
 	}
 	if code, _ := w.get(t, nil, "/runs?page=0"); code != 400 {
 		t.Errorf("page 0: %d", code)
