@@ -22,7 +22,7 @@ FUZZ_MINIMIZE ?= 10s
 # The Debian packages the local backend and the tests use.
 DEB_PACKAGES := mmdebstrap qemu-utils qemu-system-x86 ovmf mtools dosfstools fdisk \
 	systemd-boot-efi e2fsprogs ansible uidmap git ca-certificates \
-	minisign lxd-client curl
+	minisign lxd-client curl chromium
 
 .PHONY: all build deps demo test check fuzz bench clean
 
@@ -68,6 +68,7 @@ bench: build
 	./scripts/bench-local.sh
 	./scripts/bench-scale.sh
 	./scripts/bench-aws.sh
+	./scripts/bench-console.sh
 
 clean:
 	rm -rf bin
