@@ -330,3 +330,90 @@ func TestServeRunsTheScheduler(t *testing.T) {
 		}
 	}
 }
+
+// post sends a JSON body with the bearer token and decodes the answer.
+func (s *servedConsole) post(t *testing.T, path, token, body string, v any) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", s.ts.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("%s: %v\n%s", path, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+// With --allow-actions the API's actions run the commands' code: a
+// release through the real pipeline (with the test builder) into latest,
+// then its promotion to stable, gates first.
+func TestServeActions(t *testing.T) {
+	w := newLocalWorld(t, 50)
+	token := "actions-token-0123456789"
+	t.Setenv(tokenEnv, token)
+	s := serveConsoleWith(t, w.cfg, serveOptions{allowActions: true}, func(p *project, cs *consoleServer) {
+		p.pl.Backend = &fakeBuilder{Backend: w.store(t, time.Now())}
+	})
+	var started report.Runs
+	if code := s.post(t, "/api/v1/releases", token, `{"use_case":"sandbox","channel":"latest"}`, &started); code != 202 || len(started.Runs) != 1 {
+		t.Fatalf("release: %d %+v", code, started)
+	}
+	id := started.Runs[0].ID
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var rr report.Runs
+		_, body := s.get(t, "/api/v1/runs/"+id)
+		json.Unmarshal(body, &rr)
+		if len(rr.Runs) == 1 && rr.Runs[0].State == "succeeded" {
+			break
+		}
+		if time.Now().After(deadline) || (len(rr.Runs) == 1 && rr.Runs[0].State == "failed") {
+			t.Fatalf("run %s did not succeed: %s", id, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var show report.ManifestShow
+	_, body := s.get(t, "/api/v1/manifests?channel=latest")
+	json.Unmarshal(body, &show)
+	if len(show.Channels) != 1 || len(show.Channels[0].Manifest["sandbox"]) != 3 {
+		t.Fatalf("latest after the release: %s", body)
+	}
+	// An unknown use case is the client's error.
+	if code := s.post(t, "/api/v1/releases", token, `{"use_case":"nope"}`, nil); code != 400 {
+		t.Errorf("release of an unknown use case: %d", code)
+	}
+
+	var plan report.Promote
+	if code := s.post(t, "/api/v1/promotions", token, `{"use_case":"sandbox","from":"latest","to":"stable"}`, &plan); code != 200 ||
+		plan.Applied || !plan.Passed() || len(plan.Changes) != 3 {
+		t.Fatalf("promotion plan: %d %+v", code, plan)
+	}
+	stable, _ := w.config(t).ManifestPath("stable")
+	if _, err := os.Stat(stable); err == nil {
+		t.Fatal("the plan wrote the stable manifest")
+	}
+	var done report.Promote
+	if code := s.post(t, "/api/v1/promotions", token, `{"use_case":"sandbox","from":"latest","to":"stable","apply":true}`, &done); code != 200 || !done.Applied {
+		t.Fatalf("promotion: %d %+v", code, done)
+	}
+	_, body = s.get(t, "/api/v1/manifests?channel=stable")
+	show = report.ManifestShow{}
+	json.Unmarshal(body, &show)
+	if len(show.Channels[0].Manifest["sandbox"]) != 3 {
+		t.Fatalf("stable after the promotion: %s", body)
+	}
+	// The API's drift check sees the new release in both channels.
+	var d report.Drift
+	if code := s.post(t, "/api/v1/drift", token, "", &d); code != 200 || d.Summary.Checked != 6 || d.Summary.InSync != 6 {
+		t.Fatalf("drift check: %d %+v", code, d.Summary)
+	}
+	if code := s.post(t, "/api/v1/drift", "not-the-token-at-all", "", nil); code != 401 {
+		t.Errorf("drift check with a wrong token: %d", code)
+	}
+}
