@@ -159,6 +159,11 @@ func TestJSONContract(t *testing.T) {
 	run(report.SchemaCleanup, 0, "cleanup", "--run", id, "--apply", "--force-recent")
 	run(report.SchemaPrune, 0, "prune", "--keep", "1")
 
+	// kiln serve's own document, from its API.
+	_, st := serveConsole(t, w.cfg, serveOptions{}).get(t, "/api/v1/status")
+	seen[report.SchemaServeStatus] = true
+	checkSchema(t, report.SchemaServeStatus, string(st))
+
 	// Errors and findings on stderr, as documents.
 	e := fails(2, "rollback", "--channel", "latest", "--ref", "v9")
 	if !strings.Contains(e["message"].(string), "no tag, branch or commit") {
