@@ -658,3 +658,17 @@ func TestSection(t *testing.T) {
 		t.Errorf("section page:\n%s", body)
 	}
 }
+
+func TestDur(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		1500 * time.Microsecond:                      "2ms",
+		4240 * time.Millisecond:                      "4.2s",
+		3*time.Minute + 12400*time.Millisecond:       "3m12s",
+		2*time.Hour + 5*time.Minute + 20*time.Second: "2h5m",
+		2 * time.Hour:                                "2h0m",
+	} {
+		if got := dur(d); got != want {
+			t.Errorf("dur(%s) = %q, want %q", d, got, want)
+		}
+	}
+}

@@ -93,11 +93,13 @@ var funcs = template.FuncMap{
 		}
 		return output.Age(time.Since(t))
 	},
-	"dur": func(d time.Duration) string {
-		if d < time.Second {
-			return d.Round(time.Millisecond).String()
+	"dur": dur,
+	// plural is "1 run", "2 runs".
+	"plural": func(n int, one, many string) string {
+		if n == 1 {
+			return "1 " + one
 		}
-		return d.Round(100 * time.Millisecond).String()
+		return fmt.Sprintf("%d %s", n, many)
 	},
 	"pct":   func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
 	"join":  strings.Join,
@@ -203,4 +205,18 @@ type message struct {
 	Text     string
 	Link     string
 	LinkText string
+}
+
+// dur formats a duration to a precision that fits its size: "12ms",
+// "4.2s", "3m12s", "2h5m".
+func dur(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	}
+	return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
 }
