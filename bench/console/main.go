@@ -374,7 +374,7 @@ func (s *server) waitChecked() (time.Duration, error) {
 	for time.Now().Before(deadline) {
 		resp, err := s.client.Get(s.url + "/api/v1/status")
 		if err == nil {
-			var st report.Status
+			var st report.ServeStatus
 			json.NewDecoder(resp.Body).Decode(&st)
 			resp.Body.Close()
 			if !st.Check.Ended.IsZero() {

@@ -107,3 +107,19 @@ func dashes(flags []string, sep string) string {
 	}
 	return strings.Join(out, sep)
 }
+
+// subcommandArgs refuses arguments of a command that only groups others: an
+// argument there is a misspelt subcommand.
+func subcommandArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q", args[0])
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, set only on its own path
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return argError(cmd, "%s", msg)
+}

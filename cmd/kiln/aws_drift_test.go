@@ -120,7 +120,7 @@ func (w *awsWorld) seed(t *testing.T, region, name string, tags map[string]strin
 // awsReleaseTags are the tags of a replicate copy of run.
 func awsReleaseTags(run string) map[string]string {
 	return map[string]string{
-		cloud.TagManaged: "true", cloud.TagAssetID: run, cloud.TagUseCase: "ci-runner", cloud.TagArch: "x86_64",
+		cloud.TagManaged: "true", cloud.TagProject: "grit", cloud.TagAssetID: run, cloud.TagUseCase: "ci-runner", cloud.TagArch: "x86_64",
 		cloud.TagVersion: "1.0", cloud.TagPhase: cloud.PhaseReplicate, cloud.TagTest: cloud.TestPassed,
 		"deployment_name": "grit",
 	}

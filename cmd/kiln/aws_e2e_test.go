@@ -35,6 +35,7 @@ var awsRegions = []string{"us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2
 type awsWorld struct {
 	dir    string
 	cfg    string
+	base   string // the AMI builds start from
 	stub   *awstest.Stub
 	faults *awstest.Faults
 }
@@ -52,6 +53,7 @@ func newAWSWorld(t *testing.T, publish string) *awsWorld {
 		return "[   12.3] systemd[1]: Started kiln tests.\nKILN-TEST-RESULT: PASS\n", true
 	})
 	base := seedBaseImage(t, w.ec2("us-east-1"))
+	w.base = base
 	os.MkdirAll(filepath.Join(w.dir, "scripts"), 0o755)
 	os.MkdirAll(filepath.Join(w.dir, "tests"), 0o755)
 	os.WriteFile(filepath.Join(w.dir, "scripts/setup.sh"), []byte("#!/bin/sh\necho provisioned >/etc/kiln-ci\n"), 0o755)
@@ -169,7 +171,7 @@ func TestAWSReleaseEndToEnd(t *testing.T) {
 		img := imgs[0]
 		tags := tagsOf(img.Tags)
 		for k, v := range map[string]string{
-			cloud.TagManaged: "true", cloud.TagAssetID: run, cloud.TagUseCase: "ci-runner",
+			cloud.TagManaged: "true", cloud.TagProject: "grit", cloud.TagAssetID: run, cloud.TagUseCase: "ci-runner",
 			cloud.TagPhase: cloud.PhaseReplicate, cloud.TagTest: cloud.TestPassed, "deployment_name": "grit",
 		} {
 			if tags[k] != v {

@@ -164,7 +164,8 @@ func TestCleanupSkipsRunsInProgressLocal(t *testing.T) {
 			t.Errorf("locked run: %s %s (%s)", img.ID, it.Action, it.Reason)
 		}
 	}
-	if code != 0 || w.present(t, imgs) != 2 {
+	// The run's images remain: leftovers, exit 1 (README), not success.
+	if code != 1 || w.present(t, imgs) != 2 {
 		t.Fatalf("cleanup of a locked run: exit %d, %d of 2 left\n%s", code, w.present(t, imgs), out)
 	}
 	// Nor does drift call its images orphans.
@@ -187,7 +188,7 @@ func TestCleanupSkipsRunsInProgressLocal(t *testing.T) {
 			t.Errorf("young unknown run: %s %s (%s)", img.ID, it.Action, it.Reason)
 		}
 	}
-	if code != 0 || w.present(t, imgs) != 2 {
+	if code != 1 || w.present(t, imgs) != 2 {
 		t.Fatalf("cleanup of a young unknown run: exit %d, %d of 2 left", code, w.present(t, imgs))
 	}
 	if _, _, code := w.kiln(t, "cleanup", "--run", young, "--apply", "--force-recent"); code != 0 || w.present(t, imgs) != 0 {

@@ -69,6 +69,10 @@ func TestGitErrorsExplained(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "--ref v9: the git repository at "+w.dir+" has no tag, branch or commit of that name") || strings.Contains(stderr, "fatal:") {
 		t.Errorf("rollback --ref v9: exit %d: %s", code, stderr)
 	}
+	_, stderr, code = w.kiln(t, "manifest", "diff", "HEAD:nope.json", "latest")
+	if code != 2 || !strings.Contains(stderr, "HEAD has no file nope.json") {
+		t.Errorf("diff HEAD:nope.json: exit %d: %s", code, stderr)
+	}
 	// The release tags of a young project do not exist yet: drift with
 	// --git-refs is quiet, as the README's nightly job expects.
 	if out, stderr, code := w.kiln(t, "drift", "--git-refs", "v*"); code != 0 {
@@ -122,13 +126,17 @@ func TestFlagsAndMessages(t *testing.T) {
 		{[]string{"cleanup", "-c", cfg}, 2, "kiln cleanup: give one of --run or --orphans"},
 		{[]string{"cleanup", "--run", "x", "--orphans", "-c", cfg}, 2, "--run and --orphans cannot be given together"},
 		{[]string{"rollback", "--ref", "v1", "-c", cfg}, 2, "kiln rollback: missing --channel"},
-		{[]string{"drift", "--warn-before", "14", "-c", cfg}, 2, `duration "14" has no unit`},
+		{[]string{"drift", "--warn-before", "14", "-c", cfg}, 2, `kiln drift: --warn-before "14": duration "14" has no unit`},
+		{[]string{"prune", "--keep", "x", "-c", cfg}, 2, `kiln prune: --keep "x": not a number`},
+		{[]string{"valdate"}, 2, `unknown command "valdate"; did you mean validate?`},
+		{[]string{"manifest", "shwo"}, 2, `kiln manifest: unknown command "shwo"; did you mean show?`},
 	} {
 		out, stderr, code := kiln(t, c.args...)
 		if code != c.code || !strings.Contains(out+stderr, c.want) {
 			t.Errorf("kiln %s: exit %d, want %d and %q\n%s%s", strings.Join(c.args, " "), code, c.code, c.want, out, stderr)
 		}
-		if strings.Contains(stderr, "arg(s)") || strings.Contains(stderr, "flags in the group") || strings.Contains(stderr, "kiln: kiln") {
+		if strings.Contains(stderr, "arg(s)") || strings.Contains(stderr, "flags in the group") || strings.Contains(stderr, "kiln: kiln") ||
+			strings.Contains(stderr, "strconv") || strings.Contains(stderr, `for "kiln"`) {
 			t.Errorf("kiln %s: cobra's wording: %s", strings.Join(c.args, " "), stderr)
 		}
 	}
@@ -171,6 +179,7 @@ func TestDynamicCompletion(t *testing.T) {
 		want []string
 	}{
 		{[]string{"release", ""}, []string{"runner", "sandbox"}},
+		{[]string{"build", "runner", "--arch", ""}, []string{"x86_64", "arm64"}},
 		{[]string{"promote", "sandbox", "--to", ""}, []string{"latest", "stable"}},
 		{[]string{"assets", "--region", "local-"}, []string{"local-a", "local-b", "local-c"}},
 		{[]string{"runs", "--run", ""}, []string{rel.run + "\tsandbox x86_64 succeeded (publish)"}},

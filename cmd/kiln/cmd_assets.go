@@ -12,6 +12,7 @@ import (
 
 	"github.com/kiln-images/kiln/internal/assets"
 	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/output"
 	"github.com/kiln-images/kiln/internal/report"
@@ -53,7 +54,7 @@ groups them by run with a count per kind.`,
 }
 
 func runAssets(ctx context.Context, g *globalOptions, p *project, o assetsOptions) error {
-	regions, err := pickRegions(p.cfg.Regions, o.regions)
+	regions, err := pickRegions(p.cfg.Locations(), o.regions)
 	if err != nil {
 		return err
 	}
@@ -141,10 +142,19 @@ func pickRegions(all, picked []string) ([]string, error) {
 	if len(picked) == 0 {
 		return all, nil
 	}
+	var out []string
 	for _, r := range picked {
-		if !slices.Contains(all, r) {
+		// A region names itself in every account kiln publishes into; a
+		// location (ACCOUNT/REGION) names one of them.
+		n := len(out)
+		for _, loc := range all {
+			if loc == r || config.RegionOf(loc) == r {
+				out = append(out, loc)
+			}
+		}
+		if len(out) == n {
 			return nil, usageError(fmt.Errorf("--region %s: not a configured region (%s)", r, strings.Join(all, ", ")))
 		}
 	}
-	return picked, nil
+	return slices.Compact(out), nil
 }

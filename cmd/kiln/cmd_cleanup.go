@@ -32,6 +32,9 @@ type cleanupOptions struct {
 	apply     bool
 	yes       bool
 	recent    bool
+	// forceUnidentified also deletes this project's kiln-managed
+	// resources that name no run (kiln:asset-id missing).
+	forceUnidentified bool
 }
 
 // abandonAfter is how long a run no journal here knows of counts as possibly
@@ -49,18 +52,27 @@ deletes them: in dependency order, regions in parallel, retrying what is not
 yet deletable; then it lists again and reports each resource as deleted,
 retained or still present.
 
+Only this project's resources are considered for deletion: those tagged
+kiln:project with kiln.yaml's project and kiln:use-case with one of its use
+cases. Others are listed as foreign and never deleted: another project's,
+another checkout's use case, or made before kiln tagged projects (see kiln
+adopt).
+
 Never deleted: images any channel manifest references — in the working tree,
 and at every git tag of the project's repository (only the tags matching
 --git-refs when it is given; none with --ignore-git-tags) — and their
-snapshots; resources tagged kiln:retain=true; stack resources with a Retain
-policy; runs a kiln process on this machine is working on; runs this
-machine's journal does not know whose newest resource is younger than 1h
-(they may be in progress elsewhere; --force-recent overrides this, never the
-lock of a live process). --orphans means the resources of every finished or
-abandoned run that no manifest references.
+snapshots; resources tagged kiln:retain=true (in any case); snapshots behind
+an image kiln did not make; resources with no kiln:asset-id (unless
+--force-unidentified); stack resources with a Retain policy; runs a kiln
+process on this machine is working on; runs this machine's journal does not
+know whose newest resource is younger than 1h (they may be in progress
+elsewhere; --force-recent overrides this, never the lock of a live process).
+--orphans means the resources of every finished or abandoned run that no
+manifest references.
 
 Exit 0 for a plan (nothing is changed without --apply) and when nothing that
-should go remains after --apply, 1 when something does, 2 on error.`,
+should go remains after --apply, 1 when something does (with --run: anything
+of the run skipped or not this project's too), 2 on error.`,
 		Example: `  kiln cleanup --run kiln-20261121T093012Z-7f3a9c           # the plan
   kiln cleanup --run kiln-20261121T093012Z-7f3a9c --apply
   kiln cleanup --orphans --older-than 2d --git-refs 'v*' --apply --yes`,
@@ -87,6 +99,7 @@ should go remains after --apply, 1 when something does, 2 on error.`,
 	f.BoolVar(&o.apply, "apply", false, "delete (without it, only print the plan)")
 	f.BoolVar(&o.yes, "yes", false, "confirm a plan bigger than cleanup.confirm_above without asking")
 	f.BoolVar(&o.recent, "force-recent", false, "also clean runs unknown to this machine that were active within the last hour (they may be in progress elsewhere)")
+	f.BoolVar(&o.forceUnidentified, "force-unidentified", false, "also delete this project's kiln-managed resources that carry no kiln:asset-id")
 	f.Bool("force", false, "renamed --force-recent")
 	f.MarkHidden("force")
 	completeRuns(g, cmd)
@@ -105,8 +118,12 @@ func runCleanup(ctx context.Context, g *globalOptions, p *project, o cleanupOpti
 	if err != nil {
 		return err
 	}
-	inv := assets.Scan(ctx, p.backend, p.cfg.Regions, f, len(p.cfg.Regions))
+	inv := assets.Scan(ctx, p.backend, p.cfg.Locations(), f, len(p.cfg.Locations()))
 	if err := inv.Err(); err != nil {
+		return err
+	}
+	inUse, err := snapshotsInUse(ctx, p, inv.Assets)
+	if err != nil {
 		return err
 	}
 	plan := assets.MakePlan(inv.Assets, assets.Policy{
@@ -116,24 +133,80 @@ func runCleanup(ctx context.Context, g *globalOptions, p *project, o cleanupOpti
 			}
 			return ""
 		},
-		InProgress: inProgress(ctx, p, p.pl, o.recent),
-		OlderThan:  o.olderThan.Std(),
-		Now:        time.Now(),
+		InProgress:        inProgress(ctx, p, p.pl, o.recent),
+		OlderThan:         o.olderThan.Std(),
+		Now:               time.Now(),
+		Project:           p.owner(),
+		InUse:             inUse,
+		ForceUnidentified: o.forceUnidentified,
 	})
-	return carryOut(ctx, g, p, report.SchemaCleanup, plan, f, o.apply, o.yes)
+	// A run named with --run is to be gone, unless --older-than asked to
+	// leave its young parts.
+	strict := o.run != "" && o.olderThan == 0
+	return carryOut(ctx, g, p, report.SchemaCleanup, plan, f, o.apply, o.yes, strict)
+}
+
+// snapshotsInUse asks the backend, where it can tell, which of the
+// snapshots among as back an image other than their own parent (an image
+// someone registered from a kiln snapshot), and returns the question
+// MakePlan asks. Only regions holding snapshots are asked.
+func snapshotsInUse(ctx context.Context, p *project, as []cloud.Asset) (func(cloud.Asset) string, error) {
+	none := func(cloud.Asset) string { return "" }
+	c, ok := p.backend.(cloud.SnapshotUsageChecker)
+	if !ok {
+		return none, nil
+	}
+	users := map[string]map[string][]string{} // region -> snapshot -> images
+	for _, a := range as {
+		if a.Kind != cloud.KindSnapshot || users[a.Region] != nil {
+			continue
+		}
+		m, err := c.SnapshotUsers(ctx, a.Region)
+		if err != nil {
+			return nil, err
+		}
+		users[a.Region] = m
+	}
+	return func(a cloud.Asset) string {
+		if a.Kind != cloud.KindSnapshot {
+			return ""
+		}
+		var others []string
+		for _, img := range users[a.Region][a.ID] {
+			if img != a.Parent {
+				others = append(others, img)
+			}
+		}
+		if len(others) == 0 {
+			return ""
+		}
+		return "image " + strings.Join(others, ", ") + " (the snapshot backs it)"
+	}, nil
 }
 
 // carryOut prints a deletion plan, or with apply confirms it if it is big,
 // applies it, verifies and prints what became of each resource. cleanup
 // and prune share it. A plan exits 0; an apply that leaves something that
 // should be gone exits 1.
-func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, plan assets.Plan, f cloud.Filter, apply, yes bool) error {
+//
+// With strict (cleanup --run: the user named what must go), whatever of
+// it an apply leaves — skipped, or not this project's — is a leftover
+// (exit 1), as much as what failed; what is protected or retained on
+// purpose is not.
+func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, plan assets.Plan, f cloud.Filter, apply, yes, strict bool) error {
 	rep := report.Cleanup{Schema: schema, Plan: plan.Items, Summary: map[assets.Action]int{}}
+	left := 0 // with strict: what an apply leaves that should be gone
 	for _, it := range plan.Items {
 		rep.Summary[it.Action]++
+		if strict && (it.Action == assets.Skip || it.Action == assets.Foreign) {
+			left++
+		}
 	}
 	if !apply || plan.Deletes() == 0 {
 		rep.Unplanned = plan.Deletes()
+		if apply {
+			rep.Applied, rep.Unplanned = true, left
+		}
 		if g.json() {
 			if err := g.write(rep); err != nil {
 				return err
@@ -144,6 +217,9 @@ func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, 
 		if plan.Deletes() > 0 && !apply {
 			g.planOnly(fmt.Sprintf("delete the %d resource(s) planned for deletion", plan.Deletes()))
 		}
+		if apply && left > 0 {
+			return findings("%d resource(s) of the run were skipped or are not this project's and remain (see the reasons above)", left)
+		}
 		return nil
 	}
 
@@ -151,13 +227,13 @@ func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, 
 		return err
 	}
 	res, err := assets.Apply(ctx, p.backend, plan, assets.Options{
-		Regions: p.cfg.Regions, Filter: f, Concurrency: len(p.cfg.Regions), Progress: p.progress,
+		Regions: p.cfg.Locations(), Filter: f, Concurrency: len(p.cfg.Locations()), Progress: p.progress,
 	})
 	p.progress.Close()
 	if err != nil {
 		return err
 	}
-	rep.Applied, rep.Results, rep.Unplanned = true, res.Results, res.Unplanned
+	rep.Applied, rep.Results, rep.Unplanned = true, res.Results, res.Unplanned+left
 	if g.json() {
 		if err := g.write(rep); err != nil {
 			return err
@@ -173,8 +249,8 @@ func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, 
 		}
 		t.Flush()
 	}
-	if res.Unplanned > 0 {
-		return findings("%d resource(s) that should be gone remain", res.Unplanned)
+	if res.Unplanned+left > 0 {
+		return findings("%d resource(s) that should be gone remain", res.Unplanned+left)
 	}
 	return nil
 }

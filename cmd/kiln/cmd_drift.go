@@ -40,7 +40,8 @@ func newDriftCommand(g *globalOptions) *cobra.Command {
 region and is available, its name and architecture match, its public flag and
 launch permissions match the entry and the publish policy, its deprecation time
 matches; it warns when an image is deprecated or will be within --warn-before.
-Then it reports kiln-managed images that no manifest references (the working
+Then it reports this project's kiln-managed images (kiln:project and a use
+case kiln.yaml names) that no manifest references (the working
 tree, and with --git-refs the manifests at matching git tags) as orphans.
 
 One image scan per region. Prints one line when all is well.
@@ -76,10 +77,11 @@ func driftInput(ctx context.Context, p *project, pl *pipeline.Pipeline, o driftO
 	}
 	in := drift.Input{
 		Referenced:  refs.All(),
-		Regions:     p.cfg.Regions,
+		Regions:     p.cfg.Locations(),
 		WarnBefore:  o.warnBefore.Std(),
 		Now:         time.Now(),
-		Concurrency: len(p.cfg.Regions),
+		Concurrency: len(p.cfg.Locations()),
+		Locate:      func(key, region string) string { return channel.Locate(p.cfg, key, region) },
 		Policy: func(key string) (cloud.LaunchPermissions, bool) {
 			u, _, ok := channel.UseCaseOf(p.cfg, key)
 			if !ok {
@@ -88,17 +90,18 @@ func driftInput(ctx context.Context, p *project, pl *pipeline.Pipeline, o driftO
 			return pipeline.Permissions(u.Publish), true
 		},
 	}
+	in.Owns = p.owner().Owns
 	busy := inProgress(ctx, p, p.pl, false)
 	in.Ignore = func(img cloud.Image) bool {
 		b, _ := busy(img.Tags[cloud.TagAssetID], img.Created)
 		return b
 	}
 	for _, n := range names {
-		m, err := channel.Load(p.cfg, n)
+		m, l, err := channel.Open(p.cfg, n)
 		if err != nil {
 			return drift.Input{}, nil, err
 		}
-		in.Channels = append(in.Channels, drift.Channel{Name: n, Manifest: m})
+		in.Channels = append(in.Channels, drift.Channel{Name: n, Manifest: m, Layout: l})
 	}
 	return in, names, nil
 }
@@ -139,7 +142,11 @@ func printDrift(g *globalOptions, rep drift.Report) {
 	fmt.Fprintln(g.streams.out)
 	t := output.NewTable(g.streams.out, "SEVERITY", "KIND", "CHANNEL", "USE CASE", "REGION", "IMAGE", "EXPECTED", "ACTUAL", "MESSAGE")
 	for _, f := range rep.Findings {
-		t.Row(string(f.Severity), string(f.Kind), f.Channel, f.UseCase, f.Region, f.ImageID, f.Expected, f.Actual, f.Message)
+		key := f.UseCase
+		if f.Key != "" {
+			key = f.Key // as the manifest file has it
+		}
+		t.Row(string(f.Severity), string(f.Kind), f.Channel, key, f.Region, f.ImageID, f.Expected, f.Actual, f.Message)
 	}
 	t.Flush()
 }

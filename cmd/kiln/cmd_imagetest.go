@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/pipeline"
 	"github.com/kiln-images/kiln/internal/report"
 )
@@ -52,6 +53,14 @@ func runTest(ctx context.Context, g *globalOptions, p *project, o testOptions) e
 	defer unlock()
 	rep, err := p.pl.Test(ctx, r, o.boot)
 	p.progress.Close()
+	if errors.Is(err, cloud.ErrNotFound) {
+		// A rerun after publish: the candidate went, its copies passed.
+		if done, perr := p.pl.Published(ctx, r); perr == nil && done {
+			fmt.Fprintf(g.streams.err, "run %s is published already: its candidate was tested, copied and removed; nothing to do\n", r.ID)
+			rep = pipeline.TestReport{Run: r, Passed: true, Earlier: true}
+			err = nil
+		}
+	}
 	var failed *pipeline.TestFailedError
 	if err != nil && !errors.As(err, &failed) {
 		return err
@@ -71,6 +80,8 @@ func runTest(ctx context.Context, g *globalOptions, p *project, o testOptions) e
 
 func printTest(g *globalOptions, rep pipeline.TestReport) {
 	switch {
+	case rep.Earlier && rep.ImageID == "":
+		fmt.Fprintf(g.streams.out, "PASS  run %s (published already)\n", rep.Run.ID)
 	case rep.Earlier:
 		fmt.Fprintf(g.streams.out, "PASS  %s in %s (passed earlier; --force-boot boots it again)\n", rep.ImageID, rep.Region)
 	case rep.Passed:

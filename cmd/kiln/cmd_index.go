@@ -10,6 +10,7 @@ import (
 	"github.com/kiln-images/kiln/internal/channel"
 	"github.com/kiln-images/kiln/internal/distribute"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type indexOptions struct {
@@ -33,7 +34,10 @@ publish; index is for releases made before, and after promote or rollback.
 
 Without --apply it prints what it would do and changes nothing.
 Exit 0 on success (and for a plan), 2 on error.`,
-		Args: cobra.NoArgs,
+		Example: `  kiln index                      # what would be placed and indexed
+  kiln index --apply
+  kiln index --channel stable --apply -o json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runIndex(ctx, g, p, o) })
 		},
@@ -41,12 +45,6 @@ Exit 0 on success (and for a plan), 2 on error.`,
 	cmd.Flags().StringSliceVar(&o.channels, "channel", nil, "index only these channels (default: all)")
 	cmd.Flags().BoolVar(&o.apply, "apply", false, "write the tree (without it, only print the plan)")
 	return cmd
-}
-
-// indexReport is `kiln index -o json`.
-type indexReport struct {
-	Schema string `json:"schema"`
-	*distribute.Report
 }
 
 func runIndex(ctx context.Context, g *globalOptions, p *project, o indexOptions) error {
@@ -80,15 +78,15 @@ func runIndex(ctx context.Context, g *globalOptions, p *project, o indexOptions)
 	if err != nil {
 		return err
 	}
-	if g.format == output.JSON {
-		if err := output.WriteJSON(g.streams.out, indexReport{Schema: "kiln.index/v1", Report: rep}); err != nil {
+	if g.json() {
+		if err := g.write(report.Index{Schema: report.SchemaIndex, Report: rep}); err != nil {
 			return err
 		}
 	} else {
 		printIndex(g, rep)
 	}
 	if !o.apply {
-		fmt.Fprintln(g.streams.err, "nothing was changed; rerun with --apply")
+		g.note("nothing was changed; rerun with --apply")
 	}
 	return nil
 }

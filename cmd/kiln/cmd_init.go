@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -71,17 +72,35 @@ func runInit(ctx context.Context, g *globalOptions, dir string, o initOptions) e
 	}
 	sort.Strings(files)
 
-	// Check everything first so that a conflict writes nothing.
-	var exist []string
+	// Check everything first so that a conflict writes nothing: the
+	// files, and the directories on their way, which must be directories
+	// (not files, nor links, dangling or not, that would lead elsewhere).
+	var exist, blocked []string
+	checked := map[string]bool{}
 	for _, f := range files {
 		if _, err := os.Lstat(filepath.Join(dir, f)); err == nil {
 			exist = append(exist, filepath.Join(dir, f))
-		} else if !errors.Is(err, fs.ErrNotExist) {
+		} else if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 			return err
+		}
+		for d := filepath.Dir(f); d != "." && !checked[d]; d = filepath.Dir(d) {
+			checked[d] = true
+			fi, err := os.Lstat(filepath.Join(dir, d))
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+			case err != nil:
+				return err
+			case !fi.IsDir():
+				blocked = append(blocked, filepath.Join(dir, d))
+			}
 		}
 	}
 	if len(exist) > 0 {
-		return usageError(fmt.Errorf("init %s: refusing to overwrite existing files: %s", dir, strings.Join(exist, ", ")))
+		return usageError(fmt.Errorf("init %s: refusing to overwrite existing files: %s; nothing was written", dir, strings.Join(exist, ", ")))
+	}
+	if len(blocked) > 0 {
+		sort.Strings(blocked)
+		return usageError(fmt.Errorf("init %s: %s must be directories (they are files or symbolic links); nothing was written", dir, strings.Join(blocked, ", ")))
 	}
 
 	rep := report.Init{Schema: report.SchemaInit, Dir: dir}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -20,12 +21,13 @@ import (
 
 func newManifestCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "manifest",
+		Use:   "manifest COMMAND",
 		Short: "Validate, show and compare channel manifests",
 		Example: `  kiln manifest show --channel stable
   kiln manifest diff latest stable
   kiln manifest validate manifests/*.json`,
-		Args: noArgs,
+		Args: subcommandArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newManifestValidateCommand(g), newManifestShowCommand(g), newManifestDiffCommand(g))
 	return cmd
@@ -36,8 +38,11 @@ func newManifestValidateCommand(g *globalOptions) *cobra.Command {
 		Use:   "validate [FILE...]",
 		Short: "Check manifest files (default: every channel's manifest)",
 		Long: `validate checks the shape and values of manifest files. Without arguments it
-checks every channel manifest of the project. With files and no kiln.yaml it
-accepts the id and region forms of both backends. Every problem is reported,
+checks every channel manifest of the project, each in the formats its channel
+writes and reads. A file that is a channel's manifest is checked in that
+channel's formats, another in any of the project's. With files and no
+kiln.yaml it checks kiln's own format and accepts the id and region forms of
+both backends. Every problem is reported,
 as FILE:LINE:COL: PATH: PROBLEM (with -o json: a kiln.error/v1 document on
 stderr listing each). Exit 0 when all are valid, 2 otherwise.`,
 		Example: `  kiln manifest validate
@@ -72,12 +77,16 @@ func runManifestValidate(g *globalOptions, files []string) error {
 	rep := report.ManifestValidate{Schema: report.SchemaManifestValidate}
 	var errs []error
 	for _, f := range files {
-		m, err := manifest.LoadValid(f, rules)
+		ls, err := fileLayouts(cfg, f)
+		if err != nil {
+			return err
+		}
+		m, l, err := manifest.LoadAny(f, rules, ls...)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		rep.Files = append(rep.Files, report.ManifestCheck{Path: f, Entries: len(m.Entries())})
+		rep.Files = append(rep.Files, report.ManifestCheck{Path: f, Entries: len(m.Entries()), Format: l.Format().Name})
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
@@ -90,9 +99,27 @@ func runManifestValidate(g *globalOptions, files []string) error {
 		return nil
 	}
 	for _, f := range rep.Files {
-		fmt.Fprintf(g.streams.out, "ok  %s: %d entries\n", f.Path, f.Entries)
+		if f.Format == manifest.Default.Name {
+			fmt.Fprintf(g.streams.out, "ok  %s: %d entries\n", f.Path, f.Entries)
+		} else {
+			fmt.Fprintf(g.streams.out, "ok  %s: %d entries in format %s\n", f.Path, f.Entries, f.Format)
+		}
 	}
 	return nil
+}
+
+// fileLayouts returns the layouts a manifest file named on the command line
+// may be in: its channel's when it is one (see channel.LayoutsForFile),
+// kiln's own without a project.
+func fileLayouts(cfg *config.Config, file string) ([]*manifest.Layout, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, err
+	}
+	return channel.LayoutsForFile(cfg, abs)
 }
 
 type manifestShowOptions struct{ channel string }
@@ -132,22 +159,45 @@ func runManifestShow(g *globalOptions, o manifestShowOptions) error {
 	if err != nil {
 		return err
 	}
-	entries := 0
-	for _, c := range r.Channels {
-		entries += len(c.Manifest.Entries())
-	}
 	if g.json() {
 		return g.write(r)
 	}
-	if entries == 0 {
+	// showEntry is one row of the table: the entry under the key its file
+	// has, and the layout that says which fields the file holds.
+	type showEntry struct {
+		channel, key string
+		manifest.Located
+		layout *manifest.Layout
+	}
+	var entries []showEntry
+	for _, ch := range channels {
+		m, l, err := channel.Open(cfg, ch)
+		if err != nil {
+			return err
+		}
+		for _, e := range m.Entries() {
+			key, ok := l.FileKey(e.UseCase)
+			if !ok {
+				key = e.UseCase
+			}
+			entries = append(entries, showEntry{channel: ch, key: key, Located: e, layout: l})
+		}
+	}
+	if len(entries) == 0 {
 		fmt.Fprintf(g.streams.out, "no entries: nothing published to %s yet (kiln release USE_CASE publishes to latest)\n", joinNames(channels))
 		return nil
 	}
 	t := output.NewTable(g.streams.out, "CHANNEL", "USE CASE", "REGION", "ARCH", "ID", "NAME", "PUBLIC", "DEPRECATION")
-	for _, c := range r.Channels {
-		for _, e := range c.Manifest.Entries() {
-			t.Row(c.Channel, e.UseCase, e.Region, e.Architecture, e.ID, e.Name, fmt.Sprint(e.Public), e.DeprecationTime)
+	for _, e := range entries {
+		// What the file's format does not hold shows as "-".
+		held := func(src manifest.FieldSource, v string) string {
+			if !e.layout.Binds(src) {
+				return "-"
+			}
+			return v
 		}
+		t.Row(e.channel, e.key, e.Region, e.Architecture, e.ID, held(manifest.SourceName, e.Name),
+			held(manifest.SourcePublic, fmt.Sprint(e.Public)), held(manifest.SourceDeprecation, e.DeprecationTime))
 	}
 	return t.Flush()
 }
@@ -160,6 +210,10 @@ func newManifestDiffCommand(g *globalOptions) *cobra.Command {
 is a channel of the project (its manifest in the working tree), a file, or
 REF:PATH read from the git repository of the project directory (PATH may be
 a channel's name too), e.g. v1.2.0:manifests/stable.json or v1.2.0:stable.
+Each is read in the formats of the channel whose manifest it is (any of the
+project's otherwise, kiln's own without a kiln.yaml), so two files in
+different formats compare by use case, architecture and region and show only
+what changed, named as B names it.
 Exit 0 when they are equal, 1 when they differ, 2 on error.`,
 		Example: `  kiln manifest diff latest stable
   kiln manifest diff v1.2.0:stable stable
@@ -211,26 +265,43 @@ func runManifestDiff(ctx context.Context, g *globalOptions, a, b string) error {
 		return err // a project that is there must be valid
 	}
 	repo := g.projectDir()
-	read := func(arg string) (manifest.Manifest, error) {
+	read := func(arg string) (manifest.Manifest, *manifest.Layout, error) {
 		src, isChannel := manifestSource(cfg, arg)
+		var ls []*manifest.Layout
+		if cfg != nil {
+			path := src.Path
+			if src.Ref != "" && !filepath.IsAbs(path) {
+				path = filepath.Join(repo, path) // REF:PATH is relative to the project directory
+			}
+			if ls, err = fileLayouts(cfg, path); err != nil {
+				return nil, nil, err
+			}
+		}
 		data, err := manifest.Read(ctx, repo, src)
 		if isChannel && errors.Is(err, fs.ErrNotExist) {
-			return manifest.Manifest{}, nil // a channel never written is empty
+			var l *manifest.Layout
+			if len(ls) > 0 {
+				l = ls[0]
+			}
+			return manifest.Manifest{}, l, nil // a channel never written is empty
+		}
+		if src.Ref != "" && errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("manifest diff %s: %s has no file %s (paths are relative to %s)", arg, src.Ref, src.Path, repo)
 		}
 		if err != nil {
-			return nil, explainGit(err, repo, "manifest diff "+arg)
+			return nil, nil, explainGit(err, repo, "manifest diff "+arg)
 		}
-		return manifest.Decode(arg, data)
+		return manifest.DecodeAny(arg, data, ls...)
 	}
-	ma, err := read(a)
+	ma, la, err := read(a)
 	if err != nil {
 		return err
 	}
-	mb, err := read(b)
+	mb, lb, err := read(b)
 	if err != nil {
 		return err
 	}
-	changes := manifest.Diff(ma, mb)
+	changes := manifest.DiffLayouts(ma, la, mb, lb)
 	if g.json() {
 		if err := g.write(report.ManifestDiff{Schema: report.SchemaManifestDiff, A: a, B: b, Changes: changes}); err != nil {
 			return err

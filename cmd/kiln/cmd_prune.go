@@ -27,7 +27,9 @@ func newPruneCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "prune [--keep N] [--older-than D] [--apply]",
 		Short: "Delete old released images beyond the retention",
-		Long: `prune keeps, per use case, architecture and region, the newest N released
+		Long: `prune considers only this project's released images (kiln:project and one
+of the use cases kiln.yaml names; others are listed as foreign and kept). It
+keeps, per use case, architecture and region, the newest N released
 images, every image a channel manifest references (the working tree, and with
 --git-refs the manifests at matching git tags) and every image in use, and
 plans to delete the rest with their snapshots. Only with --apply it deletes
@@ -58,7 +60,7 @@ func runPrune(ctx context.Context, g *globalOptions, p *project, o pruneOptions)
 	if err != nil {
 		return err
 	}
-	inv := assets.Scan(ctx, p.backend, p.cfg.Regions, cloud.Filter{}, len(p.cfg.Regions))
+	inv := assets.Scan(ctx, p.backend, p.cfg.Locations(), cloud.Filter{}, len(p.cfg.Locations()))
 	if err := inv.Err(); err != nil {
 		return err
 	}
@@ -72,8 +74,9 @@ func runPrune(ctx context.Context, g *globalOptions, p *project, o pruneOptions)
 		Referenced: refs.Where,
 		InUse:      func(region, id string) string { return inUse[region+"/"+id] },
 		Now:        time.Now(),
+		Project:    p.owner(),
 	})
-	return carryOut(ctx, g, p, report.SchemaPrune, plan, cloud.Filter{}, o.apply, o.yes)
+	return carryOut(ctx, g, p, report.SchemaPrune, plan, cloud.Filter{}, o.apply, o.yes, false)
 }
 
 // imagesInUse asks the backend, where it can tell, which images something
@@ -84,7 +87,7 @@ func imagesInUse(ctx context.Context, p *project) (map[string]string, error) {
 	if !ok {
 		return inUse, nil
 	}
-	for _, region := range p.cfg.Regions {
+	for _, region := range p.cfg.Locations() {
 		m, err := c.ImagesInUse(ctx, region)
 		if err != nil {
 			return nil, fmt.Errorf("images in use in %s: %w", region, err)

@@ -54,7 +54,7 @@ func runReconcile(ctx context.Context, g *globalOptions, p *project, o reconcile
 	fixes, unfixable := drift.Plan(rep, in)
 	out := report.Reconcile{Schema: report.SchemaReconcile, Fixes: fixes, Unfixable: unfixable}
 	if o.apply && len(fixes) > 0 {
-		out.Failed = drift.Apply(ctx, p.backend, fixes, len(p.cfg.Regions))
+		out.Failed = drift.Apply(ctx, p.backend, fixes, len(p.cfg.Locations()))
 		out.Applied = true
 	}
 	if g.json() {

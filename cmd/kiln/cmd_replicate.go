@@ -2,9 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/output"
 	"github.com/kiln-images/kiln/internal/pipeline"
 	"github.com/kiln-images/kiln/internal/report"
@@ -46,6 +51,15 @@ func runReplicate(ctx context.Context, g *globalOptions, p *project, o replicate
 	defer unlock()
 	rep, err := p.pl.Replicate(ctx, r, o.regions)
 	p.progress.Close()
+	if errors.Is(err, cloud.ErrNotFound) {
+		// A rerun after publish (a CI job retried): nothing is left to do.
+		if done, perr := p.pl.Published(ctx, r); perr == nil && done {
+			rep, err = publishedCopies(ctx, p, r, o.regions)
+			if err == nil {
+				fmt.Fprintf(g.streams.err, "run %s is published already: every target region holds its copy; nothing to do\n", r.ID)
+			}
+		}
+	}
 	if rep.Regions != nil {
 		if g.json() {
 			if werr := g.write(report.Replicate{Schema: report.SchemaReplicate, ReplicateReport: rep}); werr != nil {
@@ -56,6 +70,32 @@ func runReplicate(ctx context.Context, g *globalOptions, p *project, o replicate
 		}
 	}
 	return err
+}
+
+// publishedCopies reports a published run's copies as a replication that
+// found them all in place.
+func publishedCopies(ctx context.Context, p *project, r pipeline.Run, only []string) (pipeline.ReplicateReport, error) {
+	rep := pipeline.ReplicateReport{Run: r, Regions: []pipeline.RegionResult{}}
+	u, err := p.cfg.UseCase(r.UseCase)
+	if err != nil {
+		return rep, err
+	}
+	for _, region := range p.cfg.TargetRegions(u) {
+		// --region names a region; a target may be ACCOUNT/REGION.
+		if len(only) > 0 && !slices.Contains(only, region) && !slices.Contains(only, config.RegionOf(region)) {
+			continue
+		}
+		copies, err := p.pl.Copies(ctx, r, region)
+		if err != nil {
+			return rep, err
+		}
+		res := pipeline.RegionResult{Region: region, State: "existing"}
+		if len(copies) > 0 {
+			res.ImageID, res.Name = copies[0].ID, copies[0].Name
+		}
+		rep.Regions = append(rep.Regions, res)
+	}
+	return rep, nil
 }
 
 func printRegions(g *globalOptions, regions []pipeline.RegionResult) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-images/kiln/internal/channel"
 	"github.com/kiln-images/kiln/internal/manifest"
 	"github.com/kiln-images/kiln/internal/report"
 )
@@ -65,7 +66,8 @@ func runRollback(ctx context.Context, g *globalOptions, p *project, o rollbackOp
 	if err != nil {
 		return usageError(fmt.Errorf("--channel: %w", err))
 	}
-	if err := o.check(ctx, path); err != nil {
+	subject := fmt.Sprintf("%s: roll back to %s", o.channel, o.ref)
+	if err := o.check(ctx, g, p.cfg, o.channel, nil, subject); err != nil {
 		return err
 	}
 	rel, err := filepath.Rel(p.cfg.Dir, path)
@@ -80,18 +82,22 @@ func runRollback(ctx context.Context, g *globalOptions, p *project, o rollbackOp
 	if err != nil {
 		return explainGit(err, p.cfg.Dir, "--ref "+o.ref)
 	}
-	target, err := manifest.Decode(o.ref+":"+rel, data)
+	// The file at the ref may be in any format the channel reads.
+	ls, err := channel.Layouts(p.cfg, o.channel)
 	if err != nil {
 		return err
 	}
-	rep, err := p.pl.Rollback(ctx, o.channel, o.ref, target, o.apply)
+	target, tl, err := manifest.DecodeAny(o.ref+":"+rel, data, ls...)
+	if err != nil {
+		return err
+	}
+	rep, err := p.pl.Rollback(ctx, o.channel, o.ref, target, tl, o.apply)
 	if err != nil {
 		return err
 	}
 	var commit string
 	if rep.Applied {
-		subject := fmt.Sprintf("%s: roll back to %s", o.channel, o.ref)
-		if commit, err = o.record(ctx, g, path, rep.Changes, subject); err != nil {
+		if commit, err = o.record(ctx, g, p.cfg, o.channel, nil, subject); err != nil {
 			return err
 		}
 	}

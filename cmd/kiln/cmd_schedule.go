@@ -9,8 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-images/kiln/internal/gates"
 	"github.com/kiln-images/kiln/internal/lockfile"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/pipeline"
 	"github.com/kiln-images/kiln/internal/report"
 	"github.com/kiln-images/kiln/internal/schedule"
 )
@@ -124,16 +126,23 @@ func runScheduler(ctx context.Context, g *globalOptions, p *project, o scheduleO
 // returned function is called. kiln schedule --daemon and kiln serve
 // --schedule run it.
 func newScheduler(ctx context.Context, g *globalOptions, p *project, channel string, co commitOptions) (*schedule.Scheduler, func(), error) {
-	path, err := p.cfg.ManifestPath(channel)
-	if err != nil {
+	if _, err := p.cfg.ManifestPath(channel); err != nil {
 		return nil, nil, usageError(fmt.Errorf("--channel: %w", err))
-	}
-	if err := co.check(ctx, path); err != nil {
-		return nil, nil, err
 	}
 	jobs := schedule.Jobs(p.cfg)
 	if len(jobs) == 0 {
 		return nil, nil, usageError(fmt.Errorf("no use case in %s has a schedule", p.cfg.Path))
+	}
+	var keys []string
+	for _, j := range jobs {
+		u, err := p.cfg.UseCase(j.UseCase)
+		if err != nil {
+			return nil, nil, err
+		}
+		keys = append(keys, u.ManifestKey(j.Arch))
+	}
+	if err := co.check(ctx, g, p.cfg, channel, keys, channel+": scheduled release (kiln)"); err != nil {
+		return nil, nil, err
 	}
 	lock := filepath.Join(p.cfg.StateDir(), "locks", "schedule.lock")
 	unlock, ok, err := lockfile.TryLock(lock)
@@ -147,6 +156,17 @@ func newScheduler(ctx context.Context, g *globalOptions, p *project, channel str
 		Jobs: jobs,
 		Log:  g.logger(),
 		Release: func(ctx context.Context, j schedule.Job) (string, error) {
+			// The same checks as kiln release, before a run exists.
+			if err := p.pl.CheckRelease(ctx, j.UseCase, j.Arch, channel); err != nil {
+				return "", err
+			}
+			gs, _, err := p.pl.ChannelGates(ctx, pipeline.Run{UseCase: j.UseCase, Arch: j.Arch}, channel)
+			if err != nil {
+				return "", err
+			}
+			if !gates.Passed(gs) {
+				return "", fmt.Errorf("release refused: a gate of channel %s failed; nothing was made\n%s", channel, gates.Failed(gs))
+			}
 			r, err := p.pl.NewRun(ctx, j.UseCase, j.Arch, "")
 			if err != nil {
 				return "", err
@@ -156,9 +176,18 @@ func newScheduler(ctx context.Context, g *globalOptions, p *project, channel str
 				return r.ID, err
 			}
 			defer unlock()
+			ctx, release, err := holdChannel(ctx, g, p, r, channel)
+			if err != nil {
+				abandonRun(ctx, p, r.ID)
+				return r.ID, err
+			}
+			defer release()
 			rep, err := p.pl.Release(ctx, r, channel)
 			if err == nil && rep.Publish != nil {
-				_, err = co.record(ctx, g, rep.Publish.Manifest, rep.Publish.Changes, publishSubject(r, channel))
+				var keys []string
+				if keys, err = runKeys(p, r); err == nil {
+					_, err = co.record(ctx, g, p.cfg, channel, keys, publishSubject(r, channel))
+				}
 			}
 			return r.ID, err
 		},

@@ -74,8 +74,9 @@ Add it as an LXD image remote (HTTPS):  lxc remote add NAME https://HOST:PORT --
 		Example: `  kiln serve                                   # http://127.0.0.1:8080
   kiln serve --listen :8080 --check-every 5m
   kiln serve --schedule --commit --push        # and the scheduled releases
-  kiln serve --allow-actions --token-file /etc/kiln/token`,
-		Args: cobra.NoArgs,
+  kiln serve --allow-actions --token-file /etc/kiln/token
+  kiln serve --listen :8443 --tls-cert cert.pem --tls-key key.pem`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := cmd.Flags()
 			if o.tokenFile != "" && !o.allowActions {

@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-images/kiln/internal/distribute"
 	"github.com/kiln-images/kiln/internal/minisign"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 // The download check, `kiln verify --image FILE`. It lives in its own
@@ -40,7 +41,9 @@ matches its uncompressed sha256. Without a kiln.yaml, give --index and
 
 Exit 0 when the file is verified, 1 when it is not (corrupt, incomplete, not
 in the index, or a signature that does not verify), 2 on error.`,
-		Args: cobra.NoArgs,
+		Example: `  kiln verify --image debian-sandbox-x86_64-1.0.qcow2
+  kiln verify --image disk.raw.gz --index https://images.example.org/ --public-key minisign.pub`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runVerifyImage(cmd.Context(), g, o) },
 	}
 	f := cmd.Flags()
@@ -48,12 +51,6 @@ in the index, or a signature that does not verify), 2 on error.`,
 	f.StringVar(&o.index, "index", "", "the tree: an http(s) URL or a directory (default: distribution.dir)")
 	f.StringVar(&o.publicKey, "public-key", "", "minisign public key (RW... or a minisign.pub file; default: distribution.public_key)")
 	return cmd
-}
-
-// imageCheckReport is `kiln verify --image -o json`.
-type imageCheckReport struct {
-	Schema string `json:"schema"`
-	*distribute.ImageCheck
 }
 
 func runVerifyImage(ctx context.Context, g *globalOptions, o verifyImageOptions) error {
@@ -71,8 +68,8 @@ func runVerifyImage(ctx context.Context, g *globalOptions, o verifyImageOptions)
 	if err != nil {
 		return err
 	}
-	if g.format == output.JSON {
-		if err := output.WriteJSON(g.streams.out, imageCheckReport{Schema: "kiln.verify/v1", ImageCheck: chk}); err != nil {
+	if g.json() {
+		if err := g.write(report.VerifyImage{Schema: report.SchemaVerifyImage, ImageCheck: chk}); err != nil {
 			return err
 		}
 	} else {

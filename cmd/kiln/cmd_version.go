@@ -36,6 +36,13 @@ func versionReport() report.Version {
 	if r.Commit == "" {
 		r.Commit = vcsRevision()
 	}
+	if r.Version == "dev" {
+		// go install github.com/kiln-images/kiln/cmd/kiln@v1.4.0 records
+		// the module's version.
+		if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			r.Version = info.Main.Version
+		}
+	}
 	return r
 }
 

@@ -112,3 +112,26 @@ func completeTags(g *globalOptions) cobra.CompletionFunc {
 		return tags
 	})
 }
+
+// completeArch completes --arch with the architectures of the use case
+// named by the command's argument (all architectures before one is given).
+func completeArch(g *globalOptions, cmd *cobra.Command) {
+	cmd.RegisterFlagCompletionFunc("arch", func(c *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		cfg, err := g.loadConfig()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []cobra.Completion
+		for _, name := range cfg.UseCaseNames() {
+			if len(args) > 0 && args[0] != name {
+				continue
+			}
+			for _, a := range cfg.UseCases[name].Architectures {
+				if strings.HasPrefix(a, toComplete) && !slices.Contains(out, a) {
+					out = append(out, a)
+				}
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	})
+}

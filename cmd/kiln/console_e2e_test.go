@@ -43,13 +43,13 @@ func serveProcess(t *testing.T, cfg string, extra ...string) (*proc, string) {
 }
 
 // waitChecked waits until the server's first drift check has ended.
-func waitChecked(t *testing.T, url string) report.Status {
+func waitChecked(t *testing.T, url string) report.ServeStatus {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(url + "/api/v1/status")
 		if err == nil {
-			var st report.Status
+			var st report.ServeStatus
 			json.NewDecoder(resp.Body).Decode(&st)
 			resp.Body.Close()
 			if !st.Check.Ended.IsZero() {

@@ -297,10 +297,10 @@ func TestServeRunsTheScheduler(t *testing.T) {
 		cs.sched.Now, cs.sched.Sleep = clock.Now, clock.Sleep
 	})
 	deadline := time.Now().Add(60 * time.Second)
-	var st report.Status
+	var st report.ServeStatus
 	for {
 		_, body := s.get(t, "/api/v1/status")
-		st = report.Status{}
+		st = report.ServeStatus{}
 		json.Unmarshal(body, &st)
 		if st.Scheduler != nil && len(st.Scheduler.Releases) == 3 {
 			break
@@ -381,7 +381,7 @@ func TestServeActions(t *testing.T) {
 	var show report.ManifestShow
 	_, body := s.get(t, "/api/v1/manifests?channel=latest")
 	json.Unmarshal(body, &show)
-	if len(show.Channels) != 1 || len(show.Channels[0].Manifest["sandbox"]) != 3 {
+	if len(show.Channels) != 1 || len(manifestDoc(t, show.Channels[0])["sandbox"]) != 3 {
 		t.Fatalf("latest after the release: %s", body)
 	}
 	// An unknown use case is the client's error.
@@ -405,7 +405,7 @@ func TestServeActions(t *testing.T) {
 	_, body = s.get(t, "/api/v1/manifests?channel=stable")
 	show = report.ManifestShow{}
 	json.Unmarshal(body, &show)
-	if len(show.Channels[0].Manifest["sandbox"]) != 3 {
+	if len(manifestDoc(t, show.Channels[0])["sandbox"]) != 3 {
 		t.Fatalf("stable after the promotion: %s", body)
 	}
 	// The API's drift check sees the new release in both channels.
@@ -416,4 +416,15 @@ func TestServeActions(t *testing.T) {
 	if code := s.post(t, "/api/v1/drift", "not-the-token-at-all", "", nil); code != 401 {
 		t.Errorf("drift check with a wrong token: %d", code)
 	}
+}
+
+// manifestDoc decodes a channel's manifest document of kiln's own format:
+// use case -> region -> entry.
+func manifestDoc(t *testing.T, c report.ChannelManifest) map[string]map[string]any {
+	t.Helper()
+	var m map[string]map[string]any
+	if err := json.Unmarshal(c.Manifest, &m); err != nil {
+		t.Fatalf("%s: %v\n%s", c.Channel, err, c.Manifest)
+	}
+	return m
 }

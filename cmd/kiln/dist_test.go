@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/minisign"
 	"github.com/kiln-images/kiln/internal/pipeline"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 // distYAML is a local project that publishes downloads, served over TLS.
@@ -239,10 +241,11 @@ func TestDownloadsWithLXCAndCurl(t *testing.T) {
 
 	// kiln index on the existing release: nothing to do.
 	out, stderr, code := kiln(t, "index", "-c", w.cfg, "-o", "json")
-	var ir indexReport
+	var ir report.Index
 	if code != 0 || json.Unmarshal([]byte(out), &ir) != nil || ir.Applied || ir.Changed || len(ir.Kept) != 1 || !strings.Contains(stderr, "nothing was changed; rerun with --apply") {
 		t.Fatalf("kiln index: exit %d\n%s\n%s", code, out, stderr)
 	}
+	checkSchema(t, report.SchemaIndex, out)
 
 	srv, url := w.serve(t)
 	if !strings.HasPrefix(url, "https://") {
@@ -302,8 +305,10 @@ func TestDownloadsWithLXCAndCurl(t *testing.T) {
 	if fileSHA(t, part) != fileSHA(t, filepath.Join(vdir, "sandbox-x86_64-1.0.raw.gz")) {
 		t.Fatal("the resumed download differs from the file")
 	}
-	if _, _, code := kiln(t, "verify", "--image", part, "-c", w.cfg); code != 0 {
+	if out, _, code := kiln(t, "verify", "--image", part, "-c", w.cfg, "-o", "json"); code != 0 {
 		t.Fatalf("kiln verify of curl's download: exit %d", code)
+	} else {
+		checkSchema(t, report.SchemaVerifyImage, out)
 	}
 	// A decompressed download verifies by its uncompressed sha256; a
 	// corrupted one does not (exit 1).
@@ -354,9 +359,121 @@ func TestDownloadsWithLXCAndCurl(t *testing.T) {
 	}
 
 	// SIGTERM: a graceful stop, exit 0.
-	srv.cmd.Process.Signal(os.Interrupt)
+	srv.cmd.Process.Signal(syscall.SIGTERM)
 	if code := srv.wait(); code != 0 || !strings.Contains(srv.stderr.String(), "kiln serve: stopped") {
 		t.Fatalf("kiln serve after SIGTERM: exit %d\n%s", code, srv.stderr.String())
 	}
 	_ = r
+}
+
+// The real thing once: the example project released for real (mmdebstrap,
+// a qemu boot), its qcow2 listed and exported by lxc from kiln serve,
+// resumed by curl -C -, and both downloads verified by kiln verify.
+func TestLocalReleaseDownloadsEndToEnd(t *testing.T) {
+	dir, cfgPath := localProject(t, "5m")
+	key, _ := minisign.GenerateKey(nil)
+	sec, _ := key.MarshalText()
+	certPEM, keyPEM := selfSigned(t)
+	for p, data := range map[string][]byte{"keys/minisign.key": sec, "tls/cert.pem": certPEM, "tls/key.pem": keyPEM} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o700)
+		os.WriteFile(filepath.Join(dir, p), data, 0o600)
+	}
+	yaml, _ := os.ReadFile(cfgPath)
+	yaml = append(yaml, fmt.Sprintf("serve: {tls_cert: tls/cert.pem, tls_key: tls/key.pem}\ndistribution: {signing_key: keys/minisign.key, public_key: %s}\n", key.Public())...)
+	os.WriteFile(cfgPath, yaml, 0o644)
+
+	out, stderr, code := kiln(t, "release", "debian-sandbox", "-c", cfgPath, "-o", "json")
+	if code != 0 {
+		t.Fatalf("release: exit %d\n%s\n%s", code, out, stderr)
+	}
+	var rep report.Release
+	json.Unmarshal([]byte(out), &rep)
+	v := rep.Run.Version
+	w := &distWorld{dir: dir, cfg: cfgPath, key: key, certPEM: certPEM}
+	if got := w.checkTree(t, true); len(got) != 1 || got[0] != v {
+		t.Fatalf("the tree has versions %v, want %s", got, v)
+	}
+	srv, url := w.serve(t)
+	defer srv.cmd.Process.Signal(os.Interrupt)
+
+	conf := t.TempDir()
+	env := []string{"LXD_CONF=" + conf, "HOME=" + conf}
+	if out, code := tool(t, env, "lxc", "remote", "add", "kiln", url, "--protocol", "simplestreams"); code != 0 {
+		t.Fatalf("lxc remote add: %s", out)
+	}
+	os.MkdirAll(filepath.Join(conf, "servercerts"), 0o700)
+	os.WriteFile(filepath.Join(conf, "servercerts", "kiln.crt"), certPEM, 0o600)
+	if out, code := tool(t, env, "lxc", "image", "list", "kiln:", "--format", "csv"); code != 0 || !strings.Contains(out, "debian-sandbox/latest") {
+		t.Fatalf("lxc image list: exit %d\n%s", code, out)
+	}
+	export := t.TempDir()
+	if out, code := tool(t, env, "lxc", "image", "export", "kiln:debian-sandbox/latest", export+"/"); code != 0 {
+		t.Fatalf("lxc image export: exit %d\n%s", code, out)
+	}
+	disks, _ := filepath.Glob(filepath.Join(export, "*.qcow2"))
+	if len(disks) != 1 {
+		t.Fatalf("lxc exported %v", disks)
+	}
+	if out, code := tool(t, nil, "qemu-img", "info", disks[0]); code != 0 || !strings.Contains(out, "file format: qcow2") {
+		t.Fatalf("the exported disk: %s", out)
+	}
+	if _, stderr, code := kiln(t, "verify", "--image", disks[0], "-c", cfgPath); code != 0 {
+		t.Fatalf("kiln verify of lxc's download: exit %d\n%s", code, stderr)
+	}
+	name := "debian-sandbox-x86_64-" + v + ".qcow2"
+	part := filepath.Join(t.TempDir(), name)
+	fileURL := url + "/images/debian-sandbox/x86_64/" + v + "/" + name
+	curl := []string{"-sS", "--fail", "--cacert", filepath.Join(dir, "tls", "cert.pem"), "-o", part}
+	if out, code := tool(t, nil, "curl", append(curl, "-r", "0-1048575", fileURL)...); code != 0 {
+		t.Fatalf("curl first MiB: %s", out)
+	}
+	if out, code := tool(t, nil, "curl", append(curl, "-C", "-", fileURL)...); code != 0 {
+		t.Fatalf("curl -C -: %s", out)
+	}
+	if fileSHA(t, part) != fileSHA(t, disks[0]) {
+		t.Fatal("curl's resumed download differs from lxc's")
+	}
+	vp, vcode := runKiln(t, []string{"SSL_CERT_FILE=" + filepath.Join(dir, "tls", "cert.pem")}, "verify", "--image", part, "--index", url, "--public-key", key.Public().String())
+	if vcode != 0 {
+		t.Fatalf("kiln verify of curl's download over HTTPS: exit %d\n%s", vcode, vp.stderr.String())
+	}
+}
+
+// The release checklist and the signing key are checked before anything
+// is built: a refused release leaves no run, no image and no journal entry.
+func TestReleaseRefusedUpFront(t *testing.T) {
+	w := newDistWorld(t)
+	data, _ := os.ReadFile(w.cfg)
+	s := strings.Replace(string(data), "    exports: [qcow2, raw]\n", "    exports: [qcow2, raw]\n    version: \"1.4.0\"\n", 1)
+	s = strings.Replace(s, "  keep: 3\n", "  keep: 3\n  changelog: doc/changes/changes_{version}.md\n", 1)
+	os.WriteFile(w.cfg, []byte(s), 0o644)
+	nothingBuilt := func(t *testing.T) {
+		t.Helper()
+		if imgs, _ := filepath.Glob(filepath.Join(w.dir, ".kiln", "store", "*", "images", "*.json")); len(imgs) != 0 {
+			t.Fatalf("images were made: %v", imgs)
+		}
+		if out, _, _ := kiln(t, "runs", "-c", w.cfg); strings.Contains(out, "kiln-") {
+			t.Fatalf("a run was started:\n%s", out)
+		}
+	}
+	for _, cmd := range [][]string{{"release", "sandbox"}, {"build", "sandbox"}} {
+		_, stderr, code := kiln(t, append(cmd, "-c", w.cfg)...)
+		if code != 2 || !strings.Contains(stderr, "release checklist: "+filepath.Join(w.dir, "doc/changes/changes_1.4.0.md")+": missing") {
+			t.Fatalf("%v without a changelog: exit %d\n%s", cmd, code, stderr)
+		}
+		nothingBuilt(t)
+	}
+	_, stderr, code := kiln(t, "release", "sandbox", "--version", "1.5.0", "-c", w.cfg)
+	if code != 2 || !strings.Contains(stderr, `use_cases.sandbox.version is "1.4.0", the release's version is "1.5.0"`) {
+		t.Fatalf("a version other than kiln.yaml's: exit %d\n%s", code, stderr)
+	}
+	// With the changelog in place, a missing signing key still stops it.
+	os.MkdirAll(filepath.Join(w.dir, "doc/changes"), 0o755)
+	os.WriteFile(filepath.Join(w.dir, "doc/changes/changes_1.4.0.md"), []byte("Version: 1.4.0\nDate: 2026-11-21\nCode name: Bluebird\n"), 0o644)
+	os.Remove(filepath.Join(w.dir, "keys/kiln.key"))
+	_, stderr, code = kiln(t, "release", "sandbox", "-c", w.cfg)
+	if code != 2 || !strings.Contains(stderr, "distribution.signing_key: read the signing key") || !strings.Contains(stderr, "nothing was published") {
+		t.Fatalf("no signing key: exit %d\n%s", code, stderr)
+	}
+	nothingBuilt(t)
 }

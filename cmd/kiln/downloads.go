@@ -8,10 +8,13 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/kiln-images/kiln/internal/channel"
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/distribute"
+	"github.com/kiln-images/kiln/internal/distribute/s3store"
 	"github.com/kiln-images/kiln/internal/pipeline"
 )
 
@@ -124,4 +127,20 @@ func (p *project) checkRelease(ctx context.Context, useCase, version string) err
 		return nil
 	}
 	return p.downloads.checkUpFront(ctx, useCase, version)
+}
+
+// newS3Tree is the project's tree in its distribution bucket (aws).
+func newS3Tree(ctx context.Context, cfg *config.Config, b cloud.Backend, log *slog.Logger) (distribute.Store, error) {
+	ab, ok := b.(interface {
+		SDKConfig() aws.Config
+		CheckAccount(context.Context) error
+	})
+	if !ok {
+		return nil, fmt.Errorf("the %s backend has no S3 for distribution.aws.bucket", b.Name())
+	}
+	if err := ab.CheckAccount(ctx); err != nil {
+		return nil, err
+	}
+	a := cfg.Distribution.AWS
+	return s3store.New(ab.SDKConfig(), a.Bucket, a.Region, cfg.Project, log), nil
 }

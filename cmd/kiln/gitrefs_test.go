@@ -254,3 +254,26 @@ func TestGitRefsAWS(t *testing.T) {
 		}
 	}
 }
+
+// TestGitRefsOptionsRefused: a --git-refs value git would read as an
+// option is refused (exit 2), not handed to git.
+func TestGitRefsOptionsRefused(t *testing.T) {
+	w := newLocalWorld(t, 50)
+	git(t, w.dir, "init", "-q")
+	git(t, w.dir, "add", "-A")
+	git(t, w.dir, "commit", "-qm", "init")
+	git(t, w.dir, "tag", "v1.0.0")
+	for _, args := range [][]string{
+		{"drift", "--git-refs=--contains=HEAD"},
+		{"cleanup", "--orphans", "--git-refs=-d"},
+		{"prune", "--git-refs=--delete", "--apply", "--yes"},
+	} {
+		_, stderr, code := w.kiln(t, args...)
+		if code != 2 || !strings.Contains(stderr, "must not start with '-'") {
+			t.Errorf("%v: exit %d: %s", args, code, stderr)
+		}
+	}
+	if tags := git(t, w.dir, "tag", "--list"); tags != "v1.0.0" {
+		t.Errorf("tags now %q", tags)
+	}
+}

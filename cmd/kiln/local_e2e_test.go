@@ -87,7 +87,7 @@ func TestLocalReleaseEndToEnd(t *testing.T) {
 			t.Errorf("%s: manifest entry %+v, image %s %s", region, e, img.ID, img.Name)
 		}
 		for k, v := range map[string]string{
-			cloud.TagManaged: "true", cloud.TagAssetID: run, cloud.TagUseCase: "debian-sandbox", cloud.TagArch: "x86_64",
+			cloud.TagManaged: "true", cloud.TagProject: "demo", cloud.TagAssetID: run, cloud.TagUseCase: "debian-sandbox", cloud.TagArch: "x86_64",
 			cloud.TagPhase: cloud.PhaseReplicate, cloud.TagTest: cloud.TestPassed, "deployment_name": "demo",
 		} {
 			if img.Tags[k] != v {

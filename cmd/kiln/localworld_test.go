@@ -59,9 +59,15 @@ type localWorld struct {
 
 func newLocalWorld(t *testing.T, confirmAbove int) *localWorld {
 	t.Helper()
+	return newLocalWorldYAML(t, fmt.Sprintf(localYAML, confirmAbove))
+}
+
+// newLocalWorldYAML is newLocalWorld with a kiln.yaml of its own.
+func newLocalWorldYAML(t *testing.T, yaml string) *localWorld {
+	t.Helper()
 	w := &localWorld{dir: filepath.Join(t.TempDir(), "proj")}
 	for path, data := range map[string]string{
-		"kiln.yaml":     fmt.Sprintf(localYAML, confirmAbove),
+		"kiln.yaml":     yaml,
 		"tests/boot.sh": "#!/bin/sh\ntrue\n",
 		".gitignore":    ".kiln/\n",
 	} {
@@ -189,7 +195,7 @@ func (w *localWorld) exists(t *testing.T, region, id string) bool {
 // releaseTags are the tags a replicate copy of run carries.
 func releaseTags(run, useCase, arch string) map[string]string {
 	return map[string]string{
-		cloud.TagManaged: "true", cloud.TagAssetID: run, cloud.TagUseCase: useCase, cloud.TagArch: arch,
+		cloud.TagManaged: "true", cloud.TagProject: "demo", cloud.TagAssetID: run, cloud.TagUseCase: useCase, cloud.TagArch: arch,
 		cloud.TagVersion: "1.0", cloud.TagPhase: cloud.PhaseReplicate, cloud.TagTest: cloud.TestPassed,
 		"deployment_name": "demo",
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/ownership"
 	"github.com/kiln-images/kiln/internal/pipeline"
 )
 
@@ -142,6 +143,15 @@ func (p *project) findRunFlag(ctx context.Context, flag, id string) (pipeline.Ru
 		return pipeline.Run{}, nil, err
 	}
 	return r, unlock, nil
+}
+
+// owner is who the project's destructive commands act for: its name and
+// use cases (see package ownership).
+func (p *project) owner() ownership.Project {
+	return ownership.Project{
+		Name: p.cfg.Project, UseCases: p.cfg.UseCaseNames(),
+		CostKey: p.cfg.CostTag.Key, CostValue: p.cfg.CostTag.Value,
+	}
 }
 
 // withProject opens the project for a command, runs fn and closes it.

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -68,7 +70,7 @@ Exit codes: 0 success, in sync, or a plan (without --apply) printed;
 	cmd.SetOut(s.out)
 	cmd.SetErr(s.err)
 	cmd.SetVersionTemplate("kiln {{.Version}}\n")
-	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(fmt.Errorf("%s: %w", c.CommandPath(), err)) })
+	cmd.SetFlagErrorFunc(flagError)
 
 	pf := cmd.PersistentFlags()
 	pf.StringVarP(&g.configPath, "config", "c", "", "the project: a kiln.yaml file or its directory (default: $KILN_CONFIG, else found in . or a parent)")
@@ -95,12 +97,33 @@ Exit codes: 0 success, in sync, or a plan (without --apply) printed;
 		newPromoteCommand(g),
 		newRollbackCommand(g),
 		newPruneCommand(g),
+		newAdoptCommand(g),
 		newIndexCommand(g),
 		newVerifyImageCommand(g),
 		newServeCommand(g),
 		newDistributionCommand(g),
 	)
 	return cmd
+}
+
+// invalidFlag is pflag's message for a value a flag does not take.
+var invalidFlag = regexp.MustCompile(`^invalid argument "(.*)" for "(.*)" flag: (.*)$`)
+
+// flagError words pflag's errors as kiln's: the command, the flag and the
+// value, without Go's parser messages.
+func flagError(c *cobra.Command, err error) error {
+	msg := err.Error()
+	if m := invalidFlag.FindStringSubmatch(msg); m != nil {
+		flag, value, why := m[2], m[1], m[3]
+		if _, after, ok := strings.Cut(flag, ", "); ok {
+			flag = after // "-c, --config": the long name
+		}
+		if strings.Contains(why, "strconv.") {
+			why = "not a number"
+		}
+		msg = fmt.Sprintf("%s %q: %s", flag, value, why)
+	}
+	return argError(c, "%s", msg)
 }
 
 // usageError marks an error in how kiln was called (exit 2, like any error,

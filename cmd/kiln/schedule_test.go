@@ -102,7 +102,7 @@ func TestScheduleRunNeedsASchedule(t *testing.T) {
 	}
 }
 
-// kiln schedule --run, as a process on the aws backend (moto): at the next
+// kiln schedule --daemon, as a process on the aws backend (moto): at the next
 // minute it releases the use case, the manifest lists it in every region,
 // a second scheduler is refused meanwhile, and SIGTERM while it waits ends
 // it with exit 0. With --commit each release commits its manifest.

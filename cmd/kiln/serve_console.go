@@ -14,6 +14,7 @@ import (
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/console"
 	"github.com/kiln-images/kiln/internal/drift"
+	"github.com/kiln-images/kiln/internal/gates"
 	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/lockfile"
 	"github.com/kiln-images/kiln/internal/metrics"
@@ -188,35 +189,61 @@ func checkProject(ctx context.Context, p *project, o serveOptions) (refresh.Resu
 // the run is in the journal; the release goes on under the server's
 // context srvCtx.
 func (cs *consoleServer) release(srvCtx, ctx context.Context, g *globalOptions, p *project, o serveOptions, useCase, arch, ch string) (string, func() error, error) {
-	path, err := p.cfg.ManifestPath(ch)
-	if err != nil {
+	if _, err := p.cfg.ManifestPath(ch); err != nil {
 		return "", nil, &console.BadInputError{Err: fmt.Errorf("channel: %w", err)}
 	}
 	if _, err := p.cfg.UseCase(useCase); err != nil {
 		return "", nil, &console.BadInputError{Err: err}
 	}
-	if err := o.check(ctx, path); err != nil {
-		return "", nil, err
-	}
+	// The checks of kiln release, in its order, before a run exists; the
+	// console overrides no gate.
 	if err := p.checkRelease(ctx, useCase, ""); err != nil {
 		return "", nil, err
 	}
-	r, err := p.pl.NewRun(ctx, useCase, arch, "")
+	u, a, err := p.pl.ResolveArch(useCase, arch)
 	if err != nil {
+		return "", nil, &console.BadInputError{Err: err}
+	}
+	r := pipeline.Run{UseCase: u.Name, Arch: a}
+	if err := p.pl.CheckRelease(ctx, r.UseCase, r.Arch, ch); err != nil {
+		return "", nil, &console.BadInputError{Err: err}
+	}
+	keys, err := runKeys(p, r)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := o.check(ctx, g, p.cfg, ch, keys, publishSubject(r, ch)); err != nil {
+		return "", nil, err
+	}
+	gs, _, err := p.pl.ChannelGates(ctx, r, ch)
+	if err != nil {
+		return "", nil, err
+	}
+	if !gates.Passed(gs) {
+		return "", nil, &console.BadInputError{Err: fmt.Errorf("release refused: a gate of channel %s failed; nothing was made\n%s", ch, gates.Failed(gs))}
+	}
+	if r, err = p.pl.NewRun(ctx, useCase, arch, ""); err != nil {
 		return "", nil, &console.BadInputError{Err: err}
 	}
 	unlock, err := p.pl.LockRun(r.ID)
 	if err != nil {
 		return "", nil, err
 	}
+	relCtx, release, err := holdChannel(srvCtx, g, p, r, ch)
+	if err != nil {
+		unlock()
+		abandonRun(ctx, p, r.ID)
+		return "", nil, fmt.Errorf("run %s: %w; nothing was made", r.ID, err)
+	}
 	done := make(chan error, 1)
 	cs.bg.Add(1)
 	go func() {
 		defer cs.bg.Done()
 		defer unlock()
-		rep, err := p.pl.Release(srvCtx, r, ch)
+		defer release()
+		rep, err := p.pl.Release(relCtx, r, ch)
 		if err == nil && rep.Publish != nil {
-			_, err = o.record(srvCtx, g, rep.Publish.Manifest, rep.Publish.Changes, publishSubject(r, ch))
+			_, err = o.record(relCtx, g, p.cfg, ch, keys, publishSubject(r, ch), gates.Trailers(gs)...)
 		}
 		if err != nil && srvCtx.Err() != nil {
 			err = fmt.Errorf("run %s stopped: %w; resume with: kiln release --resume %s", r.ID, err, r.ID)
@@ -243,25 +270,8 @@ func promote(ctx context.Context, g *globalOptions, p *project, o serveOptions, 
 	if from == to {
 		return report.Promote{}, &console.BadInputError{Err: fmt.Errorf("from and to are both %q", from)}
 	}
-	path, _ := p.cfg.ManifestPath(to)
-	if err := o.check(ctx, path); err != nil {
-		return report.Promote{}, err
-	}
-	last, err := lastChange(ctx, p.cfg, to)
-	if err != nil {
-		return report.Promote{}, err
-	}
-	rep, err := p.pl.Promote(ctx, useCase, from, to, last, apply)
-	if err != nil {
-		return report.Promote{}, err
-	}
-	var commit string
-	if rep.Applied {
-		if commit, err = o.record(ctx, g, path, rep.Changes, fmt.Sprintf("%s: promote %s from %s", to, useCase, from)); err != nil {
-			return report.Promote{}, err
-		}
-	}
-	return report.Promote{Schema: report.SchemaPromote, PromoteReport: rep, Commit: commit}, nil
+	// No overrides from the console: a gate that fails refuses.
+	return promoteChannel(ctx, g, p, useCase, promoteOptions{from: from, to: to, apply: apply, commitOptions: o.commitOptions}, gates.Overrides{})
 }
 
 // readToken reads the actions' token from file, or else from $KILN_SERVE_TOKEN.

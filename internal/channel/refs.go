@@ -44,32 +44,37 @@ func References(ctx context.Context, cfg *config.Config, gitRefs string) (*Refs,
 		if err != nil {
 			return nil, err
 		}
-		r.add(rel, m)
+		r.add(cfg, rel, m)
 		if len(tags) == 0 {
 			continue
 		}
-		at, err := manifest.AtRefs(ctx, cfg.Dir, "./"+filepath.ToSlash(rel), tags)
+		ls, err := Layouts(cfg, ch)
+		if err != nil {
+			return nil, err
+		}
+		at, err := manifest.AtRefs(ctx, cfg.Dir, "./"+filepath.ToSlash(rel), tags, ls...)
 		if err != nil {
 			return nil, fmt.Errorf("--git-refs %s: %w", gitRefs, err)
 		}
 		for ref, m := range at {
-			r.add(ref+":"+rel, m)
+			r.add(cfg, ref+":"+rel, m)
 		}
 	}
 	return r, nil
 }
 
-func (r *Refs) add(where string, m manifest.Manifest) {
+func (r *Refs) add(cfg *config.Config, where string, m manifest.Manifest) {
 	r.Manifests[where] = m
 	for _, e := range m.Entries() {
-		k := e.Region + "/" + e.ID
+		k := Locate(cfg, e.UseCase, e.Region) + "/" + e.ID
 		if _, ok := r.where[k]; !ok {
 			r.where[k] = where
 		}
 	}
 }
 
-// Where returns a place that references the image, or "".
+// Where returns a place that references the image at a location (a
+// region, or ACCOUNT/REGION in another account), or "".
 func (r *Refs) Where(region, id string) string { return r.where[region+"/"+id] }
 
 // All returns every manifest, for checks that need them all.

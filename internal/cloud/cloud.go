@@ -90,6 +90,17 @@ type Builder interface {
 	Build(ctx context.Context, in BuildInput) (Image, error)
 }
 
+// BuildChecker is implemented by builders that can tell, before anything is
+// made, whether a build and the boot test of its image can succeed: the
+// architecture, the recipe, and limits such as the size of user data.
+// Release checks it first, so that a run that cannot finish starts no
+// resources at all.
+type BuildChecker interface {
+	// CheckBuild returns an error (matching ErrInvalid for bad input)
+	// when Build(in) or a boot test with tests would be refused.
+	CheckBuild(ctx context.Context, in BuildInput, tests []string) error
+}
+
 // Tester boots images and runs a recipe's tests in them.
 type Tester interface {
 	// TestImage boots the image without modifying it, runs in.Tests inside
@@ -137,6 +148,23 @@ type Exporter interface {
 type UsageChecker interface {
 	// ImagesInUse maps the ids of images in use in region to what uses them.
 	ImagesInUse(ctx context.Context, region string) (map[string]string, error)
+}
+
+// SnapshotUsageChecker is implemented by backends whose images are backed by
+// snapshots another image may share (aws: an image someone registered from
+// a kiln snapshot), so that cleanup keeps a snapshot still in use.
+type SnapshotUsageChecker interface {
+	// SnapshotUsers maps the ids of the snapshots behind the account's
+	// images in region to those images' ids.
+	SnapshotUsers(ctx context.Context, region string) (map[string][]string, error)
+}
+
+// AssetTagger is implemented by backends that can add tags to an asset
+// after its creation, for adopting assets an older kiln made.
+type AssetTagger interface {
+	// TagAsset adds or replaces tags on a. An asset whose kind cannot be
+	// tagged after creation is an error matching ErrInvalid.
+	TagAsset(ctx context.Context, a Asset, tags map[string]string) error
 }
 
 // Progress receives the steps of long operations, for display. Step returns

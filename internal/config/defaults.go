@@ -87,6 +87,7 @@ func applyDefaults(c *Config, d *decoder) {
 		}
 	}
 
+	applyFormatDefaults(c, d)
 	applyDistributionDefaults(c, d)
 
 	for name, u := range c.UseCases {

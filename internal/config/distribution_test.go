@@ -34,7 +34,7 @@ var distributionCases = []errorCase{
 		`kiln.yaml:7:14: use_cases.u.version: version "1 0" cannot name a directory of the download tree; use letters, digits, . _ + - (up to 64, starting with a letter or digit)`}},
 	{"distribution aws limits", awsBase + "distribution: {public_key: " + testPublicKey + ", rate_limit: {requests: 5, window: 7m}, aws: {bucket: My.Bucket, price_class: cheap, browser_check: puzzle, cli_paths: [images], noncurrent_days: 0}}\n", []string{
 		`kiln.yaml:9:109: distribution.rate_limit.requests: 5: AWS WAF's rate-based rules allow 10 to 2000000000 requests per window`,
-		`kiln.yaml:9:120: distribution.rate_limit.window: 7m0s: AWS WAF's rate-based rules count over 1m, 2m, 5m or 10m`,
+		`kiln.yaml:9:120: distribution.rate_limit.window: 7m: AWS WAF's rate-based rules count over 1m, 2m, 5m or 10m`,
 		`kiln.yaml:9:139: distribution.aws.bucket: "My.Bucket" is not a valid S3 bucket name (3-63 lowercase letters, digits, dots and dashes)`,
 		`kiln.yaml:9:163: distribution.aws.price_class: "cheap"; allowed: PriceClass_100, PriceClass_200, PriceClass_All`,
 		`kiln.yaml:9:185: distribution.aws.browser_check: "puzzle"; allowed: captcha, challenge, none`,

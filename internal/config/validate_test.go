@@ -266,6 +266,11 @@ var validationCases = []errorCase{
 		"kiln.yaml:9:48: backend.local.region_paths.r2: regions r1 and r2 share the directory /srv/a; each region needs its own",
 		`kiln.yaml:10:31: backend.local.block_public_access[1]: region "r9" is not among regions [r1 r2]`,
 	}},
+	{"local store in system directories", localBase + "backend: {local: {root: /usr, region_paths: {r1: /etc/kiln, r2: /home}}}\n", []string{
+		"kiln.yaml:7:25: backend.local.root: /usr is a system directory; give kiln's images a directory of their own",
+		"kiln.yaml:7:50: backend.local.region_paths.r1: /etc/kiln lies inside the system directory /etc; give kiln's images a directory of their own",
+		"kiln.yaml:7:65: backend.local.region_paths.r2: /home is a system directory; give kiln's images a directory of their own",
+	}},
 	{"local region path empty", localBase + "backend: {local: {region_paths: {r1: ''}}}\n", []string{
 		`kiln.yaml:7:38: backend.local.region_paths.r1: missing; give the directory that holds region "r1"`}},
 

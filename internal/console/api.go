@@ -47,9 +47,9 @@ func (c *Console) apiStatus(w http.ResponseWriter, r *http.Request) {
 	c.writeJSON(w, http.StatusOK, c.status())
 }
 
-func (c *Console) status() report.Status {
+func (c *Console) status() report.ServeStatus {
 	s := c.o.Checks.Snapshot()
-	st := report.Status{
+	st := report.ServeStatus{
 		Schema: report.SchemaServeStatus, Project: c.o.Config.Project, Backend: c.o.Backend, Actions: c.o.Actions != nil,
 		Check: report.CheckStatus{
 			Every: config.Duration(c.o.CheckEvery), Running: s.Running, Started: utc(s.Started), Ended: utc(s.Ended),

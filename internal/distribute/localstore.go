@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -219,7 +220,7 @@ func landLink(tmp, dst string) error {
 
 func tmpName(dst string) string {
 	var b [6]byte
-	randRead(b[:])
+	rand.Read(b[:]) // never fails on Linux
 	return filepath.Join(filepath.Dir(dst), tmpPrefix+hex.EncodeToString(b[:])+"-"+filepath.Base(dst))
 }
 

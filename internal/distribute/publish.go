@@ -25,11 +25,9 @@ type Publisher struct {
 	Project   string
 	Key       minisign.PrivateKey
 	Retention Retention
-	// Compress gzips full-size disk formats (raw, vhd) the tree receives
-	// from local files.
-	Now  func() time.Time // nil: time.Now
-	Log  *slog.Logger     // nil: discard
-	Hook func(event string)
+	Now       func() time.Time // nil: time.Now
+	Log       *slog.Logger     // nil: discard
+	Hook      func(event string)
 }
 
 // Report says what a publication did, or with Applied false, would do.
@@ -144,7 +142,8 @@ func sha(b []byte) string {
 // applies the retention. With apply false it only works out what it would
 // do and changes nothing.
 func (p *Publisher) Publish(ctx context.Context, rels []Release, apply bool) (*Report, error) {
-	rep := &Report{Tree: p.Store.Name(), Applied: apply, Index: IndexPath}
+	rep := &Report{Tree: p.Store.Name(), Applied: apply, Index: IndexPath,
+		Added: []VersionRef{}, Kept: []VersionRef{}, Retired: []VersionRef{}, Files: []FileRef{}, Removed: []string{}}
 	for i := range rels {
 		if err := rels[i].check(); err != nil {
 			return rep, err
@@ -233,7 +232,7 @@ func (p *Publisher) Publish(ctx context.Context, rels []Release, apply bool) (*R
 		}
 	}
 	removed, err := p.collect(ctx, cur, next, apply)
-	rep.Removed = removed
+	rep.Removed = append(rep.Removed, removed...)
 	return rep, err
 }
 

@@ -349,6 +349,20 @@ func TestCrashLeavesOldIndex(t *testing.T) {
 	}
 }
 
+// A write killed half-way leaves a staging file, never a file under its
+// final name; the next publication removes it.
+func TestStagingFilesAreCollected(t *testing.T) {
+	w := newWorld(t)
+	w.publish(w.release("latest", "1.0", "kiln-a", t0))
+	stale := filepath.Join(w.dir, "images/sandbox/x86_64/1.1/.tmp-0123456789ab-sandbox-x86_64-1.1.qcow2")
+	os.MkdirAll(filepath.Dir(stale), 0o755)
+	os.WriteFile(stale, []byte("half a disk"), 0o644)
+	w.publish(w.release("latest", "1.1", "kiln-b", t0.Add(time.Hour)))
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("staging file left: %v", err)
+	}
+}
+
 func TestPlanChangesNothing(t *testing.T) {
 	w := newWorld(t)
 	w.publish(w.release("latest", "1.0", "kiln-a", t0))
@@ -359,5 +373,46 @@ func TestPlanChangesNothing(t *testing.T) {
 	}
 	if after := readTree(t, w.dir); !maps2Equal(before, after) {
 		t.Fatal("a plan changed the tree")
+	}
+}
+
+func TestVerifyImage(t *testing.T) {
+	w := newWorld(t)
+	rel := w.release("latest", "1.0", "kiln-a", t0)
+	w.publish(rel)
+	ctx := context.Background()
+	f := DirFetcher{Dir: w.dir}
+	vmdk := filepath.Join(w.dir, "images/sandbox/x86_64/1.0/sandbox-x86_64-1.0.vmdk")
+	chk, err := VerifyImage(ctx, f, w.key.Public(), vmdk)
+	if err != nil || !chk.Verified || len(chk.Matches) != 1 || chk.Matches[0].FType != "vmdk" || chk.Matches[0].Channel != "latest" {
+		t.Fatalf("the indexed file: %+v %v", chk, err)
+	}
+	// The decompressed raw disk matches by its uncompressed sha256.
+	chk, err = VerifyImage(ctx, f, w.key.Public(), rel.Files[0].Source.File)
+	if err != nil || !chk.Verified || chk.Matches[0].FType != "raw.gz" {
+		t.Fatalf("the uncompressed raw: %+v %v", chk, err)
+	}
+	// A file of the same name with other bytes.
+	bad := filepath.Join(t.TempDir(), "sandbox-x86_64-1.0.vmdk")
+	os.WriteFile(bad, []byte("truncated"), 0o644)
+	chk, err = VerifyImage(ctx, f, w.key.Public(), bad)
+	if err != nil || chk.Verified || !strings.Contains(chk.Problem, "corrupt or incomplete") {
+		t.Fatalf("a corrupt download: %+v %v", chk, err)
+	}
+	// Another key: the index does not verify, whatever the file.
+	other, _ := minisign.GenerateKey(nil)
+	chk, err = VerifyImage(ctx, f, other.Public(), vmdk)
+	if err != nil || chk.Verified || !strings.Contains(chk.Problem, "signed with key") {
+		t.Fatalf("another key: %+v %v", chk, err)
+	}
+	// A products file changed after signing.
+	c := w.catalog()
+	prod := filepath.Join(w.dir, c.Index.Index["demo:latest"].Path)
+	data, _ := os.ReadFile(prod)
+	os.Remove(prod)
+	os.WriteFile(prod, bytes.Replace(data, []byte(`"label": "1.0"`), []byte(`"label": "6.6"`), 1), 0o644)
+	chk, err = VerifyImage(ctx, f, w.key.Public(), vmdk)
+	if err != nil || chk.Verified || !strings.Contains(chk.Problem, "is not what key") {
+		t.Fatalf("a changed products file: %+v %v", chk, err)
 	}
 }

@@ -413,33 +413,12 @@ func (h *Handler) forget(p string) {
 // setHeaders sets the content type (from the file name, never sniffed)
 // and caching: files under images/ never change; streams files do.
 func (h *Handler) setHeaders(w http.ResponseWriter, p string, isFile bool) {
-	w.Header().Set("Content-Type", contentType(p))
+	w.Header().Set("Content-Type", distribute.ContentType(p))
 	if isFile {
 		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 	} else {
 		w.Header().Set("Cache-Control", "no-cache")
 	}
-}
-
-func contentType(p string) string {
-	base := path.Base(p)
-	switch {
-	case base == distribute.SumsFile, strings.HasSuffix(base, distribute.SigSuffix):
-		return "text/plain; charset=utf-8"
-	case strings.HasSuffix(base, ".json"):
-		return "application/json"
-	case strings.HasSuffix(base, ".md"):
-		return "text/markdown; charset=utf-8"
-	case strings.HasSuffix(base, ".gz"):
-		return "application/gzip"
-	case strings.HasSuffix(base, ".xz"):
-		return "application/x-xz"
-	case strings.HasSuffix(base, ".qcow2"):
-		return "application/x-qemu-disk"
-	case strings.HasSuffix(base, ".vmdk"):
-		return "application/x-vmdk"
-	}
-	return "application/octet-stream"
 }
 
 func sha(b []byte) string {

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -79,10 +78,17 @@ func runGit(ctx context.Context, repoDir string, args ...string) ([]byte, error)
 // Tags returns the tags in repoDir matching the glob pattern ("" for all),
 // oldest version first: v1.9.0 before v1.10.0, and a pre-release such as
 // v2.0.0-rc1 before v2.0.0.
+//
+// A pattern starting with '-' is refused (git would take it for an
+// option, such as --contains=HEAD or -d), and the pattern is passed after
+// "--" all the same.
 func Tags(ctx context.Context, repoDir, pattern string) ([]string, error) {
+	if strings.HasPrefix(pattern, "-") {
+		return nil, fmt.Errorf("tag pattern %q: must not start with '-' (git would read it as an option); give a glob such as 'v*'", pattern)
+	}
 	args := []string{"-c", "versionsort.suffix=-", "tag", "--list", "--sort=version:refname"}
 	if pattern != "" {
-		args = append(args, pattern)
+		args = append(args, "--", pattern)
 	}
 	out, err := runGit(ctx, repoDir, args...)
 	if err != nil {
@@ -97,10 +103,11 @@ func Tags(ctx context.Context, repoDir, pattern string) ([]string, error) {
 	return tags, nil
 }
 
-// AtRefs decodes the manifest at path as it was at each ref. A ref where
-// the file did not exist yet is left out of the result; a ref that does not
-// exist, or a manifest there that does not decode, is an error.
-func AtRefs(ctx context.Context, repoDir, path string, refs []string) (map[string]Manifest, error) {
+// AtRefs decodes the manifest at path as it was at each ref, in whichever
+// of layouts fits it (none given: kiln's own format). A ref where the file
+// did not exist yet is left out of the result; a ref that does not exist,
+// or a manifest there that does not decode, is an error.
+func AtRefs(ctx context.Context, repoDir, path string, refs []string, layouts ...*Layout) (map[string]Manifest, error) {
 	out := make(map[string]Manifest, len(refs))
 	for _, ref := range refs {
 		s := Source{Ref: ref, Path: path}
@@ -111,7 +118,7 @@ func AtRefs(ctx context.Context, repoDir, path string, refs []string) (map[strin
 		if err != nil {
 			return nil, err
 		}
-		m, err := Decode(s.String(), data)
+		m, _, err := DecodeAny(s.String(), data, layouts...)
 		if err != nil {
 			return nil, err
 		}
@@ -164,48 +171,18 @@ func History(ctx context.Context, repoDir, path string, limit int) ([]Revision, 
 	return revs, nil
 }
 
-// Commit records the file at path, and nothing else, in a new commit of
-// the git repository it is in, with message, and returns the commit's
-// hash; "" when the file is as HEAD has it. Other changes in the work tree
-// and the index are left as they are. Where git knows no identity to
-// commit as (a bare CI runner), the commit is made as "kiln". With push
-// the branch is then pushed to its upstream.
-func Commit(ctx context.Context, path, message string, push bool) (string, error) {
-	dir, name := filepath.Dir(path), filepath.Base(path)
-	if err := CheckWorkTree(ctx, dir); err != nil {
-		return "", fmt.Errorf("commit %s: %w", path, err)
-	}
-	if _, err := runGit(ctx, dir, "add", "--", name); err != nil {
-		return "", fmt.Errorf("commit %s: %w", path, err)
-	}
-	status, err := runGit(ctx, dir, "status", "--porcelain", "--", name)
+// Uncommitted reports whether the file at path (relative to repoDir) differs
+// in the work tree or the index from HEAD.
+func Uncommitted(ctx context.Context, repoDir, path string) (bool, error) {
+	gp, err := gitPath(repoDir, path)
 	if err != nil {
-		return "", fmt.Errorf("commit %s: %w", path, err)
+		return false, err
 	}
-	if len(bytes.TrimSpace(status)) == 0 {
-		return "", nil
-	}
-	var args []string
-	for _, v := range []string{"GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"} {
-		if _, err := runGit(ctx, dir, "var", v); err != nil {
-			args = []string{"-c", "user.name=kiln", "-c", "user.email=kiln@localhost"}
-		}
-	}
-	args = append(args, "commit", "--quiet", "-m", message, "--", name)
-	if _, err := runGit(ctx, dir, args...); err != nil {
-		return "", fmt.Errorf("commit %s: %w", path, err)
-	}
-	out, err := runGit(ctx, dir, "rev-parse", "HEAD")
+	out, err := runGit(ctx, repoDir, "status", "--porcelain", "--", gp)
 	if err != nil {
-		return "", fmt.Errorf("commit %s: %w", path, err)
+		return false, err
 	}
-	hash := strings.TrimSpace(string(out))
-	if push {
-		if _, err := runGit(ctx, dir, "push", "--quiet"); err != nil {
-			return hash, fmt.Errorf("%s committed as %s, but not pushed: %w", path, hash, err)
-		}
-	}
-	return hash, nil
+	return len(bytes.TrimSpace(out)) > 0, nil
 }
 
 // CheckWorkTree returns an error unless dir is in a git work tree.

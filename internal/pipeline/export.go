@@ -12,7 +12,7 @@ import (
 // The local backend makes its exports while building, as formats of the
 // image itself: they are only listed, for the report.
 func (p *Pipeline) export(ctx context.Context, r Run, u *config.UseCase, copies map[string]cloud.Image) ([]cloud.Export, error) {
-	img, have := copies[p.Config.BuildRegion]
+	img, have := copies[p.Config.Location(u, p.Config.BuildRegion)] // in the account the use case is published into
 	if len(u.Exports) == 0 || !have {
 		return nil, nil
 	}

@@ -1,6 +1,10 @@
 package pipeline
 
-import "context"
+import (
+	"context"
+
+	"github.com/kiln-images/kiln/internal/cloud"
+)
 
 // Indexer makes releases downloadable (package distribute, wired by the
 // commands): it refuses a run that may not be published, before anything
@@ -29,7 +33,7 @@ func (p *Pipeline) index(ctx context.Context, r Run, channel string) error {
 	if p.Indexer == nil {
 		return nil
 	}
-	return p.step(ctx, r, "publish", "index", "", channel, func(ctx context.Context) (string, error) {
+	return p.step(ctx, r, cloud.PhasePublish, "index", "", channel, func(ctx context.Context) (string, error) {
 		return channel, p.Indexer.IndexRelease(ctx, r, channel)
 	})
 }

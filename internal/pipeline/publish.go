@@ -198,8 +198,8 @@ func (p *Pipeline) document(ctx context.Context, r Run, u *config.UseCase, chann
 	err = p.step(ctx, r, cloud.PhasePublish, DocumentStep, "", rep.Manifest, func(ctx context.Context) (string, error) {
 		rep.Changes, err = channel.Update(ctx, p.Config, channelName, func(m manifest.Manifest) error {
 			delete(m, key)
-			for region, e := range entries {
-				m.Set(key, region, e)
+			for loc, e := range entries {
+				m.Set(key, config.RegionOf(loc), e) // manifests name the region, whatever the account
 			}
 			return nil
 		})
@@ -350,7 +350,10 @@ func (p *Pipeline) putParameters(ctx context.Context, r Run, channelName string,
 	name := strings.NewReplacer("{channel}", channelName, "{use_case}", u.Name, "{arch}", r.Arch).Replace(rule)
 	var values []cloud.Parameter
 	for region, e := range entries {
-		values = append(values, cloud.Parameter{Region: region, Name: name, ImageID: e.ID, Tags: p.tags(r, cloud.PhasePublish)})
+		// entries are by location (publish) or by region (promote,
+		// rollback); the parameter goes where the image is.
+		loc := p.Config.Location(u, config.RegionOf(region))
+		values = append(values, cloud.Parameter{Region: loc, Name: name, ImageID: e.ID, Tags: p.tags(r, cloud.PhasePublish)})
 	}
 	slices.SortFunc(values, func(a, b cloud.Parameter) int { return strings.Compare(a.Region, b.Region) })
 	if r.ID == "" {

@@ -51,12 +51,17 @@ func (p *Pipeline) targetRegions(r Run, only []string) ([]string, error) {
 	if len(only) == 0 {
 		return all, nil
 	}
+	var out []string
 	for _, region := range only {
-		if !slices.Contains(all, region) {
+		// --region names the region; where the use case is published
+		// into another account, that account's.
+		loc := p.Config.Location(u, config.RegionOf(region))
+		if !slices.Contains(all, loc) {
 			return nil, fmt.Errorf("--region %s: not a target region of use case %s (targets: %v)", region, u.Name, all)
 		}
+		out = append(out, loc)
 	}
-	return only, nil
+	return out, nil
 }
 
 // Replicate copies the tested candidate to every target region (or those in

@@ -1,6 +1,10 @@
 package report
 
 import (
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
 	"time"
 
 	"github.com/kiln-images/kiln/internal/assets"
@@ -30,11 +34,20 @@ func NewManifestShow(cfg *config.Config, channels []string) (ManifestShow, error
 		if err != nil {
 			return r, err
 		}
-		m, err := channel.Load(cfg, ch)
+		// Open checks the file against the channel's formats; the report
+		// carries the document as its consumers read it.
+		_, l, err := channel.Open(cfg, ch)
 		if err != nil {
 			return r, err
 		}
-		r.Channels = append(r.Channels, ChannelManifest{Channel: ch, Path: path, Manifest: m})
+		doc, err := os.ReadFile(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			doc = []byte("{}")
+		case err != nil:
+			return r, err
+		}
+		r.Channels = append(r.Channels, ChannelManifest{Channel: ch, Path: path, Format: l.Format().Name, Manifest: json.RawMessage(doc)})
 	}
 	return r, nil
 }

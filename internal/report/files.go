@@ -8,8 +8,13 @@ import (
 )
 
 // Schemas returns every schema file's name and contents: one per report
-// kind and one for kiln.yaml. See Kind.JSONSchema for comments.
-func Schemas(comments bool) (map[string][]byte, error) {
+// kind and one for kiln.yaml, with the Go comments as descriptions (see
+// Comments for where they are read from).
+func Schemas() (map[string][]byte, error) {
+	comments, err := Comments()
+	if err != nil {
+		return nil, err
+	}
 	out := map[string][]byte{}
 	for _, k := range kinds {
 		data, err := k.JSONSchema(comments)
@@ -29,7 +34,7 @@ func Schemas(comments bool) (map[string][]byte, error) {
 // WriteSchemas writes every schema into dir and removes schema files there
 // that no report has any more. It runs in this package's directory.
 func WriteSchemas(dir string) error {
-	files, err := Schemas(true)
+	files, err := Schemas()
 	if err != nil {
 		return err
 	}

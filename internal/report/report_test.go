@@ -21,7 +21,7 @@ import (
 // The schema files in docs/schemas are what go generate makes from the
 // types today.
 func TestSchemaFilesUpToDate(t *testing.T) {
-	want, err := Schemas(true)
+	want, err := Schemas()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestRegistry(t *testing.T) {
 // compile returns the validator of k's schema.
 func compile(t *testing.T, k Kind) *jsonschema.Schema {
 	t.Helper()
-	data, err := k.JSONSchema(false)
+	data, err := k.JSONSchema(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestNewError(t *testing.T) {
 // The kiln.yaml schema accepts the example kiln init writes and catches a
 // misspelt setting, as an editor would show.
 func TestConfigSchema(t *testing.T) {
-	data, err := ConfigSchema(false)
+	data, err := ConfigSchema(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/kiln-images/kiln/internal/assets"
@@ -63,6 +64,8 @@ type ManifestValidate struct {
 type ManifestCheck struct {
 	Path    string `json:"path"`
 	Entries int    `json:"entries"`
+	// Format is the format the file is in: kiln, or a declared one.
+	Format string `json:"format"`
 }
 
 // ManifestShow is kiln manifest show.
@@ -73,9 +76,12 @@ type ManifestShow struct {
 
 // ChannelManifest is one channel's manifest.
 type ChannelManifest struct {
-	Channel  string            `json:"channel"`
-	Path     string            `json:"path"`
-	Manifest manifest.Manifest `json:"manifest"`
+	Channel string `json:"channel"`
+	Path    string `json:"path"`
+	// Format is the format the file is in: kiln, or a declared one.
+	Format string `json:"format"`
+	// Manifest is the file's document, as its consumers read it.
+	Manifest json.RawMessage `json:"manifest"`
 }
 
 // ManifestDiff is kiln manifest diff.

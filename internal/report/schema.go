@@ -31,24 +31,20 @@ const ConfigSchemaFile = "kiln.yaml.schema.json"
 // sources is where the Go comments that become the schemas' descriptions
 // are read from, relative to this package's directory (go generate and go
 // test run there).
-var sources = []string{"../report", "../pipeline", "../assets", "../drift", "../journal", "../manifest", "../cloud", "../schedule"}
+var sources = []string{"../report", "../pipeline", "../assets", "../drift", "../journal", "../manifest", "../cloud", "../schedule", "../ownership", "../gates"}
 
 // thisPackage is this package's import path; AddGoComments resolves the
 // relative source directories against it.
 const thisPackage = "github.com/kiln-images/kiln/internal/report"
 
-// JSONSchema generates k's JSON Schema from its Go type. With comments the
-// Go comments of the types become descriptions; they are read from the
-// source, so the working directory must be this package's (as it is for go
-// generate and go test).
-func (k Kind) JSONSchema(comments bool) ([]byte, error) {
+// JSONSchema generates k's JSON Schema from its Go type. comments (from
+// Comments; nil for none) become the descriptions.
+func (k Kind) JSONSchema(comments map[string]string) ([]byte, error) {
 	r := &jsonschema.Reflector{
 		ExpandedStruct: true,
 		Namer:          qualifiedName,
 		Mapper:         mapType,
-	}
-	if err := addComments(r, comments, sources); err != nil {
-		return nil, err
+		CommentMap:     comments,
 	}
 	s := r.ReflectFromType(k.Type)
 	s.ID = jsonschema.ID(SchemaBaseURL + k.FileName())
@@ -83,15 +79,13 @@ func stream(k Kind) string {
 // for editors to complete and check the file. It describes the shape; the
 // rules across fields (a build region among the regions, a script that
 // exists) are kiln validate's.
-func ConfigSchema(comments bool) ([]byte, error) {
+func ConfigSchema(comments map[string]string) ([]byte, error) {
 	r := &jsonschema.Reflector{
 		ExpandedStruct:             true,
 		FieldNameTag:               "yaml",
 		RequiredFromJSONSchemaTags: true, // every setting has a default but these
 		Mapper:                     mapType,
-	}
-	if err := addComments(r, comments, []string{"../config"}); err != nil {
-		return nil, err
+		CommentMap:                 comments,
 	}
 	s := r.ReflectFromType(reflect.TypeFor[config.Config]())
 	s.ID = jsonschema.ID(SchemaBaseURL + ConfigSchemaFile)
@@ -178,19 +172,18 @@ func mapType(t reflect.Type) *jsonschema.Schema {
 	return nil
 }
 
-// addComments reads the Go comments of the source directories (relative
-// to this package's directory, the working directory) into r's
-// descriptions.
-func addComments(r *jsonschema.Reflector, comments bool, dirs []string) error {
-	if !comments {
-		return nil
-	}
-	for _, d := range dirs {
+// Comments reads the Go comments of the report and config types from the
+// source, for the schemas' descriptions. The source directories are
+// relative to this package's, which must be the working directory (as it
+// is for go generate and go test).
+func Comments() (map[string]string, error) {
+	r := &jsonschema.Reflector{}
+	for _, d := range append(sources, "../config") {
 		if err := r.AddGoComments(thisPackage, d); err != nil {
-			return fmt.Errorf("read the Go comments of %s: %w", d, err)
+			return nil, fmt.Errorf("read the Go comments of %s: %w", d, err)
 		}
 	}
-	return nil
+	return r.CommentMap, nil
 }
 
 func encode(s *jsonschema.Schema) ([]byte, error) {

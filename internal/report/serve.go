@@ -6,10 +6,10 @@ import (
 	"github.com/kiln-images/kiln/internal/config"
 )
 
-// Status is what kiln serve is doing, GET /api/v1/status: the drift
+// ServeStatus is what kiln serve is doing, GET /api/v1/status: the drift
 // check whose results the pages and the other documents of the API show,
 // and the scheduler when it runs in the server.
-type Status struct {
+type ServeStatus struct {
 	Schema  string `json:"schema"`
 	Project string `json:"project"`
 	Backend string `json:"backend"`

@@ -51,7 +51,7 @@ func (b *Backend) ExportImage(ctx context.Context, in cloud.ExportInput) (cloud.
 	if err := checkTags(taskTags); err != nil {
 		return cloud.Export{}, fmt.Errorf("export %s: %w", in.ImageID, err)
 	}
-	if err := b.CheckAccount(ctx); err != nil {
+	if err := b.checkLocation(ctx, in.Region); err != nil {
 		return cloud.Export{}, err
 	}
 	c, err := b.clients.region(in.Region)

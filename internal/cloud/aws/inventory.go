@@ -66,7 +66,7 @@ type inventory struct {
 
 // add records an asset, merging with what is already known of it.
 func (inv *inventory) add(a cloud.Asset) *cloud.Asset {
-	a.Region = inv.c.region
+	a.Region = inv.c.loc
 	k := assetKey{a.Kind, a.ID}
 	if cur, ok := inv.assets[k]; ok {
 		if len(a.Tags) > 0 {
