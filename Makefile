@@ -18,6 +18,7 @@ DEMO     ?= demo
 FUZZ_CONFIG ?= 200000x
 FUZZ_MANIFEST ?= 400000x
 FUZZ_RECORD ?= 200000x
+FUZZ_CONSOLE ?= 100000x
 FUZZ_INSIDE ?= 50000x
 FUZZ_FORMAT ?= 200000x
 FUZZ_REMOTE ?= 100000x
@@ -28,7 +29,7 @@ FUZZ_MINIMIZE ?= 10s
 # gitlab-ci-local copies each job's checkout with it).
 DEB_PACKAGES := mmdebstrap qemu-utils qemu-system-x86 ovmf mtools dosfstools fdisk \
 	systemd-boot-efi e2fsprogs xfsprogs ansible uidmap git ca-certificates rsync \
-	minisign lxd-client curl
+	minisign lxd-client curl chromium
 
 PREFIX   ?= /usr/local
 DIST_PLATFORMS := linux/amd64 linux/arm64
@@ -112,6 +113,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZ_CONFIG) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/config
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZ_MANIFEST) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/manifest
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZ_RECORD) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/deploy/record
+	$(GO) test -run='^$$' -fuzz='^FuzzCleanConsole$$' -fuzztime=$(FUZZ_CONSOLE) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/console
 	$(GO) test -run='^$$' -fuzz='^FuzzResolveInside$$' -fuzztime=$(FUZZ_INSIDE) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/config
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeFormat$$' -fuzztime=$(FUZZ_FORMAT) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/manifest
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRemote$$' -fuzztime=$(FUZZ_REMOTE) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/forge
@@ -125,6 +127,7 @@ bench: build
 	./scripts/bench-local.sh
 	./scripts/bench-scale.sh
 	./scripts/bench-aws.sh
+	./scripts/bench-console.sh
 	./scripts/bench-serve.sh
 
 clean:

@@ -69,7 +69,7 @@ func runAssets(ctx context.Context, g *globalOptions, p *project, o assetsOption
 	if err := inv.Err(); err != nil {
 		return err
 	}
-	rep := report.Assets{Schema: report.SchemaAssets, Runs: assets.ByRun(inv.Assets), Assets: inv.Assets}
+	rep := report.NewAssets(inv.Assets)
 	if g.json() {
 		return g.write(rep)
 	}

@@ -116,7 +116,7 @@ func runDrift(ctx context.Context, g *globalOptions, p *project, o driftOptions)
 		return err
 	}
 	if g.json() {
-		if err := g.write(report.Drift{Schema: report.SchemaDrift, Channels: names, Report: rep}); err != nil {
+		if err := g.write(report.NewDrift(names, rep)); err != nil {
 			return err
 		}
 	} else {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -156,7 +155,13 @@ func runManifestShow(g *globalOptions, o manifestShowOptions) error {
 		}
 		channels = []string{o.channel}
 	}
-	r := report.ManifestShow{Schema: report.SchemaManifestShow}
+	r, err := report.NewManifestShow(cfg, channels)
+	if err != nil {
+		return err
+	}
+	if g.json() {
+		return g.write(r)
+	}
 	// showEntry is one row of the table: the entry under the key its file
 	// has, and the layout that says which fields the file holds.
 	type showEntry struct {
@@ -166,19 +171,10 @@ func runManifestShow(g *globalOptions, o manifestShowOptions) error {
 	}
 	var entries []showEntry
 	for _, ch := range channels {
-		path, _ := cfg.ManifestPath(ch)
 		m, l, err := channel.Open(cfg, ch)
 		if err != nil {
 			return err
 		}
-		doc, err := os.ReadFile(path)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			doc = []byte("{}")
-		case err != nil:
-			return err
-		}
-		r.Channels = append(r.Channels, report.ChannelManifest{Channel: ch, Path: path, Format: l.Format().Name, Manifest: json.RawMessage(doc)})
 		for _, e := range m.Entries() {
 			key, ok := l.FileKey(e.UseCase)
 			if !ok {
@@ -186,9 +182,6 @@ func runManifestShow(g *globalOptions, o manifestShowOptions) error {
 			}
 			entries = append(entries, showEntry{channel: ch, key: key, Located: e, layout: l})
 		}
-	}
-	if g.json() {
-		return g.write(r)
 	}
 	if len(entries) == 0 {
 		fmt.Fprintf(g.streams.out, "no entries: nothing published to %s yet (kiln release USE_CASE publishes to latest)\n", joinNames(channels))

@@ -73,57 +73,17 @@ func runPromote(ctx context.Context, g *globalOptions, p *project, useCase strin
 			return usageError(fmt.Errorf("--from/--to: %w", err))
 		}
 	}
-	doc, err := o.documenter(ctx, g, p.cfg, o.commit)
-	if err != nil {
-		return err
-	}
 	ov, err := o.parse()
 	if err != nil {
 		return err
 	}
-	u, err := p.cfg.UseCase(useCase)
-	if err != nil {
-		return usageError(err)
-	}
-	var keys []string
-	for _, arch := range u.Architectures {
-		keys = append(keys, u.ManifestKey(arch))
-	}
-	subject := fmt.Sprintf("%s: promote %s from %s", o.to, useCase, o.from)
-	if err := o.check(ctx, g, p.cfg, o.to, keys, subject); err != nil {
-		return err
-	}
-	last, err := channel.LastChange(ctx, p.cfg, o.to)
+	doc, err := promoteChannel(ctx, g, p, useCase, o, ov)
 	if err != nil {
 		return err
 	}
-	rep, err := p.pl.Promote(ctx, useCase, o.from, o.to, last, o.apply, ov)
-	if err != nil {
-		return err
-	}
-	var commit string
-	var dr report.Document
-	if rep.Applied {
-		var used []gates.Gate
-		for _, gt := range rep.Gates {
-			if gt.Overridden != "" {
-				used = append(used, gt)
-			}
-		}
-		if err := recordOverrides(ctx, g, p, used, o.to, "promote of "+useCase+" from "+o.from); err != nil {
-			return err
-		}
-		if commit, err = o.record(ctx, g, p.cfg, o.to, keys, subject, gates.Trailers(rep.Gates)...); err != nil {
-			return err
-		}
-		if doc != nil {
-			if dr, err = doc.recordPromotion(ctx, g, p.cfg, useCase, o.from, o.to, subject, rep); err != nil {
-				return err
-			}
-		}
-	}
+	rep := doc.PromoteReport
 	if g.json() {
-		if err := g.write(report.Promote{Schema: report.SchemaPromote, PromoteReport: rep, Commit: commit, Document: dr}); err != nil {
+		if err := g.write(doc); err != nil {
 			return err
 		}
 	} else {
@@ -158,4 +118,57 @@ func runPromote(ctx context.Context, g *globalOptions, p *project, useCase strin
 		g.planOnly("write channel " + o.to + " (every gate passes)")
 	}
 	return nil
+}
+
+// promoteChannel promotes useCase between channels as o says (gates,
+// overrides, the write with --apply, its record in the journal and git,
+// and on the remote with --merge-request or --push-to):
+// kiln promote USE_CASE and the console's promotions.
+func promoteChannel(ctx context.Context, g *globalOptions, p *project, useCase string, o promoteOptions, ov gates.Overrides) (report.Promote, error) {
+	u, err := p.cfg.UseCase(useCase)
+	if err != nil {
+		return report.Promote{}, usageError(err)
+	}
+	var keys []string
+	for _, arch := range u.Architectures {
+		keys = append(keys, u.ManifestKey(arch))
+	}
+	subject := fmt.Sprintf("%s: promote %s from %s", o.to, useCase, o.from)
+	if err := o.check(ctx, g, p.cfg, o.to, keys, subject); err != nil {
+		return report.Promote{}, err
+	}
+	doc, err := o.documenter(ctx, g, p.cfg, o.commit)
+	if err != nil {
+		return report.Promote{}, err
+	}
+	last, err := channel.LastChange(ctx, p.cfg, o.to)
+	if err != nil {
+		return report.Promote{}, err
+	}
+	rep, err := p.pl.Promote(ctx, useCase, o.from, o.to, last, o.apply, ov)
+	if err != nil {
+		return report.Promote{}, err
+	}
+	var commit string
+	var dr report.Document
+	if rep.Applied {
+		var used []gates.Gate
+		for _, gt := range rep.Gates {
+			if gt.Overridden != "" {
+				used = append(used, gt)
+			}
+		}
+		if err := recordOverrides(ctx, g, p, used, o.to, "promote of "+useCase+" from "+o.from); err != nil {
+			return report.Promote{}, err
+		}
+		if commit, err = o.record(ctx, g, p.cfg, o.to, keys, subject, gates.Trailers(rep.Gates)...); err != nil {
+			return report.Promote{}, err
+		}
+		if doc != nil {
+			if dr, err = doc.recordPromotion(ctx, g, p.cfg, useCase, o.from, o.to, subject, rep); err != nil {
+				return report.Promote{}, err
+			}
+		}
+	}
+	return report.Promote{Schema: report.SchemaPromote, PromoteReport: rep, Commit: commit, Document: dr}, nil
 }

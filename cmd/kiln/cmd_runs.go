@@ -63,7 +63,7 @@ func runRuns(cmd *cobra.Command, g *globalOptions, o runsOptions) error {
 			return err
 		}
 		if g.json() {
-			return g.write(report.Runs{Schema: report.SchemaRuns, Runs: []journal.Run{run}, Steps: steps})
+			return g.write(report.NewRuns([]journal.Run{run}, steps))
 		}
 		fmt.Fprintf(g.streams.out, "run %s: %s %s, version %s, %s (phase %s), started %s on %s\n\n",
 			run.ID, run.UseCase, run.Arch, run.Version, run.State, run.Phase, run.Created.Format(time.RFC3339), run.Host)
@@ -83,7 +83,7 @@ func runRuns(cmd *cobra.Command, g *globalOptions, o runsOptions) error {
 		return err
 	}
 	if g.json() {
-		return g.write(report.Runs{Schema: report.SchemaRuns, Runs: runs})
+		return g.write(report.NewRuns(runs, nil))
 	}
 	if len(runs) == 0 {
 		fmt.Fprintf(g.streams.out, "no runs in this machine's journal (%s); kiln assets finds runs made elsewhere by their tags\n", journalPath(cfg))

@@ -93,13 +93,9 @@ func showSchedule(g *globalOptions, o scheduleOptions) error {
 	if err != nil {
 		return err
 	}
-	rep := report.Schedule{Schema: report.SchemaSchedule, From: from}
-	for _, j := range schedule.Jobs(cfg) {
-		next, err := j.Times(from, o.count)
-		if err != nil {
-			return err
-		}
-		rep.Jobs = append(rep.Jobs, report.ScheduleJob{Job: j, Next: next})
+	rep, err := report.NewSchedule(cfg, from, o.count)
+	if err != nil {
+		return err
 	}
 	if g.json() {
 		return g.write(rep)
@@ -120,51 +116,63 @@ func showSchedule(g *globalOptions, o scheduleOptions) error {
 }
 
 func runScheduler(ctx context.Context, g *globalOptions, p *project, o scheduleOptions) error {
-	if _, err := p.cfg.ManifestPath(o.channel); err != nil {
-		return usageError(fmt.Errorf("--channel: %w", err))
-	}
-	doc, err := o.documenter(ctx, g, p.cfg, o.commit)
+	s, unlock, err := newScheduler(ctx, g, p, o.channel, o.commitOptions, o.documentOptions)
 	if err != nil {
 		return err
 	}
+	defer unlock()
+	return s.Run(ctx)
+}
+
+// newScheduler returns the scheduler of the project's scheduled use cases,
+// releasing into channel, holding the project's scheduler lock until the
+// returned function is called. kiln schedule --daemon and kiln serve
+// --schedule run it.
+func newScheduler(ctx context.Context, g *globalOptions, p *project, channel string, co commitOptions, do documentOptions) (*schedule.Scheduler, func(), error) {
+	if _, err := p.cfg.ManifestPath(channel); err != nil {
+		return nil, nil, usageError(fmt.Errorf("--channel: %w", err))
+	}
+	doc, err := do.documenter(ctx, g, p.cfg, co.commit)
+	if err != nil {
+		return nil, nil, err
+	}
 	jobs := schedule.Jobs(p.cfg)
 	if len(jobs) == 0 {
-		return usageError(fmt.Errorf("no use case in %s has a schedule", p.cfg.Path))
+		return nil, nil, usageError(fmt.Errorf("no use case in %s has a schedule", p.cfg.Path))
 	}
 	var keys []string
 	for _, j := range jobs {
 		u, err := p.cfg.UseCase(j.UseCase)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		keys = append(keys, u.ManifestKey(j.Arch))
 	}
-	if err := o.check(ctx, g, p.cfg, o.channel, keys, o.channel+": scheduled release (kiln)"); err != nil {
-		return err
+	if err := co.check(ctx, g, p.cfg, channel, keys, channel+": scheduled release (kiln)"); err != nil {
+		return nil, nil, err
 	}
 	lock := filepath.Join(p.cfg.StateDir(), "locks", "schedule.lock")
 	unlock, ok, err := lockfile.TryLock(lock)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if !ok {
-		return fmt.Errorf("another kiln schedule --daemon works on this project (lock %s)", lock)
+		return nil, nil, fmt.Errorf("another kiln scheduler (kiln schedule --daemon or kiln serve --schedule) works on this project (lock %s)", lock)
 	}
-	defer unlock()
 	s := &schedule.Scheduler{
 		Jobs: jobs,
 		Log:  g.logger(),
 		Release: func(ctx context.Context, j schedule.Job) (string, error) {
 			// The same checks as kiln release, before a run exists.
-			if err := p.pl.CheckRelease(ctx, j.UseCase, j.Arch, o.channel); err != nil {
+			if err := p.pl.CheckRelease(ctx, j.UseCase, j.Arch, channel); err != nil {
 				return "", err
 			}
-			gs, _, err := p.pl.ChannelGates(ctx, pipeline.Run{UseCase: j.UseCase, Arch: j.Arch}, o.channel)
+			gs, _, err := p.pl.ChannelGates(ctx, pipeline.Run{UseCase: j.UseCase, Arch: j.Arch}, channel)
 			if err != nil {
 				return "", err
 			}
 			if !gates.Passed(gs) {
-				return "", fmt.Errorf("release refused: a gate of channel %s failed; nothing was made\n%s", o.channel, gates.Failed(gs))
+				return "", fmt.Errorf("release refused: a gate of channel %s failed; nothing was made\n%s", channel, gates.Failed(gs))
 			}
 			r, err := p.pl.NewRun(ctx, j.UseCase, j.Arch, "")
 			if err != nil {
@@ -175,24 +183,24 @@ func runScheduler(ctx context.Context, g *globalOptions, p *project, o scheduleO
 				return r.ID, err
 			}
 			defer unlock()
-			ctx, release, err := holdChannel(ctx, g, p, r, o.channel)
+			ctx, release, err := holdChannel(ctx, g, p, r, channel)
 			if err != nil {
 				abandonRun(ctx, p, r.ID)
 				return r.ID, err
 			}
 			defer release()
-			rep, err := p.pl.Release(ctx, r, o.channel)
+			rep, err := p.pl.Release(ctx, r, channel)
 			if err == nil && rep.Publish != nil {
 				var keys []string
 				if keys, err = runKeys(p, r); err == nil {
-					_, err = o.record(ctx, g, p.cfg, o.channel, keys, publishSubject(r, o.channel))
+					_, err = co.record(ctx, g, p.cfg, channel, keys, publishSubject(r, channel))
 				}
 			}
 			if err == nil && rep.Publish != nil && doc != nil {
-				_, err = doc.recordRun(ctx, g, p, r, o.channel, regionsOf(rep.Publish.Regions))
+				_, err = doc.recordRun(ctx, g, p, r, channel, regionsOf(rep.Publish.Regions))
 			}
 			return r.ID, err
 		},
 	}
-	return s.Run(ctx)
+	return s, unlock, nil
 }

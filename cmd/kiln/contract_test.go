@@ -172,6 +172,11 @@ func TestJSONContract(t *testing.T) {
 		t.Errorf("adopt plan %v", ad)
 	}
 
+	// kiln serve's own document, from its API.
+	_, st := serveConsole(t, w.cfg, serveOptions{}).get(t, "/api/v1/status")
+	seen[report.SchemaServeStatus] = true
+	checkSchema(t, report.SchemaServeStatus, string(st))
+
 	// Errors and findings on stderr, as documents.
 	e := fails(2, "rollback", "--channel", "latest", "--ref", "v9")
 	if !strings.Contains(e["message"].(string), "no tag, branch or commit") {

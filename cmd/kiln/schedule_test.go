@@ -122,7 +122,7 @@ func TestAWSScheduleRun(t *testing.T) {
 	// A second scheduler for the same project is refused.
 	waitFor(t, p, `msg="next release"`, 30*time.Second)
 	second, code := runKiln(t, nil, "schedule", "--daemon", "-c", w.cfg)
-	if code != 2 || !strings.Contains(second.stderr.String(), "another kiln schedule --daemon works on this project") {
+	if code != 2 || !strings.Contains(second.stderr.String(), "another kiln scheduler (kiln schedule --daemon or kiln serve --schedule) works on this project") {
 		t.Errorf("second scheduler: exit %d\n%s", code, second.stderr.String())
 	}
 

@@ -195,7 +195,7 @@ func (p *Pipeline) document(ctx context.Context, r Run, u *config.UseCase, chann
 	}
 	rep.Parameters = n
 	key := u.ManifestKey(r.Arch)
-	err = p.step(ctx, r, cloud.PhasePublish, "document", "", rep.Manifest, func(ctx context.Context) (string, error) {
+	err = p.step(ctx, r, cloud.PhasePublish, DocumentStep, "", rep.Manifest, func(ctx context.Context) (string, error) {
 		rep.Changes, err = channel.Update(ctx, p.Config, channelName, func(m manifest.Manifest) error {
 			delete(m, key)
 			for loc, e := range entries {
@@ -218,6 +218,11 @@ func (p *Pipeline) removeCandidate(ctx context.Context, r Run, cand cloud.Image)
 		return cand.ID, p.Backend.DeleteImage(ctx, cand.Region, cand.ID)
 	})
 }
+
+// DocumentStep is the name of the journal step that writes a channel
+// manifest; its detail is the manifest's path (kiln serve's metrics find
+// the last release into each channel by it).
+const DocumentStep = "document"
 
 // channelTag marks an image as published in a channel.
 func channelTag(name string) string { return "kiln:channel:" + name }

@@ -29,6 +29,7 @@ const (
 	SchemaPromote          = "kiln.promote/v1"
 	SchemaRollback         = "kiln.rollback/v1"
 	SchemaError            = "kiln.error/v1"
+	SchemaServeStatus      = "kiln.serve-status/v1"
 	SchemaIndex            = "kiln.index/v1"
 	SchemaVerifyImage      = "kiln.verify-image/v1"
 	SchemaDistribution     = "kiln.distribution/v1"
@@ -78,6 +79,7 @@ var kinds = []Kind{
 	{Schema: SchemaReconcile, Command: "kiln reconcile", Type: reflect.TypeFor[Reconcile]()},
 	{Schema: SchemaPromote, Command: "kiln promote", Type: reflect.TypeFor[Promote]()},
 	{Schema: SchemaRollback, Command: "kiln rollback", Type: reflect.TypeFor[Rollback]()},
+	{Schema: SchemaServeStatus, Command: "kiln serve, GET /api/v1/status", Type: reflect.TypeFor[ServeStatus]()},
 	{Schema: SchemaIndex, Command: "kiln index", Type: reflect.TypeFor[Index]()},
 	{Schema: SchemaVerifyImage, Command: "kiln verify --image", Type: reflect.TypeFor[VerifyImage]()},
 	{Schema: SchemaDistribution, Command: "kiln distribution", Type: reflect.TypeFor[Distribution]()},

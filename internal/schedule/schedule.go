@@ -97,7 +97,23 @@ type Scheduler struct {
 	// ctx's error if ctx ends first.
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Observe, when set, is told of each release once it ends (kiln
+	// serve's pages and metrics show them).
+	Observe func(Outcome)
 }
+
+// Outcome is one release the scheduler ran.
+type Outcome struct {
+	Job     Job
+	Due     time.Time // the time the schedule named
+	Started time.Time
+	Ended   time.Time
+	RunID   string // "" when no run was started
+	Err     error
+}
+
+// Lag is how late the release started after its due time.
+func (o Outcome) Lag() time.Duration { return o.Started.Sub(o.Due) }
 
 // StoppedError says the scheduler was stopped while a release was under
 // way; the run can be resumed.
@@ -145,10 +161,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			start := now()
 			s.Log.Info("release starts", "use_case", j.UseCase, "arch", j.Arch, "scheduled", at.Format(time.RFC3339))
 			id, err := s.Release(ctx, j)
+			end := now()
+			if s.Observe != nil {
+				s.Observe(Outcome{Job: j, Due: at, Started: start, Ended: end, RunID: id, Err: err})
+			}
 			if ctx.Err() != nil {
 				return &StoppedError{RunID: id, Err: ctx.Err()}
 			}
-			took := now().Sub(start).Round(time.Second)
+			took := end.Sub(start).Round(time.Second)
 			if err != nil {
 				s.Log.Error("release failed", "use_case", j.UseCase, "arch", j.Arch, "run", id, "took", took, "err", err)
 			} else {

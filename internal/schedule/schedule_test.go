@@ -235,3 +235,31 @@ func TestSchedulerStopsWhileWaiting(t *testing.T) {
 		t.Errorf("Run took %s to notice ctx ending", d)
 	}
 }
+
+// Observe hears of every release with its due time, so the lag of a job
+// that waited behind another is seen.
+func TestSchedulerObserve(t *testing.T) {
+	jobs := []Job{{"daily", "x86_64", "0 3 * * *"}, {"daily", "arm64", "0 3 * * *"}}
+	s, _, _, ctx, _ := newScheduler(t, jobs, "2026-11-21T02:00:00Z", 1, func(c *fakeClock, j Job) (string, error) {
+		c.now = c.now.Add(7 * time.Minute)
+		if j.Arch == "arm64" {
+			return "kiln-arm", errors.New("boot test failed")
+		}
+		return "kiln-x86", nil
+	})
+	var got []Outcome
+	s.Observe = func(o Outcome) { got = append(got, o) }
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("observed %d releases, want 2: %+v", len(got), got)
+	}
+	due := at("2026-11-21T03:00:00Z")
+	if o := got[0]; o.RunID != "kiln-x86" || o.Err != nil || !o.Due.Equal(due) || o.Lag() != 0 || o.Ended.Sub(o.Started) != 7*time.Minute {
+		t.Errorf("first outcome %+v", o)
+	}
+	if o := got[1]; o.RunID != "kiln-arm" || o.Err == nil || o.Lag() != 7*time.Minute {
+		t.Errorf("second outcome %+v (lag %s), want 7m late with its error", o, o.Lag())
+	}
+}

@@ -52,8 +52,9 @@ type Server struct {
 	mux *http.ServeMux
 	log *slog.Logger
 
-	mu     sync.Mutex
-	checks map[string]func(context.Context) error
+	mu       sync.Mutex
+	checks   map[string]func(context.Context) error
+	patterns []string
 }
 
 // New returns a server with the health endpoint mounted.
@@ -62,12 +63,26 @@ func New(cfg Config) *Server {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.mux.HandleFunc("GET /healthz", s.health)
+	s.Handle("GET /healthz", http.HandlerFunc(s.health))
 	return s
 }
 
 // Handle mounts a feature's handler (a net/http ServeMux pattern).
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mu.Lock()
+	s.patterns = append(s.patterns, pattern)
+	s.mu.Unlock()
+	s.mux.Handle(pattern, h)
+}
+
+// Patterns returns the patterns mounted so far, in order: what the server
+// answers, for tests that check, say, that a read-only server has no
+// write endpoint.
+func (s *Server) Patterns() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.patterns)
+}
 
 // AddCheck adds a health check: /healthz answers 503 while one fails.
 func (s *Server) AddCheck(name string, check func(context.Context) error) {

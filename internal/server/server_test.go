@@ -127,3 +127,13 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal("still accepting after shutdown")
 	}
 }
+
+func TestPatterns(t *testing.T) {
+	s := New(Config{})
+	s.Handle("GET /a/", http.NotFoundHandler())
+	s.Handle("POST /b", http.NotFoundHandler())
+	got := s.Patterns()
+	if strings.Join(got, " ") != "GET /healthz GET /a/ POST /b" {
+		t.Fatalf("patterns %q", got)
+	}
+}

@@ -52,7 +52,14 @@ func (b *Backend) Build(ctx context.Context, in cloud.BuildInput) (cloud.Image, 
 	return b.ImportImage(ctx, local.ImportInput{Region: in.Region, Name: in.Name, Arch: in.Arch, Token: in.Token, Tags: in.Tags, Disk: disk, Exports: exports})
 }
 
-// TestImage passes every image.
+// TestImage passes every image, keeping a console log at in.LogPath as
+// the real testers do.
 func (b *Backend) TestImage(ctx context.Context, in cloud.TestInput) (cloud.TestResult, error) {
-	return cloud.TestResult{Passed: true}, nil
+	if in.LogPath != "" {
+		log := "Booting " + in.ImageID + " in " + in.Region + "\r\nWelcome to Debian GNU/Linux 12 (bookworm)!\r\nKILN-TEST-RESULT: PASS\r\n"
+		if err := os.WriteFile(in.LogPath, []byte(log), 0o644); err != nil {
+			return cloud.TestResult{}, err
+		}
+	}
+	return cloud.TestResult{Passed: true, LogPath: in.LogPath}, nil
 }
