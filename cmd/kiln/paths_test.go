@@ -43,8 +43,8 @@ func TestRecipePathsStayInsideTheProject(t *testing.T) {
 		t.Fatalf("validate: exit %d, want 2\n%s", code, stderr)
 	}
 	for _, field := range []string{
-		"provision[2].file.source", "provision[3].file.source", "provision[4].file.source",
-		"provision[5].file.source", "provision[6].shell", "tests[1]", "channels.latest.manifest", "channels.stable.manifest",
+		"provision[4].file.source", "provision[5].file.source", "provision[6].file.source",
+		"provision[7].file.source", "provision[8].shell", "tests[1]", "channels.latest.manifest", "channels.stable.manifest",
 	} {
 		if !strings.Contains(stderr, field+": ") || !strings.Contains(stderr, "leads outside the project") {
 			t.Errorf("validate does not refuse %s:\n%s", field, stderr)
