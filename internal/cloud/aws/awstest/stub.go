@@ -36,6 +36,7 @@ type Stub struct {
 	exportSteps int
 	calls       map[string]int
 	requests    map[string][]Call
+	cfn         *cfnOverlay // CloudFormation as AWS behaves (cfn.go)
 }
 
 type exportTask struct {
@@ -57,6 +58,7 @@ func NewStub(t testing.TB, target string) *Stub {
 		exportSteps: 2,
 		calls:       map[string]int{},
 		requests:    map[string][]Call{},
+		cfn:         newCFNOverlay(),
 	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
@@ -136,6 +138,9 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.requests[c.Service+":"+c.Action] = append(s.requests[c.Service+":"+c.Action], c)
 	}
 	s.mu.Unlock()
+	if c.Service == "cloudformation" && s.serveCFN(w, r, c, body) {
+		return
+	}
 	if c.Service == "ec2" {
 		switch c.Action {
 		case "EnableImageDeprecation":
