@@ -18,10 +18,14 @@ import (
 // What the stub adds to moto's CloudFormation, in AWS's wire format
 // (moto 5.2 behaves otherwise, see docs/moto.md):
 //
-//   - Executing a change set gives the stack the change set's tags (moto
-//     keeps the tags a stack was created with), and a change set whose
-//     only change is the stack's tags is executable (moto fails it as
-//     "didn't contain changes").
+//   - Executing a change set gives the stack the change set's tags and
+//     its template's outputs (moto keeps the tags a stack was created
+//     with, and a stack made by a change set has no outputs): after moto
+//     executes it, the stub asks moto for an update of the stack with its
+//     own template and the change set's tags, which changes no resource
+//     but recomputes the outputs. A change set whose only change is the
+//     stack's tags is executable (moto fails it as "didn't contain
+//     changes").
 //   - A change set executes once: ExecuteChangeSet of one that is not
 //     AVAILABLE is InvalidChangeSetStatus, of one that does not exist
 //     ChangeSetNotFound (moto executes again, or answers 500).
@@ -44,7 +48,6 @@ type cfnOverlay struct {
 	tagsOnly   map[string]bool
 	execFailed map[string]bool
 	// By stack id.
-	tags      map[string]map[string]string
 	protected map[string]bool
 	status    map[string][2]string // status, reason
 	events    map[string][]cfnEvent
@@ -58,8 +61,8 @@ func newCFNOverlay() *cfnOverlay {
 	return &cfnOverlay{
 		csTags: map[string]map[string]string{}, csBody: map[string]string{}, csType: map[string]string{},
 		tagsOnly: map[string]bool{}, execFailed: map[string]bool{},
-		tags: map[string]map[string]string{}, protected: map[string]bool{},
-		status: map[string][2]string{}, events: map[string][]cfnEvent{},
+		protected: map[string]bool{},
+		status:    map[string][2]string{}, events: map[string][]cfnEvent{},
 	}
 }
 
@@ -244,7 +247,7 @@ func (s *Stub) patchChangeSet(r *http.Request, c Call, key string, out []byte) [
 	want, hasTags := s.cfn.csTags[key]
 	s.cfn.mu.Unlock()
 	if !tagsOnly && hasTags && cs.Status == "FAILED" && strings.Contains(cs.Reason, "didn't contain changes") && cs.Exec == "UNAVAILABLE" {
-		if st, ok, err := s.stackOf(r, c.Region, cs.StackID); err == nil && ok && !sameTags(s.effectiveTags(st), want) {
+		if st, ok, err := s.stackOf(r, c.Region, cs.StackID); err == nil && ok && !sameTags(st.tagMap(), want) {
 			tagsOnly = true
 			s.cfn.mu.Lock()
 			s.cfn.tagsOnly[key] = true
@@ -274,16 +277,6 @@ func sameTags(a, b map[string]string) bool {
 		}
 	}
 	return true
-}
-
-// effectiveTags are a stack's tags as AWS would show them.
-func (s *Stub) effectiveTags(st cfnStack) map[string]string {
-	s.cfn.mu.Lock()
-	defer s.cfn.mu.Unlock()
-	if t, ok := s.cfn.tags[st.ID]; ok {
-		return t
-	}
-	return st.tagMap()
 }
 
 func (s *Stub) executeChangeSet(w http.ResponseWriter, r *http.Request, c Call, body []byte) {
@@ -327,13 +320,41 @@ func (s *Stub) executeChangeSet(w http.ResponseWriter, r *http.Request, c Call, 
 		}
 	}
 	s.forward(w, r, body, func(out []byte) []byte {
-		if tags != nil {
-			s.cfn.mu.Lock()
-			s.cfn.tags[cs.StackID] = tags
-			s.cfn.mu.Unlock()
+		if err := s.refreshStack(r, c.Region, cs.StackID, tags, typ == "CREATE"); err != nil {
+			return []byte(err.Error()) // the client sees a broken answer and the test fails
 		}
 		return out
 	})
+}
+
+// refreshStack makes moto recompute a stack's outputs and take the tags of
+// the change set it executed: an update with the stack's own template and
+// no parameters (moto then keeps the previous values and changes no
+// resource). A stack made by a CREATE change set shows CREATE_COMPLETE
+// afterwards, as on AWS.
+func (s *Stub) refreshStack(r *http.Request, region, id string, tags map[string]string, created bool) error {
+	q := url.Values{"Action": {"UpdateStack"}, "StackName": {id}, "UsePreviousTemplate": {"true"}}
+	n := 0
+	for _, k := range sortedKeys(tags) {
+		n++
+		q.Set(fmt.Sprintf("Tags.member.%d.Key", n), k)
+		q.Set(fmt.Sprintf("Tags.member.%d.Value", n), tags[k])
+	}
+	status, out, err := s.cfnCall(r, region, q)
+	if err != nil {
+		return err
+	}
+	if status != http.StatusOK {
+		return fmt.Errorf("stub: refresh stack %s: %d %s", id, status, out)
+	}
+	s.cfn.mu.Lock()
+	defer s.cfn.mu.Unlock()
+	if created {
+		s.cfn.status[id] = [2]string{"CREATE_COMPLETE", ""}
+	} else {
+		delete(s.cfn.status, id)
+	}
+	return nil
 }
 
 // writeCFNResult answers a CloudFormation action with an empty (or given)
@@ -422,8 +443,8 @@ func stamp(evs []cfnEvent) []cfnEvent {
 	return evs
 }
 
-// patchStacks shows tags, termination protection and failed states in
-// DescribeStacks answers.
+// patchStacks shows termination protection and the states the stub
+// serves in DescribeStacks answers.
 func (s *Stub) patchStacks(out []byte) []byte {
 	return eachMember(out, "Stacks", func(m []byte) []byte {
 		var st cfnStack
@@ -431,21 +452,15 @@ func (s *Stub) patchStacks(out []byte) []byte {
 			return m
 		}
 		s.cfn.mu.Lock()
-		tags, hasTags := s.cfn.tags[st.ID]
 		prot := s.cfn.protected[st.ID]
-		status, failed := s.cfn.status[st.ID]
+		status, overlaid := s.cfn.status[st.ID]
 		s.cfn.mu.Unlock()
-		if hasTags {
-			var b bytes.Buffer
-			for _, k := range sortedKeys(tags) {
-				fmt.Fprintf(&b, "<member><Key>%s</Key><Value>%s</Value></member>", esc(k), esc(tags[k]))
-			}
-			m = setRaw(m, "Tags", b.String())
-		}
 		m = setElement(m, "EnableTerminationProtection", fmt.Sprint(prot))
-		if failed {
+		if overlaid {
 			m = setElement(m, "StackStatus", status[0])
-			m = setElement(m, "StackStatusReason", status[1])
+			if status[1] != "" {
+				m = setElement(m, "StackStatusReason", status[1])
+			}
 		}
 		return m
 	})
@@ -536,7 +551,6 @@ func (s *Stub) deleteStack(w http.ResponseWriter, r *http.Request, c Call, body 
 	}
 	s.forward(w, r, body, func(out []byte) []byte {
 		s.cfn.mu.Lock()
-		delete(s.cfn.tags, st.ID)
 		delete(s.cfn.protected, st.ID)
 		delete(s.cfn.status, st.ID)
 		delete(s.cfn.events, st.ID)
