@@ -18,8 +18,8 @@ func (w *world) instanceUnit(dep string, cfg config.InstanceUnit) deploy.Unit {
 		Config:  &config.Unit{Name: "workers", Instance: &cfg},
 		Image:   deploy.Image{ID: w.image, Name: "app-1.0", Region: region, Arch: "x86_64", Version: "1.0"},
 		Release: "1.0-abcd", Outputs: map[string]string{},
-		Tags:    deploy.UnitTags("proj", dep, "workers", "1.0-abcd", "team", dep),
-		Dir:     w.dir,
+		Tags: deploy.UnitTags("proj", dep, "workers", "1.0-abcd", "team", dep),
+		Dir:  w.dir,
 	}
 	u.Token = token(u)
 	return u

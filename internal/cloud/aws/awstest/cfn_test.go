@@ -35,10 +35,10 @@ func TestEachMemberAndSetElement(t *testing.T) {
 
 func TestRefusedBucket(t *testing.T) {
 	for body, want := range map[string]bool{
-		"Resources:\n  B: {Type: AWS::S3::Bucket, Properties: {BucketName: Bad_Name}}\n": true,
+		"Resources:\n  B: {Type: AWS::S3::Bucket, Properties: {BucketName: Bad_Name}}\n":  true,
 		"Resources:\n  B: {Type: AWS::S3::Bucket, Properties: {BucketName: good-name}}\n": false,
-		"Resources:\n  B: {Type: AWS::S3::Bucket, Properties: {BucketName: !Ref X}}\n":     false,
-		"Resources:\n  B: {Type: AWS::S3::Bucket}\n":                                        false,
+		"Resources:\n  B: {Type: AWS::S3::Bucket, Properties: {BucketName: !Ref X}}\n":    false,
+		"Resources:\n  B: {Type: AWS::S3::Bucket}\n":                                      false,
 	} {
 		if _, _, got := refusedBucket(body); got != want {
 			t.Errorf("refusedBucket(%q) = %v, want %v", body, got, want)
