@@ -439,3 +439,50 @@ func tail(s string) string {
 	}
 	return s
 }
+
+// A unit destroyed and applied again with the same token names its change
+// set as before: the new stack's change set must not be confused with the
+// deleted stack's (moto looks change sets up across all stacks, deleted
+// ones included; the stub scopes them to the live stack, as AWS does).
+func TestStackAgainAfterDestroy(t *testing.T) {
+	w := newWorld(t)
+	k := NewStack(w.o)
+	u := w.unit("dev", "app", w.write(t, "app.yaml", appTemplate), appParams("one"), secretInputs)
+	name, _ := physicalName(u)
+	first, err := k.Apply(t.Context(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstID := aws.ToString(w.stack(t, name).StackId)
+	if err := k.Destroy(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	again, err := k.Apply(t.Context(), u)
+	if err != nil {
+		t.Fatalf("apply after destroy: %v", err)
+	}
+	st := w.stack(t, name)
+	if st == nil || aws.ToString(st.StackId) == firstID || st.StackStatus != cfntypes.StackStatusCreateComplete {
+		t.Fatalf("after destroy and apply: stack %+v (the first was %s)", st, firstID)
+	}
+	if again.Outputs["BucketName"] == "" || again.Outputs["BucketName"] == first.Outputs["BucketName"] {
+		t.Errorf("outputs of the second stack %v, of the first %v", again.Outputs, first.Outputs)
+	}
+	out, err := w.cfn().ListChangeSets(t.Context(), &cloudformation.ListChangeSetsInput{StackName: st.StackId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cs := range out.Summaries {
+		if aws.ToString(cs.StackId) != aws.ToString(st.StackId) {
+			t.Errorf("ListChangeSets of the live stack lists %s of %s", aws.ToString(cs.ChangeSetName), aws.ToString(cs.StackId))
+		}
+	}
+	// A second change set of the same name is refused, as on AWS.
+	_, err = w.cfn().CreateChangeSet(t.Context(), &cloudformation.CreateChangeSetInput{
+		StackName: aws.String(name), ChangeSetName: out.Summaries[0].ChangeSetName, ChangeSetType: cfntypes.ChangeSetTypeUpdate,
+		TemplateBody: aws.String(appTemplate),
+	})
+	if !isCode(err, "AlreadyExistsException") {
+		t.Errorf("a second change set of the same name: %v", err)
+	}
+}

@@ -26,6 +26,11 @@ import (
 //     but recomputes the outputs. A change set whose only change is the
 //     stack's tags is executable (moto fails it as "didn't contain
 //     changes").
+//   - Change sets belong to their stack: a name is looked up among the
+//     live stack's change sets (moto looks across all stacks, deleted ones
+//     included, and lists them all), a second change set of the same name
+//     is AlreadyExistsException (moto makes it and breaks the stack), and
+//     deleting a stack deletes its change sets.
 //   - A change set executes once: ExecuteChangeSet of one that is not
 //     AVAILABLE is InvalidChangeSetStatus, of one that does not exist
 //     ChangeSetNotFound (moto executes again, or answers 500).
@@ -86,7 +91,15 @@ func (s *Stub) serveCFN(w http.ResponseWriter, r *http.Request, c Call, body []b
 		s.createChangeSet(w, r, c, body)
 	case "DescribeChangeSet":
 		key := csKey(c.Region, c.Form.Get("StackName"), c.Form.Get("ChangeSetName"))
-		s.forward(w, r, body, func(out []byte) []byte { return s.patchChangeSet(r, c, key, out) })
+		if body, ok := s.byARN(w, r, c); ok {
+			s.forward(w, r, body, func(out []byte) []byte { return s.patchChangeSet(r, c, key, out) })
+		}
+	case "DeleteChangeSet":
+		if body, ok := s.byARN(w, r, c); ok {
+			s.forward(w, r, body, nil)
+		}
+	case "ListChangeSets":
+		s.listChangeSets(w, r, c, body)
 	case "ExecuteChangeSet":
 		s.executeChangeSet(w, r, c, body)
 	case "DescribeStacks":
@@ -211,8 +224,106 @@ func tagsParam(form url.Values) map[string]string {
 	}
 }
 
+// csSummary is one change set as moto lists it.
+type csSummary struct {
+	StackID string `xml:"StackId"`
+	Stack   string `xml:"StackName"`
+	ID      string `xml:"ChangeSetId"`
+	Name    string `xml:"ChangeSetName"`
+}
+
+// changeSetOf finds the change set called name of the live stack (by name
+// or id), as AWS scopes change sets.
+func (s *Stub) changeSetOf(r *http.Request, region, stack, name string) (string, bool, error) {
+	if csARN.MatchString(name) {
+		return name, true, nil
+	}
+	st, ok, err := s.stackOf(r, region, stack)
+	if err != nil || !ok {
+		return "", false, err
+	}
+	all, err := s.allChangeSets(r, region)
+	if err != nil {
+		return "", false, err
+	}
+	for _, cs := range all {
+		if cs.StackID == st.ID && cs.Name == name {
+			return cs.ID, true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// allChangeSets lists every change set moto has in region (moto ignores
+// ListChangeSets' stack).
+func (s *Stub) allChangeSets(r *http.Request, region string) ([]csSummary, error) {
+	status, out, err := s.cfnCall(r, region, url.Values{"Action": {"ListChangeSets"}, "StackName": {"any"}})
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("stub: list change sets: %d %s", status, out)
+	}
+	var doc struct {
+		Summaries []csSummary `xml:"ListChangeSetsResult>Summaries>member"`
+	}
+	return doc.Summaries, xml.Unmarshal(out, &doc)
+}
+
+// byARN rewrites a request naming a change set by stack and name to name
+// it by the ARN of the live stack's change set, or answers
+// ChangeSetNotFound.
+func (s *Stub) byARN(w http.ResponseWriter, r *http.Request, c Call) ([]byte, bool) {
+	name := c.Form.Get("ChangeSetName")
+	arn, ok, err := s.changeSetOf(r, c.Region, c.Form.Get("StackName"), name)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return nil, false
+	}
+	if !ok {
+		writeError(w, c, http.StatusNotFound, "ChangeSetNotFound", "ChangeSet ["+name+"] does not exist")
+		return nil, false
+	}
+	form := url.Values{}
+	for k, v := range c.Form {
+		form[k] = v
+	}
+	form.Set("ChangeSetName", arn)
+	return []byte(form.Encode()), true
+}
+
+// listChangeSets answers with the change sets of the stack asked for.
+func (s *Stub) listChangeSets(w http.ResponseWriter, r *http.Request, c Call, body []byte) {
+	st, ok, err := s.stackOf(r, c.Region, c.Form.Get("StackName"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	if !ok {
+		writeError(w, c, http.StatusBadRequest, "ValidationError", "Stack ["+c.Form.Get("StackName")+"] does not exist")
+		return
+	}
+	s.forward(w, r, body, func(out []byte) []byte {
+		return eachMember(out, "Summaries", func(m []byte) []byte {
+			var cs csSummary
+			if xml.Unmarshal(m, &cs) == nil && cs.StackID != st.ID {
+				return nil
+			}
+			return m
+		})
+	})
+}
+
 func (s *Stub) createChangeSet(w http.ResponseWriter, r *http.Request, c Call, body []byte) {
-	key := csKey(c.Region, c.Form.Get("StackName"), c.Form.Get("ChangeSetName"))
+	name := c.Form.Get("ChangeSetName")
+	if _, dup, err := s.changeSetOf(r, c.Region, c.Form.Get("StackName"), name); err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	} else if dup {
+		writeError(w, c, http.StatusBadRequest, "AlreadyExistsException", "ChangeSet ["+name+"] already exists")
+		return
+	}
+	key := csKey(c.Region, c.Form.Get("StackName"), name)
 	s.cfn.mu.Lock()
 	if _, ok := c.Form["Tags.member.1.Key"]; ok {
 		s.cfn.csTags[key] = tagsParam(c.Form)
@@ -284,12 +395,13 @@ func (s *Stub) executeChangeSet(w http.ResponseWriter, r *http.Request, c Call, 
 	defer s.cfn.exec.Unlock()
 	stack, name := c.Form.Get("StackName"), c.Form.Get("ChangeSetName")
 	key := csKey(c.Region, stack, name)
-	// Read the change set as the client would see it.
-	desc := url.Values{"Action": {"DescribeChangeSet"}, "ChangeSetName": {name}}
-	if stack != "" {
-		desc.Set("StackName", stack)
+	body, ok := s.byARN(w, r, c)
+	if !ok {
+		return
 	}
-	status, out, err := s.cfnCall(r, c.Region, desc)
+	// Read the change set as the client would see it.
+	form, _ := url.ParseQuery(string(body))
+	status, out, err := s.cfnCall(r, c.Region, url.Values{"Action": {"DescribeChangeSet"}, "ChangeSetName": {form.Get("ChangeSetName")}})
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
@@ -550,6 +662,14 @@ func (s *Stub) deleteStack(w http.ResponseWriter, r *http.Request, c Call, body 
 		}
 	}
 	s.forward(w, r, body, func(out []byte) []byte {
+		// The stack's change sets go with it.
+		if all, err := s.allChangeSets(r, c.Region); err == nil {
+			for _, cs := range all {
+				if cs.StackID == st.ID {
+					s.cfnCall(r, c.Region, url.Values{"Action": {"DeleteChangeSet"}, "ChangeSetName": {cs.ID}})
+				}
+			}
+		}
 		s.cfn.mu.Lock()
 		delete(s.cfn.protected, st.ID)
 		delete(s.cfn.status, st.ID)
