@@ -147,12 +147,25 @@ func TestStackSecrets(t *testing.T) {
 			t.Errorf("the secret is in the %s", what)
 		}
 	}
-	delivered := false
+	// CloudFormation shows it masked (the stub, as AWS); moto, which does
+	// not mask NoEcho, shows that it arrived.
+	shown := map[string]string{}
 	for _, p := range stack.Parameters {
-		delivered = delivered || aws.ToString(p.ParameterKey) == "Token" && aws.ToString(p.ParameterValue) == secret // moto does not mask NoEcho
+		shown[aws.ToString(p.ParameterKey)] = aws.ToString(p.ParameterValue)
+	}
+	if shown["Token"] != "****" || shown["Setting"] != "one" {
+		t.Errorf("the stack's parameters as described: %v", shown)
+	}
+	raw, err := cloudformation.NewFromConfig(w.cfg()).DescribeStacks(t.Context(), &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delivered := false
+	for _, p := range raw.Stacks[0].Parameters {
+		delivered = delivered || aws.ToString(p.ParameterKey) == "Token" && aws.ToString(p.ParameterValue) == secret
 	}
 	if !delivered {
-		t.Errorf("the secret did not reach the stack: %v", stack.Parameters)
+		t.Errorf("the secret did not reach the stack: %v", raw.Stacks[0].Parameters)
 	}
 }
 

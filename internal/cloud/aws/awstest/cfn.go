@@ -31,6 +31,8 @@ import (
 //     included, and lists them all), a second change set of the same name
 //     is AlreadyExistsException (moto makes it and breaks the stack), and
 //     deleting a stack deletes its change sets.
+//   - The values of parameters the template declares NoEcho read "****"
+//     in DescribeStacks and DescribeChangeSet (moto shows them).
 //   - A change set executes once: ExecuteChangeSet of one that is not
 //     AVAILABLE is InvalidChangeSetStatus, of one that does not exist
 //     ChangeSetNotFound (moto executes again, or answers 500).
@@ -54,7 +56,8 @@ type cfnOverlay struct {
 	execFailed map[string]bool
 	// By stack id.
 	protected map[string]bool
-	status    map[string][2]string // status, reason
+	noEcho    map[string]map[string]bool // the NoEcho parameters of the stack's template
+	status    map[string][2]string       // status, reason
 	events    map[string][]cfnEvent
 	emulate   bool
 	// exec serializes ExecuteChangeSet, as CloudFormation executes a
@@ -66,8 +69,8 @@ func newCFNOverlay() *cfnOverlay {
 	return &cfnOverlay{
 		csTags: map[string]map[string]string{}, csBody: map[string]string{}, csType: map[string]string{},
 		tagsOnly: map[string]bool{}, execFailed: map[string]bool{},
-		protected: map[string]bool{},
-		status:    map[string][2]string{}, events: map[string][]cfnEvent{},
+		protected: map[string]bool{}, noEcho: map[string]map[string]bool{},
+		status: map[string][2]string{}, events: map[string][]cfnEvent{},
 	}
 }
 
@@ -375,7 +378,46 @@ func (s *Stub) patchChangeSet(r *http.Request, c Call, key string, out []byte) [
 	if failed {
 		out = setElement(out, "ExecutionStatus", "EXECUTE_FAILED")
 	}
+	s.cfn.mu.Lock()
+	body := s.cfn.csBody[key]
+	s.cfn.mu.Unlock()
+	return maskParams(out, noEchoParams(body))
+}
+
+// noEchoParams lists the parameters a template declares NoEcho.
+func noEchoParams(body string) map[string]bool {
+	var doc struct {
+		Parameters map[string]struct {
+			NoEcho yaml.Node `yaml:"NoEcho"`
+		} `yaml:"Parameters"`
+	}
+	out := map[string]bool{}
+	if yaml.Unmarshal([]byte(body), &doc) != nil {
+		return out
+	}
+	for name, p := range doc.Parameters {
+		if strings.EqualFold(p.NoEcho.Value, "true") {
+			out[name] = true
+		}
+	}
 	return out
+}
+
+// maskParams shows the values of the NoEcho parameters in the Parameters
+// list of m as CloudFormation does.
+func maskParams(m []byte, noEcho map[string]bool) []byte {
+	if len(noEcho) == 0 {
+		return m
+	}
+	return eachMember(m, "Parameters", func(p []byte) []byte {
+		var param struct {
+			Key string `xml:"ParameterKey"`
+		}
+		if xml.Unmarshal(p, &param) == nil && noEcho[param.Key] && bytes.Contains(p, []byte("<ParameterValue>")) {
+			return setElement(p, "ParameterValue", "****")
+		}
+		return p
+	})
 }
 
 func sameTags(a, b map[string]string) bool {
@@ -435,6 +477,9 @@ func (s *Stub) executeChangeSet(w http.ResponseWriter, r *http.Request, c Call, 
 		if err := s.refreshStack(r, c.Region, cs.StackID, tags, typ == "CREATE"); err != nil {
 			return []byte(err.Error()) // the client sees a broken answer and the test fails
 		}
+		s.cfn.mu.Lock()
+		s.cfn.noEcho[cs.StackID] = noEchoParams(tmpl)
+		s.cfn.mu.Unlock()
 		return out
 	})
 }
@@ -566,7 +611,9 @@ func (s *Stub) patchStacks(out []byte) []byte {
 		s.cfn.mu.Lock()
 		prot := s.cfn.protected[st.ID]
 		status, overlaid := s.cfn.status[st.ID]
+		noEcho := s.cfn.noEcho[st.ID]
 		s.cfn.mu.Unlock()
+		m = maskParams(m, noEcho)
 		m = setElement(m, "EnableTerminationProtection", fmt.Sprint(prot))
 		if overlaid {
 			m = setElement(m, "StackStatus", status[0])
@@ -672,6 +719,7 @@ func (s *Stub) deleteStack(w http.ResponseWriter, r *http.Request, c Call, body 
 		}
 		s.cfn.mu.Lock()
 		delete(s.cfn.protected, st.ID)
+		delete(s.cfn.noEcho, st.ID)
 		delete(s.cfn.status, st.ID)
 		delete(s.cfn.events, st.ID)
 		s.cfn.mu.Unlock()

@@ -45,3 +45,19 @@ func TestRefusedBucket(t *testing.T) {
 		}
 	}
 }
+
+func TestMaskParams(t *testing.T) {
+	body := "Parameters:\n  Token: {Type: String, NoEcho: true}\n  Plain: {Type: String, NoEcho: false}\n  Other: {Type: String}\n" +
+		"Resources:\n  P: {Type: AWS::SSM::Parameter, Properties: {Value: !Ref Plain}}\n"
+	noEcho := noEchoParams(body)
+	if len(noEcho) != 1 || !noEcho["Token"] {
+		t.Fatalf("noEchoParams = %v, want Token", noEcho)
+	}
+	doc := `<R><Stacks><member><Parameters><member><ParameterKey>Plain</ParameterKey><ParameterValue>one</ParameterValue></member>` +
+		`<member><ParameterKey>Token</ParameterKey><ParameterValue>s3cret</ParameterValue></member></Parameters><StackId>a</StackId></member></Stacks></R>`
+	got := string(eachMember([]byte(doc), "Stacks", func(m []byte) []byte { return maskParams(m, noEcho) }))
+	want := strings.Replace(doc, "s3cret", "****", 1)
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
