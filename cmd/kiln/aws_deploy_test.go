@@ -443,9 +443,10 @@ func (w *awsDeployWorld) untagged(t *testing.T, dep, region string) []string {
 // harness: killed at every step boundary of a deploy (two chains of kills,
 // each rerun killed further on), then run to the end and checked with
 // direct reads. Then: verified through the stack's output URL; deployed
-// again with nothing to change; promoted to staging (killed on the way
-// too); a bad release caught and refused promotion; a rollback; the kill
-// switch. Every resource is checked for its tags, and neither kiln's
+// again with nothing to change; a worker stopped behind kiln's back, seen
+// by status and started by a deploy; promoted to staging (killed on the
+// way too); a bad release caught and refused promotion; a rollback; the
+// kill switch. Every resource is checked for its tags, and neither kiln's
 // output nor any file it wrote holds the secret the stack is given.
 func TestAWSDeployments(t *testing.T) {
 	start := time.Now()
@@ -579,6 +580,21 @@ func TestAWSDeployments(t *testing.T) {
 	if left := w.deploymentLeftovers(t, "dev", "us-east-1", 1); len(left) > 0 {
 		t.Errorf("after a second deploy: %v", left)
 	}
+	// A worker stopped behind kiln's back: status shows the drift (exit 1)
+	// and a deploy starts it again.
+	if _, err := w.ec2("us-east-1").StopInstances(t.Context(), &ec2.StopInstancesInput{InstanceIds: []string{aws.ToString(w.worker(t, "us-east-1", "dev").InstanceId)}}); err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, code := w.run(t, "status", "dev"); code != 1 || !strings.Contains(out, "unit worker is stopped, want running") {
+		t.Errorf("status of dev with its worker stopped: exit %d\n%s%s", code, out, stderr)
+	}
+	if out, stderr, code := w.run(t, "deploy", "dev", "--apply"); code != 0 || !regexp.MustCompile(`worker +instance +start`).MatchString(out) || !regexp.MustCompile(`app +stack +none`).MatchString(out) {
+		t.Errorf("deploy of dev with its worker stopped: exit %d\n%s%s", code, out, stderr)
+	}
+	if st := w.workerState(t, "us-east-1", "dev"); st != ec2types.InstanceStateNameRunning {
+		t.Errorf("dev's worker is %s after a deploy", st)
+	}
+
 	git(t, w.dir, "add", "-A")
 	git(t, w.dir, "commit", "-qm", "dev again")
 
