@@ -353,6 +353,45 @@ func (w *awsDeployWorld) crashChain(t *testing.T, tally *crashTally, dep, region
 	return hit
 }
 
+// crashEvery kills `kiln args`, a deploy of dep (its own or a
+// promotion's), at every step boundary: a full run lists them; then two
+// chains of kills, each from a fresh start (reset). The plan inside a
+// deploy and its apply both make a change set ("change set created"
+// twice): the first chain dies at the plan's, the second, by number, at
+// the apply's. It fails the test unless the kills hit exactly the
+// boundaries of the full run, and returns how many there were.
+func (w *awsDeployWorld) crashEvery(t *testing.T, tally *crashTally, dep, region string, args []string) int {
+	t.Helper()
+	_, code, full := w.runTraced(t, nil, args...)
+	if code != 0 {
+		t.Fatalf("kiln %v: exit %d", args, code)
+	}
+	w.reset(t, dep, region)
+	stack, worker := "stack kiln-grit-"+dep+"-app", "instance kiln-grit-"+dep+"-worker"
+	created := stack + " change set created"
+	applyCreated := 0
+	for i, b := range full {
+		if b == created && slices.Contains(full[:i], created) {
+			applyCreated = i + 1
+		}
+	}
+	hit := w.crashChain(t, tally, dep, region, args, []kill{
+		at(created), at("record " + dep + " deploying"), at("progress unit app"), at("begin deploy unit app"), at(stack + " change set executed"),
+	})
+	w.reset(t, dep, region)
+	hit = append(hit, w.crashChain(t, tally, dep, region, args, []kill{
+		{strconv.Itoa(applyCreated), created}, at(stack + " up"), at(stack + " tagged"), at("end deploy unit app"),
+		at("progress unit worker"), at("begin deploy unit worker"), at(worker + " slot 0 launched"), at("end deploy unit worker"),
+		at("record " + dep + " units up"), at("record " + dep + " deployed"), at("progress verify " + dep), at("record " + dep + " verified"),
+	})...)
+	slices.Sort(hit)
+	slices.Sort(full)
+	if !slices.Equal(hit, full) {
+		t.Errorf("the kills of kiln %v hit\n  %s\nbut it passes\n  %s", args, strings.Join(hit, "\n  "), strings.Join(full, "\n  "))
+	}
+	return len(full)
+}
+
 // untagged lists, from moto (CloudFormation through the stub, which
 // answers as AWS does), what deployment dep has in region that lacks a tag
 // everything kiln makes must carry: the stack, the stack's SSM parameter,
@@ -440,13 +479,13 @@ func (w *awsDeployWorld) untagged(t *testing.T, dep, region string) []string {
 // binary: a release, then its image deployed to dev as a CloudFormation
 // stack (the project's template, the image id from the channel manifest as
 // a parameter, outputs captured) and an instance, through the crash
-// harness: killed at every step boundary of a deploy (two chains of kills,
-// each rerun killed further on), then run to the end and checked with
-// direct reads. Then: verified through the stack's output URL; deployed
-// again with nothing to change; a worker stopped behind kiln's back, seen
-// by status and started by a deploy; promoted to staging (killed on the
-// way too); a bad release caught and refused promotion; a rollback; the
-// kill switch. Every resource is checked for its tags, and neither kiln's
+// harness: killed at every step boundary (two chains of kills, each rerun
+// killed further on), then run to the end and checked with direct reads.
+// Then: verified through the stack's output URL; deployed again with
+// nothing to change; a worker stopped behind kiln's back, seen by status
+// and started by a deploy; promoted to staging, killed at every boundary
+// too; a bad release caught and refused promotion; a rollback; the kill
+// switch. Every resource is checked for its tags, and neither kiln's
 // output nor any file it wrote holds the secret the stack is given.
 func TestAWSDeployments(t *testing.T) {
 	start := time.Now()
@@ -494,42 +533,13 @@ func TestAWSDeployments(t *testing.T) {
 		t.Fatalf("after a plan: %v", left)
 	}
 
-	// Deploy, killed at every boundary: a full run lists them; then two
-	// chains of kills from a fresh start each. The plan inside a deploy
-	// and its apply both make a change set ("change set created" twice):
-	// the first chain dies at the plan's, the second at the apply's.
-	tally := crashTally{backend: "aws (moto)", variant: "deploy and promote: kill, then rerun (chained)"}
+	// Deploy, killed at every boundary.
+	tally := crashTally{backend: "aws (moto)", variant: "deploy and promote: kill at every boundary, chained"}
 	defer tally.report(t)
 	cfg := []string{"-c", w.cfg}
-	deployDev := append([]string{"deploy", "dev", "--apply"}, cfg...)
 	crashStart := time.Now()
-	_, code, full := w.runTraced(t, nil, deployDev...)
-	if code != 0 {
-		t.Fatalf("deploy: exit %d", code)
-	}
-	w.reset(t, "dev", "us-east-1")
-	const created = "stack kiln-grit-dev-app change set created"
-	applyCreated := 0
-	for i, b := range full {
-		if b == created && slices.Contains(full[:i], created) {
-			applyCreated = i + 1
-		}
-	}
-	hit := w.crashChain(t, &tally, "dev", "us-east-1", deployDev, []kill{
-		at(created), at("record dev deploying"), at("progress unit app"), at("begin deploy unit app"), at("stack kiln-grit-dev-app change set executed"),
-	})
-	w.reset(t, "dev", "us-east-1")
-	hit = append(hit, w.crashChain(t, &tally, "dev", "us-east-1", deployDev, []kill{
-		{strconv.Itoa(applyCreated), created}, at("stack kiln-grit-dev-app up"), at("stack kiln-grit-dev-app tagged"), at("end deploy unit app"),
-		at("progress unit worker"), at("begin deploy unit worker"), at("instance kiln-grit-dev-worker slot 0 launched"), at("end deploy unit worker"),
-		at("record dev units up"), at("record dev deployed"), at("progress verify dev"), at("record dev verified"),
-	})...)
-	slices.Sort(hit)
-	slices.Sort(full)
-	if !slices.Equal(hit, full) {
-		t.Errorf("the kills hit\n  %s\nbut a deploy passes\n  %s", strings.Join(hit, "\n  "), strings.Join(full, "\n  "))
-	}
-	t.Logf("deploy: %d boundaries, killed at each, in %s", len(full), time.Since(crashStart).Round(time.Millisecond))
+	n := w.crashEvery(t, &tally, "dev", "us-east-1", append([]string{"deploy", "dev", "--apply"}, cfg...))
+	t.Logf("deploy: %d boundaries, killed at each, in %s", n, time.Since(crashStart).Round(time.Millisecond))
 
 	dev := readRecord(t, w.dir, "dev")
 	url := dev.Outputs["app.URL"]
@@ -598,14 +608,11 @@ func TestAWSDeployments(t *testing.T) {
 	git(t, w.dir, "add", "-A")
 	git(t, w.dir, "commit", "-qm", "dev again")
 
-	// Promote: the same images, staging's own stack in us-west-2; killed on
-	// the way.
+	// Promote: the same images, staging's own stack in us-west-2; killed
+	// at every boundary too.
 	crashStart = time.Now()
-	w.crashChain(t, &tally, "staging", "us-west-2", append([]string{"promote", "--from", "dev", "--to", "staging", "--apply"}, cfg...), []kill{
-		at("record staging deploying"), at("stack kiln-grit-staging-app change set executed"),
-		at("instance kiln-grit-staging-worker slot 0 launched"), at("record staging deployed"),
-	})
-	t.Logf("promote: in %s", time.Since(crashStart).Round(time.Millisecond))
+	n = w.crashEvery(t, &tally, "staging", "us-west-2", append([]string{"promote", "--from", "dev", "--to", "staging", "--apply"}, cfg...))
+	t.Logf("promote: %d boundaries, killed at each, in %s", n, time.Since(crashStart).Round(time.Millisecond))
 	staging := readRecord(t, w.dir, "staging")
 	if staging.Release.ID != dev.Release.ID || staging.Release.PromotedFrom != "dev" || !strings.Contains(staging.Outputs["app.URL"], "/us-west-2/kiln-grit-staging-app") {
 		t.Errorf("staging's record: release %+v outputs %v", staging.Release, staging.Outputs)
