@@ -743,3 +743,53 @@ func (w *awsDeployWorld) workerImage(t *testing.T, region, dep string) string {
 func (w *awsDeployWorld) workerState(t *testing.T, region, dep string) ec2types.InstanceStateName {
 	return w.worker(t, region, dep).State.Name
 }
+
+// TestAWSDeployRefusesShownSecret: a stack unit that would pass a secret
+// to a parameter CloudFormation shows (not NoEcho) is bad input: the plan
+// and the apply exit 2 naming the template and the parameter, never the
+// value, and nothing is made.
+func TestAWSDeployRefusesShownSecret(t *testing.T) {
+	w := &awsDeployWorld{awsWorld: newAWSWorld(t, "{public: true}")}
+	img := seedBaseImage(t, w.ec2("us-east-1"))
+	w.ec2("us-east-1").CreateTags(t.Context(), &ec2.CreateTagsInput{Resources: []string{img}, Tags: []ec2types.Tag{
+		{Key: aws.String(cloud.TagManaged), Value: aws.String("true")}, {Key: aws.String(cloud.TagVersion), Value: aws.String("1.0")},
+	}})
+	t.Setenv("KILN_APP_TOKEN", appSecret)
+	os.MkdirAll(filepath.Join(w.dir, "cfn"), 0o755)
+	os.WriteFile(filepath.Join(w.dir, "cfn/app.yaml"), []byte(strings.Replace(appTemplate, "ApiToken: {Type: String, NoEcho: true}", "ApiToken: {Type: String}", 1)), 0o644)
+	f, err := os.OpenFile(w.cfg, os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, `deployments:
+  dev:
+    region: us-east-1
+    image: {use_case: ci-runner, id: %s}
+    units:
+      app:
+        stack:
+          template: cfn/app.yaml
+          parameters: {ImageId: "{image_id}", Endpoint: "http://127.0.0.1:1", ApiToken: "{inputs.api_token}"}
+    inputs:
+      api_token: {secret: {env: KILN_APP_TOKEN}}
+`, img)
+	f.Close()
+	for _, args := range [][]string{{"deploy", "dev"}, {"deploy", "dev", "--apply"}} {
+		out, stderr, code := w.run(t, args...)
+		if code != 2 || !strings.Contains(stderr, "cfn/app.yaml") || !strings.Contains(stderr, "stack.parameters.ApiToken gets a secret") {
+			t.Errorf("kiln %v: exit %d\n%s%s", args, code, out, stderr)
+		}
+	}
+	if strings.Contains(w.said.String(), appSecret) {
+		t.Error("kiln's output shows the secret")
+	}
+	if n := len(w.stub.Requests("cloudformation", "CreateChangeSet")); n > 0 {
+		t.Errorf("%d change sets made for a refused unit", n)
+	}
+	if left := w.deploymentLeftovers(t, "dev", "us-east-1", 0); len(left) > 0 {
+		t.Errorf("a refused deploy left %v", left)
+	}
+	if _, err := os.Stat(record.Path(w.dir, "dev")); err == nil {
+		t.Error("a refused deploy wrote a record")
+	}
+}
