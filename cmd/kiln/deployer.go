@@ -12,10 +12,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-images/kiln/internal/cloud/aws"
 	"github.com/kiln-images/kiln/internal/cloud/local"
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/deploy"
 	"github.com/kiln-images/kiln/internal/deploy/awssecret"
+	"github.com/kiln-images/kiln/internal/deploy/awsunit"
 	"github.com/kiln-images/kiln/internal/deploy/localunit"
 	"github.com/kiln-images/kiln/internal/deploy/record"
 	"github.com/kiln-images/kiln/internal/manifest"
@@ -37,14 +39,18 @@ func (p *project) deployer(g *globalOptions) *deploy.Deployer {
 	}
 }
 
-// unitKinds are the unit kinds of the project's backend. The aws kinds
-// (stack, instance) are not built yet.
+// unitKinds are the unit kinds of the project's backend.
 func unitKinds(p *project, g *globalOptions) map[string]deploy.UnitKind {
 	kinds := map[string]deploy.UnitKind{}
-	if b, ok := p.backend.(*local.Backend); ok {
+	switch b := p.backend.(type) {
+	case *local.Backend:
 		o := localunit.Options{StateDir: p.cfg.StateDir(), ReadyTimeout: p.cfg.Backend.Local.BootTimeout.Std(), Log: g.logger()}
 		kinds[config.UnitVM] = localunit.NewVM(o, b, p.cfg.Backend.Local.Accel)
 		kinds[config.UnitProcess] = localunit.NewProcess(o)
+	case *aws.Backend:
+		o := awsunit.Options{Config: b.SDKConfig(), Poll: p.cfg.Backend.AWS.PollInterval.Std(), Hook: p.pl.Hook, Log: g.logger()}
+		kinds[config.UnitStack] = awsunit.NewStack(o)
+		kinds[config.UnitInstance] = awsunit.NewInstance(o)
 	}
 	return kinds
 }

@@ -49,6 +49,10 @@ type Deployment struct {
 	Hooks     Hooks     `yaml:"hooks"`
 	Checks    []Check   `yaml:"checks"`
 	Promote   Promotion `yaml:"promote"`
+	// Protect guards the deployment against deletion: kiln destroy
+	// refuses it without --force-protected, and on aws its stacks get
+	// termination protection when deployed.
+	Protect bool `yaml:"protect"`
 }
 
 // DeploymentImage is the image a deployment runs: a use case's entry in a

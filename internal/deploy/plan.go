@@ -161,7 +161,7 @@ func (d *Deployer) unit(def *config.Deployment, name string, rel *record.Release
 		Project: d.Config.Project, Deployment: def.Name, Name: name, Region: def.Region,
 		Config: cu, Image: img, Release: rel.ID, Inputs: inputs, Outputs: maps.Clone(outputs),
 		Tags: UnitTags(d.Config.Project, def.Name, name, rel.ID, d.Config.CostTag.Key, def.CostTagValue()),
-		Dir:  d.Config.Dir,
+		Dir:  d.Config.Dir, Protect: def.Protect,
 	}
 	u.Token = unitToken(u)
 	return u, nil

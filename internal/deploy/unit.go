@@ -113,6 +113,11 @@ type Unit struct {
 	// Dir is the config's directory, against which relative paths in
 	// Config are resolved.
 	Dir string
+	// Protect is the deployment's protect setting. Kinds that can guard
+	// what they make against deletion in the cloud itself (a stack's
+	// termination protection) turn that on at Apply, and off when it is
+	// false; see Protector.
+	Protect bool
 }
 
 // Image is a machine image a unit runs.

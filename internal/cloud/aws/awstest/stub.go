@@ -41,6 +41,7 @@ type Stub struct {
 	// createMu serializes the calls that create named or tokened things
 	// (see semantics.go).
 	createMu sync.Mutex
+	cfn      *cfnOverlay // CloudFormation as AWS behaves (cfn.go)
 }
 
 type exportTask struct {
@@ -65,6 +66,7 @@ func NewStub(t testing.TB, target string) *Stub {
 		requests:    map[string][]Call{},
 		registered:  map[string]registration{},
 		tokens:      map[string][]byte{},
+		cfn:         newCFNOverlay(),
 	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
@@ -144,6 +146,9 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.requests[c.Service+":"+c.Action] = append(s.requests[c.Service+":"+c.Action], c)
 	}
 	s.mu.Unlock()
+	if c.Service == "cloudformation" && s.serveCFN(w, r, c, body) {
+		return
+	}
 	if c.Service == "ec2" {
 		switch c.Action {
 		case "EnableImageDeprecation":

@@ -1,0 +1,66 @@
+package awsunit
+
+import (
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/deploy"
+	"github.com/kiln-images/kiln/internal/deploy/unittest"
+)
+
+func (w *world) instanceUnit(dep string, cfg config.InstanceUnit) deploy.Unit {
+	u := deploy.Unit{
+		Project: "proj", Deployment: dep, Name: "workers", Region: region,
+		Config:  &config.Unit{Name: "workers", Instance: &cfg},
+		Image:   deploy.Image{ID: w.image, Name: "app-1.0", Region: region, Arch: "x86_64", Version: "1.0"},
+		Release: "1.0-abcd", Outputs: map[string]string{},
+		Tags: deploy.UnitTags("proj", dep, "workers", "1.0-abcd", "team", dep),
+		Dir:  w.dir,
+	}
+	u.Token = token(u)
+	return u
+}
+
+// liveInstances reads the unit's instances straight from moto.
+func (w *world) liveInstances(t *testing.T, u deploy.Unit) []ec2types.Instance {
+	t.Helper()
+	out, err := w.ec2().DescribeInstances(t.Context(), &ec2.DescribeInstancesInput{Filters: append(tagFilters(scope(u)),
+		ec2Filter("instance-state-name", "pending", "running", "stopping", "stopped"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var is []ec2types.Instance
+	for _, r := range out.Reservations {
+		is = append(is, r.Instances...)
+	}
+	return is
+}
+
+func TestInstanceConformance(t *testing.T) {
+	w := newWorld(t)
+	w.write(t, "init.sh", "#!/bin/sh\necho hello\n")
+	unittest.Run(t, unittest.Harness{
+		Kind: NewInstance(w.o),
+		Unit: func(t *testing.T, dep string, variant int) deploy.Unit {
+			return w.instanceUnit(dep, config.InstanceUnit{InstanceType: []string{"t3.micro", "t3.small"}[variant], Count: 2, UserData: "init.sh"})
+		},
+		Observe: func(t *testing.T, u deploy.Unit) (exists, running bool) {
+			is := w.liveInstances(t, u)
+			running = len(is) > 0
+			for _, i := range is {
+				running = running && i.State.Name == ec2types.InstanceStateNameRunning
+			}
+			return len(is) > 0, running
+		},
+		Kill: func(t *testing.T, u deploy.Unit) {
+			is := w.liveInstances(t, u)
+			if _, err := w.ec2().TerminateInstances(t.Context(), &ec2.TerminateInstancesInput{InstanceIds: []string{aws.ToString(is[0].InstanceId)}}); err != nil {
+				t.Fatal(err)
+			}
+		},
+	})
+}
