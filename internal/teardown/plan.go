@@ -87,7 +87,7 @@ type Plan struct {
 
 // plannedUnit is a unit a teardown destroys.
 type plannedUnit struct {
-	unit deploy.Unit
+	unit     deploy.Unit
 	kind     deploy.UnitKind
 	kindName string
 	// exists: a kind's Resources found something of it.

@@ -383,7 +383,4 @@ func TestExpired(t *testing.T) {
 	}
 }
 
-
-
-
 func timeHours(n int) time.Duration { return time.Duration(n) * time.Hour }
