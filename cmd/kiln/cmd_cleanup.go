@@ -21,6 +21,7 @@ import (
 	"github.com/kiln-images/kiln/internal/lockfile"
 	"github.com/kiln-images/kiln/internal/output"
 	"github.com/kiln-images/kiln/internal/pipeline"
+	"github.com/kiln-images/kiln/internal/teardown"
 )
 
 type cleanupOptions struct {
@@ -57,6 +58,11 @@ elsewhere; --force overrides this, never the lock of a live process).
 --orphans means the resources of every finished or abandoned run that no
 manifest references.
 
+Personal deployments (kiln deploy --new) past their expiry are orphans too:
+--orphans plans their teardown as kiln destroy does, and --apply destroys
+them with the same rules (what is kept, the order, the verification; a
+protected one is refused).
+
 Exit 0 when nothing that should go remains, 1 when something does (including
 a plan not yet applied), 2 on error.`,
 		Args: cobra.NoArgs,
@@ -84,6 +90,9 @@ type cleanupReport struct {
 	Results   []assets.Result `json:"results,omitempty"`
 	Summary   map[string]int  `json:"summary"`
 	Unplanned int             `json:"unplanned"`
+	// Expired are the personal deployments past their expiry (--orphans):
+	// each one's teardown, planned or done.
+	Expired []*teardown.Report `json:"expired_deployments,omitempty"`
 }
 
 func runCleanup(ctx context.Context, g *globalOptions, p *project, o cleanupOptions) error {
@@ -113,21 +122,33 @@ func runCleanup(ctx context.Context, g *globalOptions, p *project, o cleanupOpti
 		OlderThan:  o.olderThan.Std(),
 		Now:        time.Now(),
 	})
-	return carryOut(ctx, g, p, "kiln.cleanup/v1", plan, f, o.apply, o.yes)
+	var expired *expiredDeployments
+	if o.orphans {
+		// Personal deployments past their expiry are orphans too.
+		if expired, err = findExpired(ctx, g, p); err != nil {
+			return err
+		}
+	}
+	return carryOut(ctx, g, p, "kiln.cleanup/v1", plan, f, o.apply, o.yes, expired)
 }
 
 // carryOut prints a deletion plan, or with apply confirms it if it is big,
 // applies it, verifies and prints what became of each resource. cleanup
 // and prune share it.
-func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, plan assets.Plan, f cloud.Filter, apply, yes bool) error {
+func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, plan assets.Plan, f cloud.Filter, apply, yes bool, expired *expiredDeployments) error {
 	rep := cleanupReport{Schema: schema, Plan: plan.Items, Summary: map[string]int{}}
+	if expired == nil {
+		expired = &expiredDeployments{}
+	} else {
+		rep.Expired = expired.reports
+	}
 	if rep.Plan == nil {
 		rep.Plan = []assets.Item{}
 	}
 	for _, it := range plan.Items {
 		rep.Summary[string(it.Action)]++
 	}
-	if !apply || plan.Deletes() == 0 {
+	if !apply || plan.Deletes()+len(expired.plans) == 0 {
 		rep.Unplanned = plan.Deletes()
 		if g.format == output.JSON {
 			if err := output.WriteJSON(g.streams.out, rep); err != nil {
@@ -135,6 +156,11 @@ func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, 
 			}
 		} else {
 			printPlan(g, plan)
+			expired.print(g.streams.out)
+		}
+		if n := len(expired.plans); n > 0 {
+			return findings("plan only: %d resource(s) and %d expired deployment(s) (%d resources) would be deleted; rerun with --apply to delete them",
+				plan.Deletes(), n, expired.deletes())
 		}
 		if plan.Deletes() > 0 {
 			return findings("plan only: %d resource(s) would be deleted; rerun with --apply to delete them", plan.Deletes())
@@ -142,16 +168,22 @@ func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, 
 		return nil
 	}
 
-	if err := confirm(g, plan.Deletes(), p.cfg.Cleanup.ConfirmAbove, yes); err != nil {
+	if err := confirm(g, plan.Deletes()+expired.deletes(), p.cfg.Cleanup.ConfirmAbove, yes); err != nil {
 		return err
 	}
 	res, err := assets.Apply(ctx, p.backend, plan, assets.Options{
 		Regions: p.cfg.Regions, Filter: f, Concurrency: len(p.cfg.Regions), Progress: p.progress,
 	})
+	if err != nil {
+		p.progress.Close()
+		return err
+	}
+	bad, err := expired.apply(ctx)
 	p.progress.Close()
 	if err != nil {
 		return err
 	}
+	res.Unplanned += bad
 	rep.Applied, rep.Results, rep.Unplanned = true, res.Results, res.Unplanned
 	if g.format == output.JSON {
 		if err := output.WriteJSON(g.streams.out, rep); err != nil {
@@ -167,6 +199,7 @@ func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, 
 			t.Row(string(r.Outcome), string(r.Asset.Kind), r.Asset.ID, r.Asset.Region, r.RunID, why)
 		}
 		t.Flush()
+		expired.print(g.streams.out)
 	}
 	if res.Unplanned > 0 {
 		return findings("%d resource(s) that should be gone remain", res.Unplanned)

@@ -70,7 +70,7 @@ func runPrune(ctx context.Context, g *globalOptions, p *project, o pruneOptions)
 		InUse:      func(region, id string) string { return inUse[region+"/"+id] },
 		Now:        time.Now(),
 	})
-	return carryOut(ctx, g, p, "kiln.prune/v1", plan, cloud.Filter{}, o.apply, o.yes)
+	return carryOut(ctx, g, p, "kiln.prune/v1", plan, cloud.Filter{}, o.apply, o.yes, nil)
 }
 
 // imagesInUse asks the backend, where it can tell, which images something

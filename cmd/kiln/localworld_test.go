@@ -55,6 +55,9 @@ use_cases:
 type localWorld struct {
 	dir string
 	cfg string // path of kiln.yaml
+	// disk, when set, is the disk every build makes (a bootable one, for
+	// deployments' VMs); otherwise builds make random bytes.
+	disk string
 }
 
 func newLocalWorld(t *testing.T, confirmAbove int) *localWorld {
@@ -123,7 +126,7 @@ func (w *localWorld) release(t *testing.T, useCase, arch, channel string, at tim
 	defer j.Close()
 	p := &pipeline.Pipeline{
 		Config:      cfg,
-		Backend:     &fakeBuilder{Backend: w.store(t, at)},
+		Backend:     &fakeBuilder{Backend: w.store(t, at), disk: w.disk},
 		Journal:     j,
 		Concurrency: len(cfg.Regions),
 		Now:         func() time.Time { return at },
@@ -209,6 +212,7 @@ func git(t *testing.T, dir string, args ...string) string {
 // Build imports a small random disk, TestImage passes.
 type fakeBuilder struct {
 	*local.Backend
+	disk string // the disk to import; "": random bytes
 }
 
 func (b *fakeBuilder) Build(ctx context.Context, in cloud.BuildInput) (cloud.Image, error) {
@@ -218,6 +222,12 @@ func (b *fakeBuilder) Build(ctx context.Context, in cloud.BuildInput) (cloud.Ima
 	}
 	data := make([]byte, 64<<10)
 	rand.Read(data)
+	if b.disk != "" {
+		var err error
+		if data, err = os.ReadFile(b.disk); err != nil {
+			return cloud.Image{}, err
+		}
+	}
 	if err := os.WriteFile(disk, data, 0o644); err != nil {
 		return cloud.Image{}, err
 	}

@@ -81,6 +81,7 @@ Exit codes: 0 success or in sync, 1 findings (drift, leftovers, failed tests),
 		newPruneCommand(g),
 		newDeployCommand(g), newVerifyCommand(g), newStatusCommand(g), newDeploymentsCommand(g),
 		newLockCommand(g), newUnlockCommand(g), newApproveCommand(g), newDisableCommand(g), newEnableCommand(g),
+		newDestroyCommand(g),
 	)
 	return cmd
 }

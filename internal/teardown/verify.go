@@ -72,6 +72,9 @@ func (d *Destroyer) verify(ctx context.Context, p *Plan, kept map[string]bool) (
 	v.Passed = len(v.Left) == 0
 	v.Took = time.Since(start).Round(time.Millisecond).String()
 	v.Stale = slices.Sorted(maps.Keys(stale))
+	if v.Stale == nil {
+		v.Stale = []string{}
+	}
 	if v.Left == nil {
 		v.Left = []Left{}
 	}

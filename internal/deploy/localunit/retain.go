@@ -57,7 +57,7 @@ type kept struct {
 }
 
 // Parts lists what of the unit a teardown may keep: a VM's disk, a
-// process unit's data directory (when it has one). Each has the unit's
+// process unit's data directory (when it holds anything). Each has the unit's
 // tags and, as Parent, the unit's id (deployment/unit).
 func (k *kind) Parts(ctx context.Context, u deploy.Unit) ([]deploy.Resource, error) {
 	dir := k.dir(u)
@@ -73,6 +73,12 @@ func (k *kind) Parts(ctx context.Context, u deploy.Unit) ([]deploy.Resource, err
 		return nil, nil
 	} else if err != nil {
 		return nil, err
+	}
+	if typ == PartDataDir {
+		// An empty data directory holds nothing worth keeping.
+		if entries, err := os.ReadDir(filepath.Join(dir, name)); err != nil || len(entries) == 0 {
+			return nil, err
+		}
 	}
 	return []deploy.Resource{{
 		Type: typ, ID: filepath.Join(dir, name), Region: m.Region, Tags: maps.Clone(m.Tags),

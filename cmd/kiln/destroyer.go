@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+
+	"github.com/kiln-images/kiln/internal/deploy/localunit"
+	"github.com/kiln-images/kiln/internal/teardown"
+)
+
+// destroyer returns the project's teardown engine: the deployment core,
+// the backend's unit kinds and inventory, and what finds the rest (aws:
+// buckets, repositories, log groups, user pools, roles and the tag
+// index; local: the parts earlier teardowns kept).
+func (p *project) destroyer(ctx context.Context, g *globalOptions) (*teardown.Destroyer, error) {
+	d := &teardown.Destroyer{
+		Config:      p.cfg,
+		Deployments: p.deployer(g),
+		Kinds:       unitKinds(p, g),
+		Assets:      p.backend,
+		Journal:     p.journal,
+		Who:         who(p.cfg.Dir),
+		Hook:        p.pl.Hook,
+		Progress:    p.pl.Progress,
+		Log:         g.logger(),
+	}
+	switch p.cfg.Backend.Type {
+	case "local":
+		d.Leftovers = localunit.Retained{StateDir: p.cfg.StateDir()}
+	}
+	return d, nil
+}
