@@ -36,6 +36,7 @@ type Stub struct {
 	exportSteps int
 	calls       map[string]int
 	requests    map[string][]Call
+	teardown    *teardownState // teardown.go
 }
 
 type exportTask struct {
@@ -136,6 +137,9 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.requests[c.Service+":"+c.Action] = append(s.requests[c.Service+":"+c.Action], c)
 	}
 	s.mu.Unlock()
+	if s.serveTeardown(w, r, c, body) {
+		return
+	}
 	if c.Service == "ec2" {
 		switch c.Action {
 		case "EnableImageDeprecation":
