@@ -96,6 +96,16 @@ func (a *AWS) Stack(ctx context.Context, name string, tags map[string]string, re
 	if _, err := a.cfn.CreateStack(ctx, &cloudformation.CreateStackInput{StackName: aws.String(name), TemplateBody: aws.String(string(body)), Tags: t}); err != nil {
 		return fmt.Errorf("create stack %s: %w", name, err)
 	}
+	for _, id := range slices.Sorted(maps.Keys(resources)) {
+		r, _ := resources[id].(map[string]any)
+		props, _ := r["Properties"].(map[string]any)
+		if r["Type"] != "AWS::S3::Bucket" || props["VersioningConfiguration"] == nil {
+			continue
+		}
+		if err := a.Versioned(ctx, props["BucketName"].(string)); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -139,8 +149,7 @@ func (a *AWS) Bucket(ctx context.Context, name string, tags map[string]string) e
 	if _, err := a.s3.CreateBucket(ctx, in); err != nil {
 		return fmt.Errorf("create bucket %s: %w", name, err)
 	}
-	if _, err := a.s3.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String(name),
-		VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled}}); err != nil {
+	if err := a.Versioned(ctx, name); err != nil {
 		return err
 	}
 	if len(tags) == 0 {
@@ -152,6 +161,18 @@ func (a *AWS) Bucket(ctx context.Context, name string, tags map[string]string) e
 	}
 	_, err := a.s3.PutBucketTagging(ctx, &s3.PutBucketTaggingInput{Bucket: aws.String(name), Tagging: &s3types.Tagging{TagSet: ts}})
 	return err
+}
+
+// Versioned turns versioning on for a bucket. Moto ignores the
+// VersioningConfiguration of an AWS::S3::Bucket in a template, so a
+// stack's bucket gets it this way too.
+func (a *AWS) Versioned(ctx context.Context, bucket string) error {
+	_, err := a.s3.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String(bucket),
+		VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled}})
+	if err != nil {
+		return fmt.Errorf("versioning of bucket %s: %w", bucket, err)
+	}
+	return nil
 }
 
 // FillBucket writes versions object versions (over ten keys) into a
@@ -241,6 +262,9 @@ func (a *AWS) LogGroup(ctx context.Context, name string, tags map[string]string)
 }
 
 func ec2Tags(typ ec2types.ResourceType, tags map[string]string) []ec2types.TagSpecification {
+	if len(tags) == 0 {
+		return nil // EC2 refuses a tag specification without tags
+	}
 	var ts []ec2types.Tag
 	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		ts = append(ts, ec2types.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
