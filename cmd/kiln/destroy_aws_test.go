@@ -1,0 +1,236 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/kiln-images/kiln/internal/cloud/aws/awstest"
+	"github.com/kiln-images/kiln/internal/deploy/record"
+	"github.com/kiln-images/kiln/internal/teardown/teardowntest"
+)
+
+// destroyAWSYAML is an aws project with the deployment "hub" (two stacks,
+// app after cluster) and its neighbour "other". Its stacks and everything
+// around them are made directly with the SDK (teardowntest.Seed), tagged
+// as kiln tags them: the aws unit kinds are not on this branch.
+const destroyAWSYAML = `project: grit
+backend:
+  type: aws
+  aws:
+    allowed_accounts: ["%s"]
+    poll_interval: 10ms
+    retry_max_backoff: 50ms
+regions: [us-east-1]
+cost_tag: {key: deployment_name, value: grit}
+use_cases:
+  app:
+    architectures: [x86_64]
+    base: {ami: ami-0123456789abcdef0}
+    tests: [tests/boot.sh]
+deployments:
+  hub:
+    image: {use_case: app, id: ami-0123456789abcdef0}
+    units:
+      cluster: {stack: {template: stack.yaml}}
+      app: {after: [cluster], stack: {template: stack.yaml}}
+    hooks:
+      pre_destroy: [{name: backup, command: [./backup.sh]}]
+  other:
+    image: {use_case: app, id: ami-0123456789abcdef0}
+    units:
+      cluster: {stack: {template: stack.yaml}}
+destroy: {retain: [log-group, user-pool], confirm_above: 100, verify_timeout: 20s}
+`
+
+// TestDestroyAWS destroys a deployment on moto: two stacks with a
+// versioned bucket (versions and delete markers), a repository with
+// images and a volume each, the first also with a log group and a bucket
+// its template retains; around them a bucket, a repository, snapshots, a
+// volume, a role, and a log group and user pool destroy.retain keeps;
+// and a neighbour deployment. The stub makes a stack whose bucket is not
+// empty fail to delete as AWS does (moto deletes it and leaves the
+// bucket), a late writer refills a bucket once at its stack's delete
+// (the emptying retry), and the tag index lists a bucket deleted long
+// ago (verification confirms it gone). Direct reads prove that nothing
+// of hub is left but the retained set, and that the neighbour is whole.
+func TestDestroyAWS(t *testing.T) {
+	motoServer.Reset(t)
+	stub := awstest.NewStub(t, motoServer.URL)
+	awstest.Env(t, stub.URL)
+	stub.StrictStackDeletes()
+	t.Setenv("KILN_USER", "ops@example.com")
+	dir := filepath.Join(t.TempDir(), "proj")
+	for path, data := range map[string]string{
+		"kiln.yaml":     fmt.Sprintf(destroyAWSYAML, awstest.Account),
+		"stack.yaml":    "Resources: {}\n",
+		"tests/boot.sh": "#!/bin/sh\ntrue\n",
+		"backup.sh":     "#!/bin/sh\necho \"$KILN_DEPLOYMENT\" >> backup.log\n",
+		".gitignore":    ".kiln/\nbackup.log\n",
+	} {
+		p := filepath.Join(dir, path)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(data), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git(t, dir, "init", "-q")
+	git(t, dir, "add", "-A")
+	git(t, dir, "commit", "-qm", "project")
+	cfg := filepath.Join(dir, "kiln.yaml")
+	run := func(args ...string) (string, string, int) { return kiln(t, append(args, "-c", cfg)...) }
+
+	ctx := t.Context()
+	direct := teardowntest.NewAWS(motoServer.URL, "us-east-1")
+	seeded, err := direct.Seed(ctx, teardowntest.Scenario{
+		Project: "grit", Deployment: "hub", Neighbour: "other", CostKey: "deployment_name",
+		Units: []string{"cluster", "app"}, Versions: 400, Markers: 100, Images: 2,
+		Buckets: 1, Repositories: 1, Snapshots: 2, Volumes: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := direct.Inventory(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range slices.Concat(seeded.Gone, seeded.Kept, seeded.Neighbour) {
+		if !slices.Contains(before, r) {
+			t.Fatalf("the seed did not make %s: %v", r, before)
+		}
+	}
+	stub.AddStale("us-east-1", "arn:aws:s3:::hub-deleted-last-week", map[string]string{
+		"kiln:managed": "true", "kiln:project": "grit", "kiln:deployment": "hub", "deployment_name": "hub"})
+	// A writer that is late: once, at the delete of hub's cluster stack,
+	// it puts an object into that stack's bucket after it was emptied.
+	var late atomic.Int32
+	stub.OnDeleteStack(func(region, stack string) {
+		if strings.Contains(stack, "kiln-grit-hub-cluster") && late.Add(1) == 1 {
+			if err := direct.Put(ctx, "hub-cluster-data", "late/object"); err != nil {
+				t.Errorf("late writer: %v", err)
+			}
+		}
+	})
+
+	// The plan: exit 0, every resource in order, the retained set apart,
+	// nothing changed.
+	out, errOut, code := run("destroy", "hub")
+	if code != 0 || !strings.Contains(errOut, "nothing was changed; rerun with --apply") {
+		t.Fatalf("plan: exit %d\n%s%s", code, out, errOut)
+	}
+	t.Logf("kiln destroy hub:\n%s", out)
+	for _, re := range []string{
+		`first: pre-destroy hooks \[backup\]`,
+		`(?s)1 +stop +stack +app .*2 +stop +stack +cluster .*` +
+			`empty +bucket +hub-app-data .*empty +bucket +hub-cluster-data .*empty +repository +hub/app .*` +
+			`destroy +stack +kiln-grit-hub-app .*with-unit +volume .*` +
+			`destroy +stack +kiln-grit-hub-cluster .*` +
+			`delete +snapshot .*delete +volume .*delete +bucket +hub-uploads-0 .*delete +repository +hub/lambda-0 .*delete +role +hub-worker`,
+		`KEPT +ID +REASON`,
+		`bucket +hub-cluster-archive +DeletionPolicy Retain in kiln-grit-hub-cluster`,
+		`log-group +/kiln/hub/audit +destroy.retain: log-group`,
+		`user-pool +\S+ +destroy.retain: user-pool`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("plan lacks %s", re)
+		}
+	}
+	if now, err := direct.Inventory(ctx); err != nil || !slices.Equal(now, before) {
+		t.Fatalf("the plan changed the account (%v):\nbefore %v\nafter  %v", err, before, now)
+	}
+	if n, _ := direct.BucketVersions(ctx, "hub-cluster-data"); n != 600 {
+		t.Fatalf("the plan touched hub-cluster-data: %d versions", n)
+	}
+
+	// Apply.
+	out, errOut, code = run("destroy", "hub", "--apply", "--commit", "-o", "json")
+	if code != 0 {
+		t.Fatalf("destroy: exit %d\n%s%s", code, out, errOut)
+	}
+	var rep struct {
+		Schema       string            `json:"schema"`
+		Applied      bool              `json:"applied"`
+		After        string            `json:"state_after"`
+		Retained     []record.Retained `json:"retained"`
+		Commit       string            `json:"commit"`
+		Verification struct {
+			Passed bool     `json:"passed"`
+			Kept   int      `json:"kept"`
+			Stale  []string `json:"stale"`
+			Left   []any    `json:"left"`
+		} `json:"verification"`
+		Items []struct{ Action, Type, ID, Outcome, Error string } `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if rep.Schema != "kiln.destroy/v1" || !rep.Applied || rep.After != "destroyed" || !rep.Verification.Passed ||
+		len(rep.Verification.Left) != 0 || rep.Commit == "" || !slices.Contains(rep.Verification.Stale, "arn:aws:s3:::hub-deleted-last-week") {
+		t.Fatalf("report: %s", out)
+	}
+	for _, it := range rep.Items {
+		if it.Outcome != "done" && it.Outcome != "gone" {
+			t.Errorf("%s %s %s: %s %s", it.Action, it.Type, it.ID, it.Outcome, it.Error)
+		}
+	}
+	if late.Load() == 0 {
+		t.Error("the late writer never ran: no stack delete reached the stub")
+	}
+
+	// Direct reads, straight from each service: nothing of hub but the
+	// retained set; the neighbour whole.
+	after, err := direct.Inventory(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range seeded.Gone {
+		if slices.Contains(after, r) {
+			t.Errorf("%s is left", r)
+		}
+	}
+	for _, r := range slices.Concat(seeded.Kept, seeded.Neighbour) {
+		if !slices.Contains(after, r) {
+			t.Errorf("%s is gone", r)
+		}
+	}
+	// The user pool is listed by name; the record names it by id.
+	var keptIDs []string
+	for _, k := range rep.Retained {
+		keptIDs = append(keptIDs, k.Type+" "+k.ID)
+	}
+	for _, k := range seeded.Kept {
+		if !slices.Contains(keptIDs, k) && !strings.HasPrefix(k, "user-pool ") {
+			t.Errorf("%s is not in the retained set %v", k, keptIDs)
+		}
+	}
+	if len(rep.Retained) != len(seeded.Kept) {
+		t.Errorf("retained %v, seeded %v", keptIDs, seeded.Kept)
+	}
+	if n, _ := direct.BucketVersions(ctx, "other-cluster-data"); n != 24 {
+		t.Errorf("the neighbour's bucket holds %d versions", n)
+	}
+	if n, _ := direct.BucketVersions(ctx, "hub-cluster-archive"); n != 7 {
+		t.Errorf("the retained bucket holds %d versions", n)
+	}
+	r := readRecord(t, dir, "hub")
+	if r.State != record.StateDestroyed || len(r.Retained) != len(seeded.Kept) {
+		t.Errorf("record %s retained %+v", r.State, r.Retained)
+	}
+	if log := git(t, dir, "log", "-1", "--format=%s", "--name-only"); !strings.Contains(log, "hub: destroy (") || !strings.HasSuffix(log, "deployments/hub.json") {
+		t.Errorf("commit: %s", log)
+	}
+	if log, _ := os.ReadFile(filepath.Join(dir, "backup.log")); string(log) != "hub\n" {
+		t.Errorf("the hook wrote %q", log)
+	}
+
+	// Again: nothing to do, and nothing tagged for hub left but the kept.
+	if out, errOut, code := run("destroy", "hub", "--apply"); code != 0 || !strings.Contains(out, "nothing to destroy") {
+		t.Errorf("again: exit %d\n%s%s", code, out, errOut)
+	}
+}
