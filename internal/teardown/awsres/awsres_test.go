@@ -43,7 +43,7 @@ func ids(rs []deploy.Resource) []string {
 }
 
 // Find lists every type by the deployment's tags, the neighbour's not;
-// Empty empties a bucket of 1,800 versions and 300 delete markers (more
+// Empty empties a bucket of 1,050 versions and 150 delete markers (more
 // than a page) and a repository; Delete removes each type, a role with
 // its policy included; absent is no error.
 func TestFindEmptyDelete(t *testing.T) {
@@ -51,7 +51,7 @@ func TestFindEmptyDelete(t *testing.T) {
 	ctx := t.Context()
 	hub, other := teardowntest.Tags("demo", "hub", "app", "customer", "hub"), teardowntest.Tags("demo", "other", "app", "customer", "other")
 	must(t, direct.Bucket(ctx, "hub-data", hub))
-	must(t, direct.FillBucket(ctx, "hub-data", 1500, 300))
+	must(t, direct.FillBucket(ctx, "hub-data", 900, 150))
 	must(t, direct.Bucket(ctx, "other-data", other))
 	must(t, direct.FillBucket(ctx, "other-data", 3, 1))
 	must(t, direct.Repository(ctx, "hub/app", hub))
