@@ -60,13 +60,25 @@ destroy: {retain: [log-group, user-pool], confirm_above: 100, verify_timeout: 20
 // (the emptying retry), and the tag index lists a bucket deleted long
 // ago (verification confirms it gone). Direct reads prove that nothing
 // of hub is left but the retained set, and that the neighbour is whole.
-func TestDestroyAWS(t *testing.T) {
+// destroyAWSWorld is the project above on moto behind the stub, with
+// hub and its neighbour seeded directly; versions and markers fill hub's
+// first bucket.
+type destroyAWSWorld struct {
+	dir, cfg string
+	stub     *awstest.Stub
+	direct   *teardowntest.AWS
+	seeded   teardowntest.Seeded
+	before   []string
+}
+
+func newDestroyAWSWorld(t *testing.T, versions, markers int) *destroyAWSWorld {
+	t.Helper()
 	motoServer.Reset(t)
-	stub := awstest.NewStub(t, motoServer.URL)
-	awstest.Env(t, stub.URL)
-	stub.StrictStackDeletes()
+	w := &destroyAWSWorld{dir: filepath.Join(t.TempDir(), "proj")}
+	w.stub = awstest.NewStub(t, motoServer.URL)
+	awstest.Env(t, w.stub.URL)
+	w.stub.StrictStackDeletes()
 	t.Setenv("KILN_USER", "ops@example.com")
-	dir := filepath.Join(t.TempDir(), "proj")
 	for path, data := range map[string]string{
 		"kiln.yaml":     fmt.Sprintf(destroyAWSYAML, awstest.Account),
 		"stack.yaml":    "Resources: {}\n",
@@ -74,37 +86,70 @@ func TestDestroyAWS(t *testing.T) {
 		"backup.sh":     "#!/bin/sh\necho \"$KILN_DEPLOYMENT\" >> backup.log\n",
 		".gitignore":    ".kiln/\nbackup.log\n",
 	} {
-		p := filepath.Join(dir, path)
+		p := filepath.Join(w.dir, path)
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		if err := os.WriteFile(p, []byte(data), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	git(t, dir, "init", "-q")
-	git(t, dir, "add", "-A")
-	git(t, dir, "commit", "-qm", "project")
-	cfg := filepath.Join(dir, "kiln.yaml")
-	run := func(args ...string) (string, string, int) { return kiln(t, append(args, "-c", cfg)...) }
+	git(t, w.dir, "init", "-q")
+	git(t, w.dir, "add", "-A")
+	git(t, w.dir, "commit", "-qm", "project")
+	w.cfg = filepath.Join(w.dir, "kiln.yaml")
 
 	ctx := t.Context()
-	direct := teardowntest.NewAWS(motoServer.URL, "us-east-1")
-	seeded, err := direct.Seed(ctx, teardowntest.Scenario{
+	w.direct = teardowntest.NewAWS(motoServer.URL, "us-east-1")
+	var err error
+	w.seeded, err = w.direct.Seed(ctx, teardowntest.Scenario{
 		Project: "grit", Deployment: "hub", Neighbour: "other", CostKey: "deployment_name",
-		Units: []string{"cluster", "app"}, Versions: 400, Markers: 100, Images: 2,
+		Units: []string{"cluster", "app"}, Versions: versions, Markers: markers, Images: 2,
 		Buckets: 1, Repositories: 1, Snapshots: 2, Volumes: 1,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	before, err := direct.Inventory(ctx)
+	if w.before, err = w.direct.Inventory(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range slices.Concat(w.seeded.Gone, w.seeded.Kept, w.seeded.Neighbour) {
+		if !slices.Contains(w.before, r) {
+			t.Fatalf("the seed did not make %s: %v", r, w.before)
+		}
+	}
+	return w
+}
+
+func (w *destroyAWSWorld) kiln(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	return kiln(t, append(args, "-c", w.cfg)...)
+}
+
+// left reads the account back straight from each service and returns
+// what of hub should be gone and is not, and what should be there (kept,
+// the neighbour's) and is not.
+func (w *destroyAWSWorld) left(t *testing.T) (left, lost []string) {
+	t.Helper()
+	after, err := w.direct.Inventory(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range slices.Concat(seeded.Gone, seeded.Kept, seeded.Neighbour) {
-		if !slices.Contains(before, r) {
-			t.Fatalf("the seed did not make %s: %v", r, before)
+	for _, r := range w.seeded.Gone {
+		if slices.Contains(after, r) {
+			left = append(left, r)
 		}
 	}
+	for _, r := range slices.Concat(w.seeded.Kept, w.seeded.Neighbour) {
+		if !slices.Contains(after, r) {
+			lost = append(lost, r)
+		}
+	}
+	return left, lost
+}
+
+func TestDestroyAWS(t *testing.T) {
+	w := newDestroyAWSWorld(t, 400, 100)
+	ctx, dir, stub, direct, seeded, before := t.Context(), w.dir, w.stub, w.direct, w.seeded, w.before
+	run := func(args ...string) (string, string, int) { return w.kiln(t, args...) }
 	stub.AddStale("us-east-1", "arn:aws:s3:::hub-deleted-last-week", map[string]string{
 		"kiln:managed": "true", "kiln:project": "grit", "kiln:deployment": "hub", "deployment_name": "hub"})
 	// A writer that is late: once, at the delete of hub's cluster stack,
@@ -185,19 +230,8 @@ func TestDestroyAWS(t *testing.T) {
 
 	// Direct reads, straight from each service: nothing of hub but the
 	// retained set; the neighbour whole.
-	after, err := direct.Inventory(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range seeded.Gone {
-		if slices.Contains(after, r) {
-			t.Errorf("%s is left", r)
-		}
-	}
-	for _, r := range slices.Concat(seeded.Kept, seeded.Neighbour) {
-		if !slices.Contains(after, r) {
-			t.Errorf("%s is gone", r)
-		}
+	if left, lost := w.left(t); len(left)+len(lost) > 0 {
+		t.Errorf("left %v; lost %v", left, lost)
 	}
 	// The user pool is listed by name; the record names it by id.
 	var keptIDs []string
@@ -233,4 +267,46 @@ func TestDestroyAWS(t *testing.T) {
 	if out, errOut, code := run("destroy", "hub", "--apply"); code != 0 || !strings.Contains(out, "nothing to destroy") {
 		t.Errorf("again: exit %d\n%s%s", code, out, errOut)
 	}
+}
+
+// TestDestroyAWSCrash kills `kiln destroy hub --apply`, a real process,
+// with SIGKILL at boundaries along the teardown — before the hook, after
+// a bucket is emptied, between the two stacks, before the last leftover,
+// after the record says destroyed — each rerun killed again further on,
+// then lets it finish: the account, read back directly, holds nothing of
+// hub but the retained set, the neighbour is whole, the hook ran once.
+func TestDestroyAWSCrash(t *testing.T) {
+	w := newDestroyAWSWorld(t, 20, 5)
+	tally := crashTally{backend: "aws (moto)", variant: "destroy: kill, then rerun (chained)"}
+	args := []string{"destroy", "hub", "--apply", "--yes", "-c", w.cfg}
+	for _, point := range []string{
+		"~begin destroy hook pre_destroy[0] backup",
+		"~end destroy hook pre_destroy[0] backup",
+		"~end destroy empty bucket hub-cluster-data",
+		"~end destroy destroy unit app",
+		"~begin destroy delete role hub-worker",
+		"~record hub destroyed",
+	} {
+		p, code := runKiln(t, []string{"KILN_FAILPOINT=" + point}, args...)
+		if code != -1 {
+			t.Fatalf("kiln destroy was not killed at %s (exit %d)\n%s%s", point, code, p.stdout.String(), p.stderr.String())
+		}
+		tally.points++
+		tally.names = append(tally.names, "destroy "+point)
+	}
+	if p, code := runKiln(t, nil, args...); code != 0 {
+		t.Fatalf("kiln destroy after the kills: exit %d\n%s%s", code, p.stdout.String(), p.stderr.String())
+	}
+	left, lost := w.left(t)
+	if len(left)+len(lost) > 0 {
+		t.Errorf("left %v; lost %v", left, lost)
+	}
+	tally.leaked = len(left) + len(lost)
+	if r := readRecord(t, w.dir, "hub"); r.State != record.StateDestroyed || len(r.Retained) != len(w.seeded.Kept) {
+		t.Errorf("record %s retained %+v", r.State, r.Retained)
+	}
+	if log, _ := os.ReadFile(filepath.Join(w.dir, "backup.log")); string(log) != "hub\n" {
+		t.Errorf("the hook wrote %q", log)
+	}
+	tally.report(t)
 }
