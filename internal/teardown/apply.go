@@ -369,9 +369,22 @@ func (a *applier) units(ctx context.Context) {
 		}
 		err := destroy()
 		note := ""
-		if err != nil && !errors.Is(err, cloud.ErrInvalid) {
+		if errors.Is(err, deploy.ErrProtected) {
+			// The cloud guards the unit (a stack's termination
+			// protection, set at deploy for protect: true): lifted only
+			// when the destroy of a protected deployment was forced.
+			err = a.unprotect(ctx, pu, err)
+			if err == nil {
+				note = "protection against deletion lifted (--force-protected)"
+				err = destroy()
+			}
+		}
+		if err != nil && !errors.Is(err, cloud.ErrInvalid) && !errors.Is(err, deploy.ErrProtected) {
 			a.d.log().Warn("destroy failed; emptying the unit's storage again and retrying once", "unit", pu.unit.Name, "err", err)
-			note = "first attempt failed: " + err.Error() + "; emptied again and retried"
+			if note != "" {
+				note += "; "
+			}
+			note += "first attempt failed: " + err.Error() + "; emptied again and retried"
 			if eerr := a.emptyUnit(ctx, pu); eerr != nil {
 				note += " (emptying: " + eerr.Error() + ")"
 			}
@@ -388,6 +401,23 @@ func (a *applier) units(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// unprotect lifts the cloud's protection of a unit against deletion, as a
+// journaled step, when the teardown was forced (--force-protected) and
+// the unit's kind can (deploy.Protector); otherwise it returns why not,
+// wrapping cause.
+func (a *applier) unprotect(ctx context.Context, pu *plannedUnit, cause error) error {
+	p, ok := pu.kind.(deploy.Protector)
+	switch {
+	case !a.p.opts.ForceProtected:
+		return fmt.Errorf("%w; destroy it with --force-protected", cause)
+	case !ok:
+		return fmt.Errorf("%w; its kind (%s) cannot lift that", cause, pu.kindName)
+	}
+	return a.d.journalStep(ctx, a.run, "unprotect unit "+pu.unit.Name, a.p.Region, pu.kindName, func() (string, error) {
+		return pu.unit.Name, retry(ctx, func(ctx context.Context) error { return p.SetProtected(ctx, pu.unit, false) })
+	})
 }
 
 // emptyUnit lists the unit's resources again and empties its buckets and

@@ -45,10 +45,12 @@ type fakeCloud struct {
 	writeOnDelete map[string]string // stack -> bucket
 	calls         []string
 	stopped       map[string]bool
+	// protected are stacks with termination protection.
+	protected map[string]bool
 }
 
 func newFakeCloud() *fakeCloud {
-	return &fakeCloud{res: map[string]*fres{}, stale: map[string]map[string]string{}, writeOnDelete: map[string]string{}, stopped: map[string]bool{}}
+	return &fakeCloud{res: map[string]*fres{}, stale: map[string]map[string]string{}, writeOnDelete: map[string]string{}, stopped: map[string]bool{}, protected: map[string]bool{}}
 }
 
 func (c *fakeCloud) add(r *fres) { c.res[r.typ+"|"+r.id] = r }
@@ -117,6 +119,15 @@ func (k stackKind) Resources(ctx context.Context, region string, tags map[string
 	return out, nil
 }
 
+// SetProtected is deploy.Protector: termination protection on or off.
+func (k stackKind) SetProtected(ctx context.Context, u deploy.Unit, on bool) error {
+	k.c.mu.Lock()
+	defer k.c.mu.Unlock()
+	k.c.call("protect %s %t", stackName(u), on)
+	k.c.protected[stackName(u)] = on
+	return nil
+}
+
 func cfnName(t string) string {
 	for k, v := range cfnTypes {
 		if v == t && strings.HasPrefix(k, "AWS::") && k != "AWS::ImageBuilder::Image" {
@@ -136,6 +147,9 @@ func (k stackKind) Destroy(ctx context.Context, u deploy.Unit) error {
 	k.c.call("destroy %s", name)
 	if _, ok := k.c.res["stack|"+name]; !ok {
 		return nil
+	}
+	if k.c.protected[name] {
+		return fmt.Errorf("stack %s has termination protection: %w", name, deploy.ErrProtected)
 	}
 	if b, ok := k.c.writeOnDelete[name]; ok {
 		delete(k.c.writeOnDelete, name)

@@ -208,6 +208,38 @@ func TestDeleteFailedRetry(t *testing.T) {
 	}
 }
 
+// A stack the cloud protects against deletion (termination protection,
+// set at deploy for protect: true) is destroyed only when the teardown
+// was forced: then its protection is lifted first; otherwise it stays and
+// the teardown says why and what to do.
+func TestProtectedStack(t *testing.T) {
+	for _, force := range []bool{false, true} {
+		w := newWorld(t, projectYAML)
+		w.seed(t)
+		w.cloud.protected["stack-hub-data"] = true
+		p, err := w.d.Plan(t.Context(), "hub", Options{ForceProtected: force})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := w.d.Apply(t.Context(), p)
+		it := rep.Items[slices.IndexFunc(rep.Items, func(it Item) bool { return it.ID == "stack-hub-data" })]
+		lifted := slices.Contains(w.cloud.calls, "protect stack-hub-data false")
+		if force {
+			if err != nil || it.Outcome != "done" || !strings.Contains(it.Note, "lifted (--force-protected)") || !lifted || w.cloud.has("stack|stack-hub-data") {
+				t.Errorf("forced: %v; item %+v; lifted %t", err, it, lifted)
+			}
+			continue
+		}
+		if err == nil || it.Outcome != "failed" || !strings.Contains(it.Error, "termination protection") || !strings.Contains(it.Error, "--force-protected") ||
+			lifted || !w.cloud.has("stack|stack-hub-data") {
+			t.Errorf("not forced: %v; item %+v; lifted %t", err, it, lifted)
+		}
+		if n := strings.Count(strings.Join(w.cloud.calls, "\n"), "destroy stack-hub-data"); n != 1 {
+			t.Errorf("not forced: destroyed %d times", n)
+		}
+	}
+}
+
 // What the teardown cannot remove is named, the record stays
 // destroying with the reason, and the error says resources are left.
 func TestLeftNamed(t *testing.T) {
