@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/cloud/aws/awstest"
 	"github.com/kiln-images/kiln/internal/deploy"
@@ -184,8 +187,8 @@ func TestStackKind(t *testing.T) {
 	}
 	u := deploy.Unit{Project: "demo", Deployment: "hub", Name: "data", Region: region}
 	err = k.Destroy(ctx, u)
-	var failed *StackDeleteFailed
-	if !errors.As(err, &failed) || len(failed.Resources) != 1 || failed.Resources[0].PhysicalID != "hub-data" ||
+	var failed *deploy.DestroyError
+	if !errors.As(err, &failed) || len(failed.Failed) != 1 || failed.Failed[0].ID != "hub-data" || failed.Status != "DELETE_FAILED" ||
 		!strings.Contains(err.Error(), "The bucket you tried to delete is not empty") {
 		t.Fatalf("destroy of a stack with a full bucket: %v", err)
 	}
@@ -213,5 +216,44 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A stack with termination protection is not deleted: Destroy says so
+// (deploy.ErrProtected) and leaves it; SetProtected lifts it (moto
+// answers UpdateTerminationProtection with 500 and deletes protected
+// stacks: the stub serves both as AWS does), and then it goes.
+func TestStackProtected(t *testing.T) {
+	a, stub, direct := world(t)
+	ctx := t.Context()
+	stub.StrictStackDeletes()
+	hub := teardowntest.Tags("demo", "hub", "web", "", "")
+	stack := teardowntest.StackName("demo", "hub", "web")
+	must(t, direct.ProtectedStack(ctx, stack, hub, map[string]any{"Logs": teardowntest.LogGroupResource("/hub/web", false)}))
+	k := a.StackKind(20*time.Millisecond, time.Minute)
+	u := deploy.Unit{Project: "demo", Deployment: "hub", Name: "web", Region: region}
+	if err := k.Destroy(ctx, u); !errors.Is(err, deploy.ErrProtected) {
+		t.Fatalf("destroy of a protected stack: %v", err)
+	}
+	// Straight to the stub's CloudFormation, as any client would.
+	cfn := cloudformation.NewFromConfig(awstest.Config(stub.URL, region))
+	if _, err := cfn.DeleteStack(ctx, &cloudformation.DeleteStackInput{StackName: aws.String(stack)}); err == nil || !strings.Contains(err.Error(), "TerminationProtection is enabled") {
+		t.Errorf("DeleteStack of a protected stack: %v", err)
+	}
+	inv, err := direct.Inventory(ctx)
+	must(t, err)
+	if !slices.Contains(inv, "stack "+stack) {
+		t.Fatal("the protected stack is gone")
+	}
+	p := k.(deploy.Protector)
+	must(t, p.SetProtected(ctx, u, false))
+	must(t, k.Destroy(ctx, u))
+	inv, err = direct.Inventory(ctx)
+	must(t, err)
+	if slices.Contains(inv, "stack "+stack) || slices.Contains(inv, "log-group /hub/web") {
+		t.Errorf("after lifting the protection: %v", inv)
+	}
+	if err := p.SetProtected(ctx, u, false); !errors.Is(err, cloud.ErrNotFound) {
+		t.Errorf("protection of an absent stack: %v", err)
 	}
 }

@@ -21,8 +21,9 @@ import (
 // the full kind (change sets, deploys; package awsunit) made. Stacks are
 // named kiln-<project>-<deployment>-<unit>, as that kind names them.
 // Plan, Apply and Status answer that stack units are not built here;
-// SetRunning does nothing (a stack's compute is an instance unit's). It
-// waits for a delete polling every poll, up to timeout.
+// SetRunning does nothing (a stack's compute is an instance unit's);
+// SetProtected sets or lifts termination protection. It waits for a
+// delete polling every poll, up to timeout.
 //
 // It is the seam the full kind replaces: cmd/kiln uses it only when the
 // backend has no stack kind of its own.
@@ -159,37 +160,11 @@ func (c *clients) retained(ctx context.Context, name string) (map[string]bool, e
 	return keep, nil
 }
 
-// StackDeleteFailed is a stack delete that ended in DELETE_FAILED: the
-// stack's reason, and each resource that could not be deleted with its
-// own. Deleting again fails the same way until the cause is removed (a
-// bucket emptied), so it is final for the call that met it.
-type StackDeleteFailed struct {
-	Stack     string
-	Reason    string
-	Resources []FailedResource
-}
-
-// FailedResource is one resource a stack could not delete.
-type FailedResource struct {
-	LogicalID, PhysicalID, Type, Reason string
-}
-
-func (e *StackDeleteFailed) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "stack %s: DELETE_FAILED", e.Stack)
-	for _, r := range e.Resources {
-		fmt.Fprintf(&b, "; %s %s (%s): %s", r.Type, r.PhysicalID, r.LogicalID, r.Reason)
-	}
-	if len(e.Resources) == 0 && e.Reason != "" {
-		fmt.Fprintf(&b, ": %s", e.Reason)
-	}
-	return b.String()
-}
-
 // Destroy deletes the unit's stack and waits until it is gone: absent
-// succeeds; DELETE_FAILED is a *StackDeleteFailed. Termination protection
-// is lifted first: the teardown that calls it has checked the
-// deployment's protect setting already.
+// succeeds; DELETE_FAILED is a *deploy.DestroyError naming each resource
+// that did not go and why. A stack with termination protection is an
+// error matching deploy.ErrProtected: teardown lifts it (SetProtected)
+// only when the destroy of a protected deployment was forced.
 func (k *stackKind) Destroy(ctx context.Context, u deploy.Unit) error {
 	c := k.a.region(u.Region)
 	name := stackName(u)
@@ -199,11 +174,7 @@ func (k *stackKind) Destroy(ctx context.Context, u deploy.Unit) error {
 	}
 	id := aws.ToString(st.StackId)
 	if aws.ToBool(st.EnableTerminationProtection) {
-		if _, err := c.cfn.UpdateTerminationProtection(ctx, &cloudformation.UpdateTerminationProtectionInput{
-			StackName: aws.String(id), EnableTerminationProtection: aws.Bool(false),
-		}); err != nil {
-			return wrap("lift the termination protection of stack", name, err)
-		}
+		return fmt.Errorf("stack %s in %s has termination protection: %w", name, u.Region, deploy.ErrProtected)
 	}
 	if _, err := c.cfn.DeleteStack(ctx, &cloudformation.DeleteStackInput{StackName: aws.String(id)}); err != nil {
 		return wrap("delete stack", name, err)
@@ -226,15 +197,16 @@ func (k *stackKind) Destroy(ctx context.Context, u deploy.Unit) error {
 			c.log(ctx, "stack deleted", "stack", name)
 			return true, nil
 		case cfntypes.StackStatusDeleteFailed:
-			e := &StackDeleteFailed{Stack: name, Reason: aws.ToString(s.StackStatusReason)}
+			e := &deploy.DestroyError{Deployment: u.Deployment, Unit: u.Name, Region: u.Region,
+				Resource: "stack " + name, Status: string(s.StackStatus), Reason: aws.ToString(s.StackStatusReason)}
 			res, err := c.stackResources(ctx, id)
 			if err != nil {
 				return false, err
 			}
 			for _, r := range res {
 				if r.ResourceStatus == cfntypes.ResourceStatusDeleteFailed {
-					e.Resources = append(e.Resources, FailedResource{LogicalID: aws.ToString(r.LogicalResourceId),
-						PhysicalID: aws.ToString(r.PhysicalResourceId), Type: aws.ToString(r.ResourceType), Reason: aws.ToString(r.ResourceStatusReason)})
+					e.Failed = append(e.Failed, deploy.FailedResource{Type: aws.ToString(r.ResourceType), ID: aws.ToString(r.PhysicalResourceId),
+						LogicalID: aws.ToString(r.LogicalResourceId), Reason: aws.ToString(r.ResourceStatusReason)})
 				}
 			}
 			// Final for this call: the teardown decides what to retry.
@@ -243,3 +215,27 @@ func (k *stackKind) Destroy(ctx context.Context, u deploy.Unit) error {
 		return false, nil
 	})
 }
+
+// SetProtected turns the stack's termination protection on or off
+// (deploy.Protector). An absent stack is an error matching
+// cloud.ErrNotFound.
+func (k *stackKind) SetProtected(ctx context.Context, u deploy.Unit, on bool) error {
+	c := k.a.region(u.Region)
+	name := stackName(u)
+	st, ok, err := c.describeStack(ctx, name)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return cloud.Mark(fmt.Errorf("stack %s in %s: not found", name, u.Region), cloud.ErrNotFound)
+	}
+	if aws.ToBool(st.EnableTerminationProtection) == on {
+		return nil
+	}
+	_, err = c.cfn.UpdateTerminationProtection(ctx, &cloudformation.UpdateTerminationProtectionInput{
+		StackName: st.StackId, EnableTerminationProtection: aws.Bool(on),
+	})
+	return wrap("termination protection of stack", name, err)
+}
+
+var _ deploy.Protector = (*stackKind)(nil)

@@ -85,6 +85,16 @@ func cfnTags(tags map[string]string) []map[string]string {
 // Stack creates a stack of resources (logical id -> CloudFormation
 // resource) with tags, as CreateStack with tags does.
 func (a *AWS) Stack(ctx context.Context, name string, tags map[string]string, resources map[string]any) error {
+	return a.stack(ctx, name, tags, resources, false)
+}
+
+// ProtectedStack is Stack with termination protection on, as the stack
+// kind makes the stacks of a deployment with protect: true.
+func (a *AWS) ProtectedStack(ctx context.Context, name string, tags map[string]string, resources map[string]any) error {
+	return a.stack(ctx, name, tags, resources, true)
+}
+
+func (a *AWS) stack(ctx context.Context, name string, tags map[string]string, resources map[string]any, protect bool) error {
 	body, err := json.Marshal(map[string]any{"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources})
 	if err != nil {
 		return err
@@ -93,7 +103,8 @@ func (a *AWS) Stack(ctx context.Context, name string, tags map[string]string, re
 	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		t = append(t, cfntypes.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
 	}
-	if _, err := a.cfn.CreateStack(ctx, &cloudformation.CreateStackInput{StackName: aws.String(name), TemplateBody: aws.String(string(body)), Tags: t}); err != nil {
+	if _, err := a.cfn.CreateStack(ctx, &cloudformation.CreateStackInput{StackName: aws.String(name), TemplateBody: aws.String(string(body)), Tags: t,
+		EnableTerminationProtection: aws.Bool(protect)}); err != nil {
 		return fmt.Errorf("create stack %s: %w", name, err)
 	}
 	for _, id := range slices.Sorted(maps.Keys(resources)) {

@@ -29,6 +29,9 @@ type Scenario struct {
 	Images int
 	// Outside any stack.
 	Buckets, Repositories, Snapshots, Volumes int
+	// Protected gives the deployment's stacks termination protection, as
+	// a deploy of a deployment with protect: true does.
+	Protected bool
 }
 
 // Seeded says what a scenario made, as "type id" (teardowntest's
@@ -69,7 +72,7 @@ func (a *AWS) Seed(ctx context.Context, s Scenario) (Seeded, error) {
 			kept("bucket", fmt.Sprintf("%s-%s-archive", dep, u))
 		}
 		stack := StackName(s.Project, dep, u)
-		if err := a.Stack(ctx, stack, tags, res); err != nil {
+		if err := a.stack(ctx, stack, tags, res, s.Protected); err != nil {
 			return out, err
 		}
 		gone("stack", stack)

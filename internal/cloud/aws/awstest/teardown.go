@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -24,9 +25,18 @@ import (
 //     empty, answers DeleteStack as AWS does and then shows the stack in
 //     DELETE_FAILED, its bucket with the reason, until the next
 //     DeleteStack.
+//   - Termination protection: moto stores it at CreateStack but answers
+//     UpdateTerminationProtection with 500 and deletes a protected stack.
+//     With StrictStackDeletes the stub keeps what UpdateTerminationProtection
+//     sets, DescribeStacks shows it, and DeleteStack of a protected stack
+//     is a ValidationError, as on AWS.
 //   - The tag index (Resource Groups Tagging API) lists resources for an
 //     hour or more after they are deleted; moto never does. AddStale makes
 //     GetResources list such entries.
+//
+// Branch awsunit's cfn.go (EmulateStackFailures) serves the DELETE_FAILED
+// and termination protection behaviours too; once both are merged, the
+// teardown tests can use it and these two parts can go.
 
 // teardownState is the stub's state for the behaviours above.
 type teardownState struct {
@@ -37,6 +47,8 @@ type teardownState struct {
 	ids      map[string]string
 	onDelete func(region, stack string)
 	stale    []staleEntry
+	// protection is what UpdateTerminationProtection set, by stack id.
+	protection map[string]bool
 }
 
 type stackFailure struct {
@@ -50,7 +62,7 @@ type staleEntry struct {
 
 func (s *Stub) td() *teardownState {
 	if s.teardown == nil {
-		s.teardown = &teardownState{failed: map[string]stackFailure{}, ids: map[string]string{}}
+		s.teardown = &teardownState{failed: map[string]stackFailure{}, ids: map[string]string{}, protection: map[string]bool{}}
 	}
 	return s.teardown
 }
@@ -96,18 +108,33 @@ func (s *Stub) serveTeardown(w http.ResponseWriter, r *http.Request, c Call, bod
 	if st == nil {
 		return false
 	}
+	s.mu.Lock()
+	strict := st.strict
+	s.mu.Unlock()
 	switch {
-	case c.Service == "cloudformation" && c.Action == "DeleteStack" && st.strict:
+	case c.Service == "cloudformation" && c.Action == "DeleteStack" && strict:
 		s.deleteStack(w, r, c, body)
+		return true
+	case c.Service == "cloudformation" && c.Action == "UpdateTerminationProtection" && strict:
+		s.updateProtection(w, c)
 		return true
 	case c.Service == "cloudformation" && (c.Action == "DescribeStacks" || c.Action == "DescribeStackResources"):
 		s.mu.Lock()
-		f, ok := st.lookup(c.Form.Get("StackName"))
+		f, failed := st.lookup(c.Form.Get("StackName"))
+		protection := maps.Clone(st.protection)
 		s.mu.Unlock()
-		if !ok {
+		if !failed && (c.Action != "DescribeStacks" || len(protection) == 0) {
 			return false
 		}
-		s.forward(w, r, body, func(out []byte) []byte { return patchFailure(c.Action, out, f) })
+		s.forward(w, r, body, func(out []byte) []byte {
+			if failed {
+				out = patchFailure(c.Action, out, f)
+			}
+			if c.Action == "DescribeStacks" {
+				out = patchProtection(out, protection)
+			}
+			return out
+		})
 		return true
 	case c.Service == "tagging" && c.Action == "GetResources":
 		s.mu.Lock()
@@ -169,10 +196,81 @@ var (
 	fieldRE   = func(name string) *regexp.Regexp { return regexp.MustCompile(`<` + name + `>([^<]*)</` + name + `>`) }
 )
 
-// deleteStack is DeleteStack as AWS does it: a stack whose bucket still
-// holds objects ends in DELETE_FAILED.
+// stackProtection returns a stack's id and whether it is protected
+// against deletion (what UpdateTerminationProtection set, else what moto
+// stored at CreateStack); "" when moto does not know the stack.
+func (s *Stub) stackProtection(region, name string) (string, bool, error) {
+	status, out, err := s.query(region, "cloudformation", "2010-05-15", url.Values{"Action": {"DescribeStacks"}, "StackName": {name}})
+	if err != nil || status != http.StatusOK {
+		return "", false, err
+	}
+	m := stackIDRE.FindSubmatch(out)
+	if m == nil {
+		return "", false, nil
+	}
+	id := string(m[1])
+	s.mu.Lock()
+	on, set := s.teardown.protection[id]
+	s.mu.Unlock()
+	if !set {
+		on = strings.Contains(string(out), "<EnableTerminationProtection>true</EnableTerminationProtection>")
+	}
+	return id, on, nil
+}
+
+// updateProtection is UpdateTerminationProtection (moto answers 500).
+func (s *Stub) updateProtection(w http.ResponseWriter, c Call) {
+	name := c.Form.Get("StackName")
+	id, _, err := s.stackProtection(c.Region, name)
+	switch {
+	case err != nil:
+		http.Error(w, "stub: "+err.Error(), http.StatusBadGateway)
+		return
+	case id == "":
+		writeError(w, c, http.StatusBadRequest, "ValidationError", "Stack with id "+name+" does not exist")
+		return
+	}
+	s.mu.Lock()
+	s.teardown.protection[id] = c.Form.Get("EnableTerminationProtection") == "true"
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "text/xml")
+	io.WriteString(w, `<UpdateTerminationProtectionResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/"><UpdateTerminationProtectionResult><StackId>`+
+		esc(id)+`</StackId></UpdateTerminationProtectionResult><ResponseMetadata><RequestId>`+requestID()+`</RequestId></ResponseMetadata></UpdateTerminationProtectionResponse>`)
+}
+
+// patchProtection shows in a DescribeStacks answer the termination
+// protection UpdateTerminationProtection set: the first
+// EnableTerminationProtection after each stack's id (moto always writes
+// it; a stack's tags are members too, so members are not split apart).
+func patchProtection(out []byte, protection map[string]bool) []byte {
+	text := string(out)
+	for id, on := range protection {
+		at := strings.Index(text, "<StackId>"+id+"</StackId>")
+		if at < 0 {
+			continue
+		}
+		loc := protRE.FindStringIndex(text[at:])
+		if loc == nil {
+			continue
+		}
+		text = text[:at+loc[0]] + fmt.Sprintf("<EnableTerminationProtection>%t</EnableTerminationProtection>", on) + text[at+loc[1]:]
+	}
+	return []byte(text)
+}
+
+var protRE = regexp.MustCompile(`<EnableTerminationProtection>[a-z]*</EnableTerminationProtection>`)
+
+// deleteStack is DeleteStack as AWS does it: a protected stack is
+// refused; a stack whose bucket still holds objects ends in DELETE_FAILED.
 func (s *Stub) deleteStack(w http.ResponseWriter, r *http.Request, c Call, body []byte) {
 	name := c.Form.Get("StackName")
+	if _, on, err := s.stackProtection(c.Region, name); err != nil {
+		http.Error(w, "stub: "+err.Error(), http.StatusBadGateway)
+		return
+	} else if on {
+		writeError(w, c, http.StatusBadRequest, "ValidationError", "Stack ["+name+"] cannot be deleted while TerminationProtection is enabled")
+		return
+	}
 	s.mu.Lock()
 	fn := s.teardown.onDelete
 	s.mu.Unlock()
