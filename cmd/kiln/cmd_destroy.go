@@ -125,9 +125,9 @@ func runDestroy(ctx context.Context, g *globalOptions, p *project, name string, 
 	return applyErr
 }
 
-// confirmDestroy asks before a big or protected teardown for the
-// deployment's name, and before a purge of what is kept for "purge"; on
-// a terminal it prompts, elsewhere it needs --yes.
+// confirmDestroy asks before a big or protected teardown with something
+// to do for the deployment's name, and before a purge of what is kept for
+// "purge"; on a terminal it prompts, elsewhere it needs --yes.
 func confirmDestroy(g *globalOptions, p *project, plan *teardown.Plan, yes bool) error {
 	purged := 0
 	for _, it := range plan.Items {
@@ -136,7 +136,7 @@ func confirmDestroy(g *globalOptions, p *project, plan *teardown.Plan, yes bool)
 		}
 	}
 	big := plan.Deletes > p.cfg.Destroy.ConfirmAbove
-	if yes || (!big && !plan.Protected && purged == 0) {
+	if yes || len(plan.Items) == 0 || (!big && !plan.Protected && purged == 0) {
 		return nil
 	}
 	in, ok := g.streams.in.(*os.File)

@@ -40,6 +40,7 @@ deployments:
     units:
       cluster: {stack: {template: stack.yaml}}
       app: {after: [cluster], stack: {template: stack.yaml}}
+    protect: true
     hooks:
       pre_destroy: [{name: backup, command: [./backup.sh]}]
   other:
@@ -103,7 +104,7 @@ func newDestroyAWSWorld(t *testing.T, versions, markers int) *destroyAWSWorld {
 	w.seeded, err = w.direct.Seed(ctx, teardowntest.Scenario{
 		Project: "grit", Deployment: "hub", Neighbour: "other", CostKey: "deployment_name",
 		Units: []string{"cluster", "app"}, Versions: versions, Markers: markers, Images: 2,
-		Buckets: 1, Repositories: 1, Snapshots: 2, Volumes: 1,
+		Buckets: 1, Repositories: 1, Snapshots: 2, Volumes: 1, Protected: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -163,9 +164,14 @@ func TestDestroyAWS(t *testing.T) {
 		}
 	})
 
+	// hub is protected (protect: true; its stacks have termination
+	// protection): refused without --force-protected, plan or not.
+	if out, _, code := run("destroy", "hub"); code != 1 || !strings.Contains(out, "REFUSED: protected (protect: true in kiln.yaml); destroy it with --force-protected") {
+		t.Errorf("protected: exit %d\n%s", code, out)
+	}
 	// The plan: exit 0, every resource in order, the retained set apart,
 	// nothing changed.
-	out, errOut, code := run("destroy", "hub")
+	out, errOut, code := run("destroy", "hub", "--force-protected")
 	if code != 0 || !strings.Contains(errOut, "nothing was changed; rerun with --apply") {
 		t.Fatalf("plan: exit %d\n%s%s", code, out, errOut)
 	}
@@ -194,7 +200,10 @@ func TestDestroyAWS(t *testing.T) {
 	}
 
 	// Apply.
-	out, errOut, code = run("destroy", "hub", "--apply", "--commit", "-o", "json")
+	if _, errOut, code := run("destroy", "hub", "--force-protected", "--apply"); code != 2 || !strings.Contains(errOut, "a protected deployment") {
+		t.Errorf("unconfirmed: exit %d: %s", code, errOut)
+	}
+	out, errOut, code = run("destroy", "hub", "--force-protected", "--apply", "--yes", "--commit", "-o", "json")
 	if code != 0 {
 		t.Fatalf("destroy: exit %d\n%s%s", code, out, errOut)
 	}
@@ -210,7 +219,7 @@ func TestDestroyAWS(t *testing.T) {
 			Stale  []string `json:"stale"`
 			Left   []any    `json:"left"`
 		} `json:"verification"`
-		Items []struct{ Action, Type, ID, Outcome, Error string } `json:"items"`
+		Items []struct{ Action, Type, ID, Note, Outcome, Error string } `json:"items"`
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -222,6 +231,9 @@ func TestDestroyAWS(t *testing.T) {
 	for _, it := range rep.Items {
 		if it.Outcome != "done" && it.Outcome != "gone" {
 			t.Errorf("%s %s %s: %s %s", it.Action, it.Type, it.ID, it.Outcome, it.Error)
+		}
+		if it.Action == "destroy" && !strings.Contains(it.Note, "protection against deletion lifted (--force-protected)") {
+			t.Errorf("%s %s: %q", it.Action, it.ID, it.Note)
 		}
 	}
 	if late.Load() == 0 {
@@ -264,25 +276,27 @@ func TestDestroyAWS(t *testing.T) {
 	}
 
 	// Again: nothing to do, and nothing tagged for hub left but the kept.
-	if out, errOut, code := run("destroy", "hub", "--apply"); code != 0 || !strings.Contains(out, "nothing to destroy") {
+	if out, errOut, code := run("destroy", "hub", "--apply", "--force-protected"); code != 0 || !strings.Contains(out, "nothing to destroy") {
 		t.Errorf("again: exit %d\n%s%s", code, out, errOut)
 	}
 }
 
 // TestDestroyAWSCrash kills `kiln destroy hub --apply`, a real process,
-// with SIGKILL at boundaries along the teardown — before the hook, after
-// a bucket is emptied, between the two stacks, before the last leftover,
-// after the record says destroyed — each rerun killed again further on,
+// with SIGKILL at boundaries along the teardown — before and after the
+// hook, after a bucket is emptied, after a stack's termination protection
+// is lifted, between the two stacks, before the last leftover, after the
+// record says destroyed — each rerun killed again further on,
 // then lets it finish: the account, read back directly, holds nothing of
 // hub but the retained set, the neighbour is whole, the hook ran once.
 func TestDestroyAWSCrash(t *testing.T) {
 	w := newDestroyAWSWorld(t, 20, 5)
 	tally := crashTally{backend: "aws (moto)", variant: "destroy: kill, then rerun (chained)"}
-	args := []string{"destroy", "hub", "--apply", "--yes", "-c", w.cfg}
+	args := []string{"destroy", "hub", "--apply", "--yes", "--force-protected", "-c", w.cfg}
 	for _, point := range []string{
 		"~begin destroy hook pre_destroy[0] backup",
 		"~end destroy hook pre_destroy[0] backup",
 		"~end destroy empty bucket hub-cluster-data",
+		"~end destroy unprotect unit app",
 		"~end destroy destroy unit app",
 		"~begin destroy delete role hub-worker",
 		"~record hub destroyed",
