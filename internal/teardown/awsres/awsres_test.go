@@ -48,7 +48,8 @@ func ids(rs []deploy.Resource) []string {
 // Find lists every type by the deployment's tags, the neighbour's not;
 // Empty empties a bucket of 1,050 versions and 150 delete markers (more
 // than a page) and a repository; Delete removes each type, a role with
-// its policy included; absent is no error.
+// its policy included, and a secret (scheduled for deletion); absent is
+// no error.
 func TestFindEmptyDelete(t *testing.T) {
 	a, _, direct := world(t)
 	ctx := t.Context()
@@ -68,10 +69,14 @@ func TestFindEmptyDelete(t *testing.T) {
 	must(t, err)
 	must(t, direct.Role(ctx, "hub-worker", hub))
 	must(t, direct.Role(ctx, "other-worker", other))
+	secret, err := direct.Secret(ctx, "hub/token", hub)
+	must(t, err)
+	_, err = direct.Secret(ctx, "other/token", other)
+	must(t, err)
 
 	found, err := a.Find(ctx, region, scope("hub"))
 	must(t, err)
-	want := []string{"bucket hub-data", "log-group /hub/app", "repository hub/app", "role hub-worker", "user-pool " + pool}
+	want := []string{"bucket hub-data", "log-group /hub/app", "repository hub/app", "role hub-worker", "secret " + secret, "user-pool " + pool}
 	if got := ids(found); !slices.Equal(got, want) {
 		t.Fatalf("found %v, want %v", got, want)
 	}
@@ -101,7 +106,12 @@ func TestFindEmptyDelete(t *testing.T) {
 	}
 	inv, err := direct.Inventory(ctx)
 	must(t, err)
-	for _, w := range []string{"bucket other-data", "repository other/app", "log-group /other/app", "role other-worker", "user-pool other-users"} {
+	for _, gone := range []string{"bucket hub-data", "repository hub/app", "log-group /hub/app", "role hub-worker", "user-pool hub-users", "secret hub/token"} {
+		if slices.Contains(inv, gone) {
+			t.Errorf("%s remains: %v", gone, inv)
+		}
+	}
+	for _, w := range []string{"bucket other-data", "repository other/app", "log-group /other/app", "role other-worker", "user-pool other-users", "secret other/token"} {
 		if !slices.Contains(inv, w) {
 			t.Errorf("the neighbour lost %s: %v", w, inv)
 		}

@@ -2,6 +2,7 @@ package awsres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -11,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/smithy-go"
 
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/deploy"
@@ -34,6 +36,9 @@ func (a *Account) Delete(ctx context.Context, r deploy.Resource) error {
 		// Recoverable for 7 days (the least AWS allows), and gone for
 		// kiln meanwhile.
 		_, err = c.sm.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(r.ID), RecoveryWindowInDays: aws.Int64(7)})
+		if c.scheduledForDeletion(ctx, r.ID, err) {
+			return nil // deleted before (a rerun): it is gone for kiln
+		}
 	case teardown.TypeUserPool:
 		_, err = c.cognito.DeleteUserPool(ctx, &cognito.DeleteUserPoolInput{UserPoolId: aws.String(r.ID)})
 	case teardown.TypeRole:
@@ -85,4 +90,17 @@ func (c *clients) deleteRole(ctx context.Context, name string) error {
 	}
 	_, err = c.iam.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(name)})
 	return err
+}
+
+// scheduledForDeletion reports whether err is Secrets Manager refusing to
+// delete a secret because it is scheduled for deletion already (the
+// wording differs between AWS and moto; the secret's DeletedDate does
+// not).
+func (c *clients) scheduledForDeletion(ctx context.Context, id string, err error) bool {
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidRequestException" {
+		return false
+	}
+	out, derr := c.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
+	return derr == nil && out.DeletedDate != nil
 }

@@ -32,6 +32,8 @@ import (
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/kiln-images/kiln/internal/fanout"
 )
@@ -46,6 +48,7 @@ type AWS struct {
 	cfn     *cloudformation.Client
 	cognito *cognito.Client
 	iam     *iam.Client
+	sm      *secretsmanager.Client
 }
 
 // NewAWS returns clients of endpoint in region, with test credentials.
@@ -59,6 +62,7 @@ func NewAWS(endpoint, region string) *AWS {
 		s3:     s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }),
 		ecr:    ecr.NewFromConfig(cfg), logs: cloudwatchlogs.NewFromConfig(cfg), ec2: ec2.NewFromConfig(cfg),
 		cfn: cloudformation.NewFromConfig(cfg), cognito: cognito.NewFromConfig(cfg), iam: iam.NewFromConfig(cfg),
+		sm: secretsmanager.NewFromConfig(cfg),
 	}
 }
 
@@ -312,6 +316,19 @@ func (a *AWS) UserPool(ctx context.Context, name string, tags map[string]string)
 	return aws.ToString(out.UserPool.Id), nil
 }
 
+// Secret creates a Secrets Manager secret with tags and returns its ARN.
+func (a *AWS) Secret(ctx context.Context, name string, tags map[string]string) (string, error) {
+	var ts []smtypes.Tag
+	for _, k := range slices.Sorted(maps.Keys(tags)) {
+		ts = append(ts, smtypes.Tag{Key: aws.String(k), Value: aws.String(tags[k])})
+	}
+	out, err := a.sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String("s3cr3t"), Tags: ts})
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.ARN), nil
+}
+
 // Role creates an IAM role with tags and an inline policy.
 func (a *AWS) Role(ctx context.Context, name string, tags map[string]string) error {
 	var ts []iamtypes.Tag
@@ -330,7 +347,7 @@ func (a *AWS) Role(ctx context.Context, name string, tags map[string]string) err
 // Inventory reads the account straight from each service — not through
 // tags, not through kiln — and returns what exists as "type id", sorted:
 // buckets, repositories, log groups, volumes, snapshots, live stacks,
-// user pools and roles.
+// user pools, secrets and roles.
 func (a *AWS) Inventory(ctx context.Context) ([]string, error) {
 	var mu sync.Mutex
 	var out []string
@@ -416,6 +433,22 @@ func (a *AWS) Inventory(ctx context.Context) ([]string, error) {
 				}
 			}
 			return err
+		},
+		func(ctx context.Context) error {
+			// Those scheduled for deletion are not listed: gone, for kiln.
+			p := secretsmanager.NewListSecretsPaginator(a.sm, &secretsmanager.ListSecretsInput{})
+			for p.HasMorePages() {
+				page, err := p.NextPage(ctx)
+				if err != nil {
+					return err
+				}
+				for _, x := range page.SecretList {
+					if x.DeletedDate == nil {
+						add("secret", aws.ToString(x.Name))
+					}
+				}
+			}
+			return nil
 		},
 		func(ctx context.Context) error {
 			r, err := a.iam.ListRoles(ctx, &iam.ListRolesInput{})
