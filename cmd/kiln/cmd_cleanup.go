@@ -21,6 +21,7 @@ import (
 	"github.com/kiln-images/kiln/internal/output"
 	"github.com/kiln-images/kiln/internal/pipeline"
 	"github.com/kiln-images/kiln/internal/report"
+	"github.com/kiln-images/kiln/internal/teardown"
 )
 
 type cleanupOptions struct {
@@ -69,6 +70,11 @@ know whose newest resource is younger than 1h (they may be in progress
 elsewhere; --force-recent overrides this, never the lock of a live process).
 --orphans means the resources of every finished or abandoned run that no
 manifest references.
+
+Personal deployments (kiln deploy --new) past their expiry are orphans too:
+--orphans plans their teardown as kiln destroy does, and --apply destroys
+them with the same rules (what is kept, the order, the verification; a
+protected one is refused).
 
 Exit 0 for a plan (nothing is changed without --apply) and when nothing that
 should go remains after --apply, 1 when something does (with --run: anything
@@ -143,7 +149,14 @@ func runCleanup(ctx context.Context, g *globalOptions, p *project, o cleanupOpti
 	// A run named with --run is to be gone, unless --older-than asked to
 	// leave its young parts.
 	strict := o.run != "" && o.olderThan == 0
-	return carryOut(ctx, g, p, report.SchemaCleanup, plan, f, o.apply, o.yes, strict)
+	var expired *expiredDeployments
+	if o.orphans {
+		// Personal deployments past their expiry are orphans too.
+		if expired, err = findExpired(ctx, g, p); err != nil {
+			return err
+		}
+	}
+	return carryOut(ctx, g, p, report.SchemaCleanup, plan, f, o.apply, o.yes, strict, expired)
 }
 
 // snapshotsInUse asks the backend, where it can tell, which of the
@@ -192,17 +205,23 @@ func snapshotsInUse(ctx context.Context, p *project, as []cloud.Asset) (func(clo
 // With strict (cleanup --run: the user named what must go), whatever of
 // it an apply leaves — skipped, or not this project's — is a leftover
 // (exit 1), as much as what failed; what is protected or retained on
-// purpose is not.
-func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, plan assets.Plan, f cloud.Filter, apply, yes, strict bool) error {
+// purpose is not. expired (cleanup --orphans) are the personal deployments
+// past their expiry, torn down with the plan.
+func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, plan assets.Plan, f cloud.Filter, apply, yes, strict bool, expired *expiredDeployments) error {
 	rep := report.Cleanup{Schema: schema, Plan: plan.Items, Summary: map[assets.Action]int{}}
 	left := 0 // with strict: what an apply leaves that should be gone
+	if expired == nil {
+		expired = &expiredDeployments{}
+	} else {
+		rep.Expired = expired.reports
+	}
 	for _, it := range plan.Items {
 		rep.Summary[it.Action]++
 		if strict && (it.Action == assets.Skip || it.Action == assets.Foreign) {
 			left++
 		}
 	}
-	if !apply || plan.Deletes() == 0 {
+	if !apply || plan.Deletes()+len(expired.plans) == 0 {
 		rep.Unplanned = plan.Deletes()
 		if apply {
 			rep.Applied, rep.Unplanned = true, left
@@ -213,6 +232,12 @@ func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, 
 			}
 		} else {
 			printPlan(g, plan)
+			expired.print(g.streams.out)
+		}
+		if n := len(expired.plans); n > 0 && !apply {
+			g.planOnly(fmt.Sprintf("delete the %d resource(s) planned for deletion and tear down %d expired deployment(s) (%d resources)",
+				plan.Deletes(), n, expired.deletes()))
+			return nil
 		}
 		if plan.Deletes() > 0 && !apply {
 			g.planOnly(fmt.Sprintf("delete the %d resource(s) planned for deletion", plan.Deletes()))
@@ -223,16 +248,22 @@ func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, 
 		return nil
 	}
 
-	if err := confirm(g, plan.Deletes(), p.cfg.Cleanup.ConfirmAbove, yes); err != nil {
+	if err := confirm(g, plan.Deletes()+expired.deletes(), p.cfg.Cleanup.ConfirmAbove, yes); err != nil {
 		return err
 	}
 	res, err := assets.Apply(ctx, p.backend, plan, assets.Options{
 		Regions: p.cfg.Locations(), Filter: f, Concurrency: len(p.cfg.Locations()), Progress: p.progress,
 	})
+	if err != nil {
+		p.progress.Close()
+		return err
+	}
+	bad, err := expired.apply(ctx)
 	p.progress.Close()
 	if err != nil {
 		return err
 	}
+	res.Unplanned += bad
 	rep.Applied, rep.Results, rep.Unplanned = true, res.Results, res.Unplanned+left
 	if g.json() {
 		if err := g.write(rep); err != nil {
@@ -248,6 +279,7 @@ func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, 
 			t.Row(string(r.Outcome), string(r.Asset.Kind), r.Asset.ID, r.Asset.Region, r.RunID, why)
 		}
 		t.Flush()
+		expired.print(g.streams.out)
 	}
 	if res.Unplanned+left > 0 {
 		return findings("%d resource(s) that should be gone remain", res.Unplanned+left)

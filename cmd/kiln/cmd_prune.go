@@ -76,7 +76,7 @@ func runPrune(ctx context.Context, g *globalOptions, p *project, o pruneOptions)
 		Now:        time.Now(),
 		Project:    p.owner(),
 	})
-	return carryOut(ctx, g, p, report.SchemaPrune, plan, cloud.Filter{}, o.apply, o.yes, false)
+	return carryOut(ctx, g, p, report.SchemaPrune, plan, cloud.Filter{}, o.apply, o.yes, false, nil)
 }
 
 // imagesInUse asks the backend, where it can tell, which images something

@@ -55,6 +55,9 @@ use_cases:
 type localWorld struct {
 	dir string
 	cfg string // path of kiln.yaml
+	// disk, when set, is the disk every build makes (a bootable one, for
+	// deployments' VMs); otherwise builds make random bytes.
+	disk string
 }
 
 func newLocalWorld(t *testing.T, confirmAbove int) *localWorld {
@@ -136,7 +139,7 @@ func (w *localWorld) releaseReport(t *testing.T, useCase, arch, channel string, 
 	defer j.Close()
 	p := &pipeline.Pipeline{
 		Config:      cfg,
-		Backend:     &fakeBuilder{Backend: w.store(t, at)},
+		Backend:     &fakeBuilder{Backend: w.store(t, at), Disk: w.disk},
 		Journal:     j,
 		Concurrency: len(cfg.Regions),
 		Now:         func() time.Time { return at },

@@ -104,6 +104,7 @@ Exit codes: 0 success, in sync, or a plan (without --apply) printed;
 		newIndexCommand(g),
 		newServeCommand(g),
 		newDistributionCommand(g),
+		newDestroyCommand(g),
 	)
 	return cmd
 }

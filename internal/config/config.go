@@ -23,6 +23,8 @@ type Config struct {
 	Channels    map[string]Channel  `yaml:"channels"`
 	UseCases    map[string]*UseCase `yaml:"use_cases"`
 	Cleanup     Cleanup             `yaml:"cleanup"`
+	// Destroy holds the rules of kiln destroy (what it keeps, when it asks).
+	Destroy Destroy `yaml:"destroy"`
 	// Deployments are the named environments that run released images.
 	Deployments map[string]*Deployment `yaml:"deployments"`
 	// Serve configures `kiln serve`; Distribution, when set, makes

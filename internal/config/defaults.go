@@ -107,6 +107,7 @@ func applyDefaults(c *Config, d *decoder) {
 		}
 	}
 	applyDeploymentDefaults(c, d)
+	applyDestroyDefaults(c, d)
 }
 
 // absolutize resolves the local backend's directories against Dir, so the

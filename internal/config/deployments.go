@@ -28,6 +28,10 @@ type Deployment struct {
 	// ExpireAfter is how long a personal deployment made from this
 	// template lives; default 7d.
 	ExpireAfter Duration `yaml:"expire_after"`
+	// Protect makes `kiln destroy` refuse the deployment unless given
+	// --force-protected, and then always ask for its name to be typed (or
+	// --yes); on aws its stacks get termination protection.
+	Protect bool `yaml:"protect"`
 	// Region is where the deployment runs; default the build region.
 	Region string `yaml:"region"`
 	// Account is the account it runs in: on aws one of

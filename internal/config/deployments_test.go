@@ -168,7 +168,7 @@ var deploymentCases = []errorCase{
 	{"default channel name", strings.Replace(depBase, "  dev:", "  stable:", 1), []string{
 		`kiln.yaml:8:3: deployments.stable: "stable" is reserved (a command word); choose another deployment name`}},
 	{"unknown field", depBase + "    colour: red\n", []string{
-		`kiln.yaml:11:5: deployments.dev.colour: unknown field; allowed: account, checks, cost_tag, depends_on, description, expire_after, extends, hooks, image, inputs, promote, region, template, units`}},
+		`kiln.yaml:11:5: deployments.dev.colour: unknown field; allowed: account, checks, cost_tag, depends_on, description, expire_after, extends, hooks, image, inputs, promote, protect, region, template, units`}},
 	{"unknown region", depBase + "    region: r9\n", []string{
 		`kiln.yaml:11:13: deployments.dev.region: region "r9" is not among regions [r1 r2]`}},
 	{"wrong account", depBase + "    account: '111122223333'\n", []string{

@@ -43,6 +43,7 @@ func (k *checker) check() {
 	if k.c.Cleanup.ConfirmAbove < 0 {
 		k.errorf("cleanup.confirm_above", "%d is negative; use 0 to confirm every cleanup", k.c.Cleanup.ConfirmAbove)
 	}
+	k.checkDestroy()
 	if len(k.c.UseCases) == 0 {
 		k.errorf("use_cases", "no use cases; define at least one (`kiln init` writes an example)")
 	}

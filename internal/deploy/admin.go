@@ -117,6 +117,9 @@ func (d *Deployer) SetEnabled(ctx context.Context, name string, enabled bool) (*
 	if err != nil {
 		return nil, err
 	}
+	if rec.State == record.StateDestroyed || rec.State == record.StateDestroying {
+		return nil, fmt.Errorf("%s %s: %w: it is %s (kiln destroy)", action, name, ErrRefused, rec.State)
+	}
 	if (rec.State == record.StateDisabled) == !enabled {
 		return &Change{Deployment: name, Action: action, State: rec.State, Detail: "already " + action + "d"}, nil
 	}

@@ -93,6 +93,8 @@ func (d *Deployer) Plan(ctx context.Context, name string, o PlanOptions) (*Plan,
 			p.Refused = append(p.Refused, fmt.Sprintf("disabled: its compute is stopped (kiln enable %s)", name))
 		case rec.State == record.StateDestroyed:
 			p.Refused = append(p.Refused, "destroyed")
+		case rec.State == record.StateDestroying:
+			p.Refused = append(p.Refused, fmt.Sprintf("a destroy is under way or was interrupted (run %s); finish it: kiln destroy %s --apply", rec.Run, name))
 		}
 		if d.expired(rec) {
 			p.Refused = append(p.Refused, fmt.Sprintf("expired at %s; destroy it, or make a new one with --new", formatTime(rec.Expires)))

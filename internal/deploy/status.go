@@ -65,11 +65,13 @@ func (d *Deployer) Status(ctx context.Context, name string) (*StatusReport, erro
 		rep.Drift = append(rep.Drift, fmt.Sprintf("a deploy of %s did not finish (run %s); deploy again to finish it", rec.Release.ID, rec.Run))
 	case record.StateFailed:
 		rep.Drift = append(rep.Drift, "the last deploy failed: "+rec.Reason)
+	case record.StateDestroying:
+		rep.Drift = append(rep.Drift, fmt.Sprintf("a destroy did not finish (run %s); finish it: kiln destroy %s --apply", rec.Run, name))
 	}
 	if d.expired(rec) {
 		rep.Drift = append(rep.Drift, "expired at "+formatTime(rec.Expires))
 	}
-	if rec.Release == nil || rec.State == record.StateNew || rec.State == record.StateDestroyed {
+	if rec.Release == nil || rec.State == record.StateNew || rec.State == record.StateDestroyed || rec.State == record.StateDestroying {
 		return rep, nil
 	}
 	want := UnitRunning

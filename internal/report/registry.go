@@ -46,6 +46,7 @@ const (
 	SchemaEnable             = "kiln.enable/v1"
 	SchemaPromoteDeployment  = "kiln.promote-deployment/v1"
 	SchemaRollbackDeployment = "kiln.rollback-deployment/v1"
+	SchemaDestroy            = "kiln.destroy/v1"
 	SchemaCI                 = "kiln.ci/v1"
 )
 
@@ -96,6 +97,7 @@ var kinds = []Kind{
 	{Schema: SchemaPromoteDeployment, Command: "kiln promote --from DEP --to DEP", Type: reflect.TypeFor[PromoteDeployment]()},
 	{Schema: SchemaRollbackDeployment, Command: "kiln rollback DEPLOYMENT", Type: reflect.TypeFor[RollbackDeployment]()},
 	{Schema: SchemaCI, Command: "kiln ci gitlab", Type: reflect.TypeFor[CI]()},
+	{Schema: SchemaDestroy, Command: "kiln destroy", Type: reflect.TypeFor[Destroy]()},
 	{Schema: SchemaError, Command: "any command, on stderr, with -o json", Stderr: true, Type: reflect.TypeFor[Error]()},
 }
 

@@ -188,6 +188,9 @@ type Cleanup struct {
 	// Unplanned counts the resources that should be gone and are not: the
 	// planned deletions before an apply, the leftovers after.
 	Unplanned int `json:"unplanned"`
+	// Expired are the personal deployments past their expiry (cleanup
+	// --orphans): each one's teardown, planned or done.
+	Expired []*teardown.Report `json:"expired_deployments,omitempty"`
 }
 
 // Drift is kiln drift.

@@ -1,6 +1,9 @@
 package report
 
-import "github.com/kiln-images/kiln/internal/deploy"
+import (
+	"github.com/kiln-images/kiln/internal/deploy"
+	"github.com/kiln-images/kiln/internal/teardown"
+)
 
 // Deploy is kiln deploy: the plan of a deployment's units, applied or not,
 // and the verification at its end.
@@ -51,5 +54,13 @@ type PromoteDeployment struct {
 type RollbackDeployment struct {
 	Schema string `json:"schema"`
 	*deploy.Report
+	Commit string `json:"commit,omitempty"`
+}
+
+// Destroy is kiln destroy: the teardown plan of a deployment, carried out
+// or not, and the verification that nothing but the kept is left.
+type Destroy struct {
+	Schema string `json:"schema"`
+	*teardown.Report
 	Commit string `json:"commit,omitempty"`
 }

@@ -51,6 +51,11 @@
 //	overlay.qcow2    a VM's disk: copy-on-write over the image's raw disk
 //	OVMF_VARS.fd     a VM's firmware variables
 //	console.log      a VM's serial console; qmp.sock its QMP socket
+//	data/            a process unit's data directory (KILN_DATA_DIR)
+//
+// kiln destroy removes the directory with the unit; what the project
+// keeps (a VM's disk, a data directory: destroy.retain) Keep moves to
+// <state>/retained/<deployment>/ first, where Retained lists it.
 //
 // Kiln serialises Apply, SetRunning and Destroy of one unit across
 // processes with a flock on <state>/locks/unit-<deployment>-<unit>.lock.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -126,10 +127,17 @@ func (processImpl) launch(ctx context.Context, u deploy.Unit, dir string, ports 
 	if len(argv) > 0 && strings.Contains(argv[0], "/") && !filepath.IsAbs(argv[0]) {
 		argv[0] = filepath.Join(u.Dir, argv[0])
 	}
+	// A directory of the unit's own for what it stores; kiln destroy
+	// removes it with the unit, or keeps it (type data-dir).
+	data := filepath.Join(dir, dataDir)
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return launch{}, err
+	}
 	env := supervisorEnv()
 	env = append(env,
 		"KILN_PROJECT="+u.Project, "KILN_DEPLOYMENT="+u.Deployment, "KILN_UNIT="+u.Name,
 		"KILN_REGION="+u.Region, "KILN_VERSION="+u.Image.Version, "KILN_IMAGE_ID="+u.Image.ID,
+		"KILN_DATA_DIR="+data,
 	)
 	for _, n := range slices.Sorted(maps.Keys(ports)) {
 		env = append(env, fmt.Sprintf("KILN_PORT_%s=%d", strings.ToUpper(n), ports[n]))

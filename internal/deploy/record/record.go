@@ -36,9 +36,12 @@ const (
 	StateFailed    State = "failed"    // the last deploy failed; Reason says why
 	StateDisabled  State = "disabled"  // its compute is stopped (kiln disable)
 	StateDestroyed State = "destroyed" // torn down (kiln destroy)
+	// StateDestroying: a teardown is under way, or was interrupted; kiln
+	// destroy finishes it, and nothing else changes the deployment.
+	StateDestroying State = "destroying"
 )
 
-var states = []State{StateNew, StateDeploying, StateDeployed, StateFailed, StateDisabled, StateDestroyed}
+var states = []State{StateNew, StateDeploying, StateDeployed, StateFailed, StateDisabled, StateDestroying, StateDestroyed}
 
 // Record is one deployment's record.
 type Record struct {
@@ -74,7 +77,9 @@ type Record struct {
 	Approvals     []Approval     `json:"approvals"`
 	Hold          *Mark          `json:"hold,omitempty"`
 	Lock          *Mark          `json:"lock,omitempty"`
-	// Retained lists what a teardown kept (issue 13 fills it).
+	// Retained lists what a teardown keeps: written before it deletes
+	// anything (so that a rerun after a crash keeps it too), and where
+	// each resource is now.
 	Retained []Retained `json:"retained"`
 	History  []Event    `json:"history"`
 }
@@ -151,7 +156,9 @@ type Mark struct {
 	Reason string    `json:"reason"`
 }
 
-// Retained is a resource a teardown kept.
+// Retained is a resource a teardown kept: its type (kiln's name, e.g.
+// log-group, overlay), its id where it is now (a name, an ARN, a path),
+// its region, and why it was kept.
 type Retained struct {
 	Type   string `json:"type"`
 	ID     string `json:"id"`

@@ -10,7 +10,10 @@
 //     ExportImage and its tasks, console output with a chosen text), adds
 //     what moto drops (snapshot tags at CreateImage, deprecation times in
 //     DescribeImages), injects DependencyViolation answers on request, and
-//     forwards everything else to moto unchanged.
+//     forwards everything else to moto unchanged. For teardowns
+//     (teardown.go) it fails the delete of a stack whose bucket still
+//     holds objects as AWS does (DELETE_FAILED with the reason) and lists
+//     stale entries in the tag index.
 //   - Faults adds latency and answers a seeded, reproducible fraction of
 //     requests with throttling errors or bare 503s, in the protocol of the
 //     service asked, and fails chosen calls on request.

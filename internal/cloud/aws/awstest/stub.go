@@ -42,6 +42,7 @@ type Stub struct {
 	// (see semantics.go).
 	createMu sync.Mutex
 	cfn      *cfnOverlay // CloudFormation as AWS behaves (cfn.go)
+	teardown    *teardownState // teardown.go
 }
 
 type exportTask struct {
@@ -146,6 +147,9 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.requests[c.Service+":"+c.Action] = append(s.requests[c.Service+":"+c.Action], c)
 	}
 	s.mu.Unlock()
+	if s.serveTeardown(w, r, c, body) {
+		return
+	}
 	if c.Service == "cloudformation" && s.serveCFN(w, r, c, body) {
 		return
 	}

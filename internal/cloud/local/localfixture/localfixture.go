@@ -23,6 +23,9 @@ import (
 // Backend is the local backend with Build and TestImage replaced.
 type Backend struct {
 	*local.Backend
+	// Disk, when set, is the disk every Build imports (a real bootable
+	// one, for tests that boot what they release); "": random bytes.
+	Disk string
 }
 
 // Build imports a disk of 64 KiB of random bytes as the candidate, with
@@ -35,6 +38,12 @@ func (b *Backend) Build(ctx context.Context, in cloud.BuildInput) (cloud.Image, 
 	disk := filepath.Join(in.StateDir, "disk-"+in.Token)
 	data := make([]byte, 64<<10)
 	rand.Read(data)
+	if b.Disk != "" {
+		var err error
+		if data, err = os.ReadFile(b.Disk); err != nil {
+			return cloud.Image{}, err
+		}
+	}
 	if err := os.WriteFile(disk, data, 0o644); err != nil {
 		return cloud.Image{}, err
 	}
