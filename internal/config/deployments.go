@@ -30,7 +30,7 @@ type Deployment struct {
 	ExpireAfter Duration `yaml:"expire_after"`
 	// Protect makes `kiln destroy` refuse the deployment unless given
 	// --force-protected, and then always ask for its name to be typed (or
-	// --yes); on aws its stacks get termination protection.
+	// --yes); on aws its stacks get termination protection when deployed.
 	Protect bool `yaml:"protect"`
 	// Region is where the deployment runs; default the build region.
 	Region string `yaml:"region"`
@@ -53,10 +53,6 @@ type Deployment struct {
 	Hooks     Hooks     `yaml:"hooks"`
 	Checks    []Check   `yaml:"checks"`
 	Promote   Promotion `yaml:"promote"`
-	// Protect guards the deployment against deletion: kiln destroy
-	// refuses it without --force-protected, and on aws its stacks get
-	// termination protection when deployed.
-	Protect bool `yaml:"protect"`
 }
 
 // DeploymentImage is the image a deployment runs: a use case's entry in a

@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-images/kiln/internal/manifest"
 	"github.com/kiln-images/kiln/internal/pipeline"
 	"github.com/kiln-images/kiln/internal/schedule"
+	"github.com/kiln-images/kiln/internal/teardown"
 )
 
 // Every report starts with a Schema field holding its registered name; the

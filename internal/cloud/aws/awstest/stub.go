@@ -41,8 +41,8 @@ type Stub struct {
 	// createMu serializes the calls that create named or tokened things
 	// (see semantics.go).
 	createMu sync.Mutex
-	cfn      *cfnOverlay // CloudFormation as AWS behaves (cfn.go)
-	teardown    *teardownState // teardown.go
+	cfn      *cfnOverlay    // CloudFormation as AWS behaves (cfn.go)
+	teardown *teardownState // teardown.go
 }
 
 type exportTask struct {

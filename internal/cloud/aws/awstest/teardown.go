@@ -113,10 +113,10 @@ func (s *Stub) serveTeardown(w http.ResponseWriter, r *http.Request, c Call, bod
 	s.mu.Unlock()
 	switch {
 	case c.Service == "cloudformation" && c.Action == "DeleteStack" && strict:
-		s.deleteStack(w, r, c, body)
+		s.tdDeleteStack(w, r, c, body)
 		return true
 	case c.Service == "cloudformation" && c.Action == "UpdateTerminationProtection" && strict:
-		s.updateProtection(w, c)
+		s.tdUpdateProtection(w, c)
 		return true
 	case c.Service == "cloudformation" && (c.Action == "DescribeStacks" || c.Action == "DescribeStackResources"):
 		s.mu.Lock()
@@ -149,8 +149,8 @@ func (s *Stub) serveTeardown(w http.ResponseWriter, r *http.Request, c Call, bod
 	return false
 }
 
-// query sends a query-protocol request for service to moto as region.
-func (s *Stub) query(region, service, version string, params url.Values) (int, []byte, error) {
+// tdQuery sends a query-protocol request for service to moto as region.
+func (s *Stub) tdQuery(region, service, version string, params url.Values) (int, []byte, error) {
 	params.Set("Version", version)
 	req, err := http.NewRequest(http.MethodPost, s.target+"/", strings.NewReader(params.Encode()))
 	if err != nil {
@@ -200,7 +200,7 @@ var (
 // against deletion (what UpdateTerminationProtection set, else what moto
 // stored at CreateStack); "" when moto does not know the stack.
 func (s *Stub) stackProtection(region, name string) (string, bool, error) {
-	status, out, err := s.query(region, "cloudformation", "2010-05-15", url.Values{"Action": {"DescribeStacks"}, "StackName": {name}})
+	status, out, err := s.tdQuery(region, "cloudformation", "2010-05-15", url.Values{"Action": {"DescribeStacks"}, "StackName": {name}})
 	if err != nil || status != http.StatusOK {
 		return "", false, err
 	}
@@ -218,8 +218,8 @@ func (s *Stub) stackProtection(region, name string) (string, bool, error) {
 	return id, on, nil
 }
 
-// updateProtection is UpdateTerminationProtection (moto answers 500).
-func (s *Stub) updateProtection(w http.ResponseWriter, c Call) {
+// tdUpdateProtection is UpdateTerminationProtection (moto answers 500).
+func (s *Stub) tdUpdateProtection(w http.ResponseWriter, c Call) {
 	name := c.Form.Get("StackName")
 	id, _, err := s.stackProtection(c.Region, name)
 	switch {
@@ -260,9 +260,9 @@ func patchProtection(out []byte, protection map[string]bool) []byte {
 
 var protRE = regexp.MustCompile(`<EnableTerminationProtection>[a-z]*</EnableTerminationProtection>`)
 
-// deleteStack is DeleteStack as AWS does it: a protected stack is
+// tdDeleteStack is DeleteStack as AWS does it: a protected stack is
 // refused; a stack whose bucket still holds objects ends in DELETE_FAILED.
-func (s *Stub) deleteStack(w http.ResponseWriter, r *http.Request, c Call, body []byte) {
+func (s *Stub) tdDeleteStack(w http.ResponseWriter, r *http.Request, c Call, body []byte) {
 	name := c.Form.Get("StackName")
 	if _, on, err := s.stackProtection(c.Region, name); err != nil {
 		http.Error(w, "stub: "+err.Error(), http.StatusBadGateway)
@@ -303,7 +303,7 @@ func (s *Stub) deleteStack(w http.ResponseWriter, r *http.Request, c Call, body 
 // stackFailure returns why deleting the stack would fail (a bucket it
 // does not retain is not empty), or nil; and the stack's id.
 func (s *Stub) stackFailure(region, name string) (*stackFailure, string, error) {
-	status, out, err := s.query(region, "cloudformation", "2010-05-15", url.Values{"Action": {"DescribeStackResources"}, "StackName": {name}})
+	status, out, err := s.tdQuery(region, "cloudformation", "2010-05-15", url.Values{"Action": {"DescribeStackResources"}, "StackName": {name}})
 	if err != nil || status != http.StatusOK {
 		return nil, "", err // absent: moto answers DeleteStack itself
 	}
@@ -311,7 +311,7 @@ func (s *Stub) stackFailure(region, name string) (*stackFailure, string, error) 
 	if m := stackIDRE.FindSubmatch(out); m != nil {
 		id = string(m[1])
 	}
-	_, tpl, err := s.query(region, "cloudformation", "2010-05-15", url.Values{"Action": {"GetTemplate"}, "StackName": {name}})
+	_, tpl, err := s.tdQuery(region, "cloudformation", "2010-05-15", url.Values{"Action": {"GetTemplate"}, "StackName": {name}})
 	if err != nil {
 		return nil, id, err
 	}
