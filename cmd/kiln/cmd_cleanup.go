@@ -21,7 +21,6 @@ import (
 	"github.com/kiln-images/kiln/internal/output"
 	"github.com/kiln-images/kiln/internal/pipeline"
 	"github.com/kiln-images/kiln/internal/report"
-	"github.com/kiln-images/kiln/internal/teardown"
 )
 
 type cleanupOptions struct {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kiln-images/kiln/internal/deploy/record"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/report"
 	"github.com/kiln-images/kiln/internal/teardown"
 )
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kiln-images/kiln/internal/deploy/record"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 // destroyYAML is a local project whose dev deployment has a database
