@@ -216,11 +216,7 @@ func (k *Stack) protect(ctx context.Context, c *clients, name string, on bool) e
 
 // SetProtected turns the stack's termination protection on or off.
 func (k *Stack) SetProtected(ctx context.Context, u deploy.Unit, on bool) error {
-	name, err := physicalName(u)
-	if err != nil {
-		return err
-	}
-	c, err := k.cc.region(u.Region)
+	name, c, err := k.cc.unit(u)
 	if err != nil {
 		return err
 	}

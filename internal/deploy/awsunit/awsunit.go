@@ -177,6 +177,20 @@ func (cc *clientCache) region(region string) (*clients, error) {
 // classification).
 func classify(err error) error { return awsb.Classify(err) }
 
+// unit returns the name of what unit u makes (physicalName) and the
+// clients of its region.
+func (cc *clientCache) unit(u deploy.Unit) (string, *clients, error) {
+	name, err := physicalName(u)
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := cc.region(u.Region)
+	if err != nil {
+		return "", nil, err
+	}
+	return name, c, nil
+}
+
 // physicalName is the name of what a unit makes: kiln-<project>-
 // <deployment>-<unit>. The project comes from u.Project, or from its tags
 // for a unit known only by its deployment, name and tags (Destroy).

@@ -19,11 +19,7 @@ import (
 // not go and why (a bucket that is not empty), and leaves the stack
 // there for teardown to act on and destroy again.
 func (k *Stack) Destroy(ctx context.Context, u deploy.Unit) error {
-	name, err := physicalName(u)
-	if err != nil {
-		return err
-	}
-	c, err := k.cc.region(u.Region)
+	name, c, err := k.cc.unit(u)
 	if err != nil {
 		return err
 	}

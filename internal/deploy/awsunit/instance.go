@@ -468,11 +468,7 @@ func (k *Instance) Status(ctx context.Context, u deploy.Unit) (deploy.UnitStatus
 
 // SetRunning stops or starts the unit's instances and waits.
 func (k *Instance) SetRunning(ctx context.Context, u deploy.Unit, running bool) error {
-	name, err := physicalName(u)
-	if err != nil {
-		return err
-	}
-	c, err := k.cc.region(u.Region)
+	name, c, err := k.cc.unit(u)
 	if err != nil {
 		return err
 	}
@@ -538,11 +534,7 @@ func (k *Instance) Resources(ctx context.Context, region string, tags map[string
 // Destroy terminates the unit's instances and waits until they are gone;
 // their volumes go with them where the image says so (DeleteOnTermination).
 func (k *Instance) Destroy(ctx context.Context, u deploy.Unit) error {
-	name, err := physicalName(u)
-	if err != nil {
-		return err
-	}
-	c, err := k.cc.region(u.Region)
+	name, c, err := k.cc.unit(u)
 	if err != nil {
 		return err
 	}

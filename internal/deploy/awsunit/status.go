@@ -230,11 +230,7 @@ func (k *Stack) status(ctx context.Context, c *clients, u deploy.Unit, st *cfnty
 // stack of a change set never executed), pending during an operation,
 // failed when it did not come up, else what its instances do.
 func (k *Stack) Status(ctx context.Context, u deploy.Unit) (deploy.UnitStatus, error) {
-	name, err := physicalName(u)
-	if err != nil {
-		return deploy.UnitStatus{}, err
-	}
-	c, err := k.cc.region(u.Region)
+	name, c, err := k.cc.unit(u)
 	if err != nil {
 		return deploy.UnitStatus{}, err
 	}
@@ -257,11 +253,7 @@ func (k *Stack) Status(ctx context.Context, u deploy.Unit) (deploy.UnitStatus, e
 // SetRunning stops or starts the stack's instances; a stack without any
 // has nothing to do.
 func (k *Stack) SetRunning(ctx context.Context, u deploy.Unit, running bool) error {
-	name, err := physicalName(u)
-	if err != nil {
-		return err
-	}
-	c, err := k.cc.region(u.Region)
+	name, c, err := k.cc.unit(u)
 	if err != nil {
 		return err
 	}
