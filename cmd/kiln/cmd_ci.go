@@ -22,7 +22,9 @@ func newCICommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ci",
 		Short: "Write the CI pipeline that releases the project on your CI system's runners",
-		Args:  cobra.NoArgs,
+		Example: `  kiln ci gitlab           # write .gitlab-ci.yml from kiln.yaml
+  kiln ci gitlab --check   # in CI: exit 1 when the committed pipeline is stale`,
+		Args: noArgs,
 	}
 	cmd.AddCommand(newCIGitLabCommand(g))
 	return cmd
@@ -51,7 +53,9 @@ The file is ci.file (default .gitlab-ci.yml, next to kiln.yaml); kiln
 overwrites only a file it wrote. The output depends on kiln.yaml alone, so
 --check can fail a pipeline whose committed file is stale.
 Exit 0 written or up to date, 1 stale (with --check), 2 error.`,
-		Args: cobra.NoArgs,
+		Example: `  kiln ci gitlab
+  kiln ci gitlab --check -o json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runCIGitLab(g, cmd, o) },
 	}
 	cmd.Flags().BoolVar(&o.check, "check", false, "write nothing; exit 1 when the file is missing or not what kiln.yaml makes")

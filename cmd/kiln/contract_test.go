@@ -214,6 +214,7 @@ func TestJSONContract(t *testing.T) {
 		report.SchemaPromoteDeployment:  "TestDeploymentCommands",
 		report.SchemaRollbackDeployment: "TestDeploymentCommands",
 		report.SchemaCI:                 "TestCIGitLabWriteAndCheck",
+		report.SchemaDestroy:            "TestDestroyLocal",
 	}
 	for _, k := range report.Kinds() {
 		if !seen[k.Schema] && checkedElsewhere[k.Schema] == "" {
