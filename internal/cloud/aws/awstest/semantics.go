@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strings"
 )
 
 // EC2 semantics moto lacks and kiln's convergence relies on, served the way
@@ -71,7 +72,10 @@ func (s *Stub) refuseTakenName(w http.ResponseWriter, c Call, name string) bool 
 // answer for every repeat of the token in the caller's account and the
 // region, as EC2 does; the call itself goes to moto as fn decides. The
 // caller holds s.createMu.
-func (s *Stub) idempotent(w http.ResponseWriter, c Call, fn func() (int, []byte, error)) {
+//
+// fresh, when set, brings a repeat's answer up to date: EC2 answers with
+// the resource as it is now (an instance terminated since is terminated).
+func (s *Stub) idempotent(w http.ResponseWriter, c Call, fresh func([]byte) ([]byte, error), fn func() (int, []byte, error)) {
 	token := c.Form.Get("ClientToken")
 	key := c.key() + "|" + c.Region + "|" + c.Action + "|" + token
 	if token != "" {
@@ -79,6 +83,13 @@ func (s *Stub) idempotent(w http.ResponseWriter, c Call, fn func() (int, []byte,
 		body, ok := s.tokens[key]
 		s.mu.Unlock()
 		if ok {
+			if fresh != nil {
+				var err error
+				if body, err = fresh(body); err != nil {
+					http.Error(w, err.Error(), http.StatusBadGateway)
+					return
+				}
+			}
 			answer(w, http.StatusOK, body)
 			return
 		}
@@ -104,7 +115,7 @@ func (s *Stub) idempotent(w http.ResponseWriter, c Call, fn func() (int, []byte,
 func (s *Stub) copyImage(w http.ResponseWriter, c Call) {
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
-	s.idempotent(w, c, func() (int, []byte, error) {
+	s.idempotent(w, c, nil, func() (int, []byte, error) {
 		if id, taken, err := s.imageNameTaken(c.key(), c.Region, c.Form.Get("Name")); err != nil {
 			return 0, nil, err
 		} else if taken {
@@ -115,11 +126,41 @@ func (s *Stub) copyImage(w http.ResponseWriter, c Call) {
 	})
 }
 
-// runInstances serves RunInstances with its client token honoured.
+// runInstances serves RunInstances with its client token honoured; a
+// repeat shows each instance's state now.
 func (s *Stub) runInstances(w http.ResponseWriter, c Call) {
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
-	s.idempotent(w, c, func() (int, []byte, error) { return s.ec2As(c.key(), c.Region, c.Form) })
+	fresh := func(body []byte) ([]byte, error) { return s.currentStates(c, body) }
+	s.idempotent(w, c, fresh, func() (int, []byte, error) { return s.ec2As(c.key(), c.Region, c.Form) })
+}
+
+// instanceStateRE finds an instance's state in an EC2 answer
+// (instanceIDRE, in accounts.go, its id).
+var instanceStateRE = regexp.MustCompile(`(?s)<instanceState>.*?</instanceState>`)
+
+// currentStates replaces, in a RunInstances answer, each instance's
+// instanceState with the one DescribeInstances gives now.
+func (s *Stub) currentStates(c Call, body []byte) ([]byte, error) {
+	text := string(body)
+	for _, m := range instanceIDRE.FindAllStringSubmatch(text, -1) {
+		id := m[1]
+		status, out, err := s.ec2As(c.key(), c.Region, url.Values{"Action": {"DescribeInstances"}, "InstanceId.1": {id}})
+		if err != nil {
+			return nil, err
+		}
+		now := instanceStateRE.Find(out)
+		if status != http.StatusOK || now == nil {
+			continue // moto forgot it: leave the first answer
+		}
+		at := strings.Index(text, m[0])
+		loc := instanceStateRE.FindStringIndex(text[at:])
+		if loc == nil {
+			continue
+		}
+		text = text[:at+loc[0]] + string(now) + text[at+loc[1]:]
+	}
+	return []byte(text), nil
 }
 
 // createKeyPair passes CreateKeyPair on, one at a time, so that moto's
