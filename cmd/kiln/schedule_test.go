@@ -81,7 +81,7 @@ func TestScheduleList(t *testing.T) {
 	}{
 		{[]string{"--from", "tomorrow"}, `--from "tomorrow": not an RFC 3339 time`},
 		{[]string{"--count", "0"}, "--count 0: give 1 to 100"},
-		{[]string{"--channel", "stable"}, "--channel, --commit and --push go with --daemon"},
+		{[]string{"--channel", "stable"}, "--channel, --commit, --push, --merge-request and --push-to go with --daemon"},
 		{[]string{"--daemon", "--count", "2"}, "--count and --from are for listing"},
 		{[]string{"--daemon", "--channel", "nightly"}, "--channel"},
 		// The old boolean --run (--run ID names a run everywhere else).
