@@ -489,7 +489,9 @@ func (k *Instance) SetRunning(ctx context.Context, u deploy.Unit, running bool) 
 }
 
 // Resources lists the instances in region whose tags match, and their
-// volumes (Parent the instance).
+// volumes (Parent the instance). A volume attached to none of them is
+// not an instance unit's: a stack's volume is the stack kind's, and a
+// volume left over from a terminated instance is found by its tags.
 func (k *Instance) Resources(ctx context.Context, region string, tags map[string]string) ([]deploy.Resource, error) {
 	c, err := k.cc.region(region)
 	if err != nil {
@@ -501,7 +503,9 @@ func (k *Instance) Resources(ctx context.Context, region string, tags map[string
 		return nil, err
 	}
 	out := []deploy.Resource{}
+	listed := map[string]bool{}
 	for _, i := range insts {
+		listed[aws.ToString(i.InstanceId)] = true
 		t := ec2Tags(i.Tags)
 		out = append(out, deploy.Resource{
 			Type: "AWS::EC2::Instance", ID: aws.ToString(i.InstanceId), Region: region, Tags: t,
@@ -523,9 +527,13 @@ func (k *Instance) Resources(ctx context.Context, region string, tags map[string
 				Retain: t[cloud.TagRetain] == "true", Created: aws.ToTime(v.CreateTime).UTC().Truncate(time.Second),
 			}
 			for _, a := range v.Attachments {
-				r.Parent = aws.ToString(a.InstanceId)
+				if listed[aws.ToString(a.InstanceId)] {
+					r.Parent = aws.ToString(a.InstanceId)
+				}
 			}
-			out = append(out, r)
+			if r.Parent != "" {
+				out = append(out, r)
+			}
 		}
 	}
 	return out, nil
