@@ -78,7 +78,7 @@ func newDestroyAWSWorld(t *testing.T, versions, markers int) *destroyAWSWorld {
 	w := &destroyAWSWorld{dir: filepath.Join(t.TempDir(), "proj")}
 	w.stub = awstest.NewStub(t, motoServer.URL)
 	awstest.Env(t, w.stub.URL)
-	w.stub.StrictStackDeletes()
+	w.stub.EmulateStackFailures()
 	t.Setenv("KILN_USER", "ops@example.com")
 	for path, data := range map[string]string{
 		"kiln.yaml":     fmt.Sprintf(destroyAWSYAML, awstest.Account),

@@ -2,18 +2,13 @@ package main
 
 import (
 	"context"
-	"time"
 
 	"github.com/kiln-images/kiln/internal/cloud/aws"
 	"github.com/kiln-images/kiln/internal/cloud/local"
-	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/deploy/localunit"
 	"github.com/kiln-images/kiln/internal/teardown"
 	"github.com/kiln-images/kiln/internal/teardown/awsres"
 )
-
-// stackDeleteTimeout bounds the wait for one stack's delete.
-const stackDeleteTimeout = 60 * time.Minute
 
 // destroyer returns the project's teardown engine: the deployment core,
 // the backend's unit kinds and inventory, and what finds the rest (aws:
@@ -37,11 +32,6 @@ func (p *project) destroyer(ctx context.Context, g *globalOptions) (*teardown.De
 	case *aws.Backend:
 		acct := awsres.New(b.SDKConfig(), g.logger())
 		d.Leftovers, d.Index = acct, acct
-		if d.Kinds[config.UnitStack] == nil {
-			// Until the stack unit kind lands (package awsunit): the
-			// part of it a teardown needs.
-			d.Kinds[config.UnitStack] = acct.StackKind(p.cfg.Backend.AWS.PollInterval.Std(), stackDeleteTimeout)
-		}
 	}
 	return d, nil
 }

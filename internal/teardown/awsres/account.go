@@ -2,9 +2,9 @@
 // backend's inventory: it finds, empties and deletes by tag the buckets,
 // container repositories, log groups, secrets, user pools and roles a
 // deployment makes (teardown.Leftovers), answers for the account's tag
-// index with every entry confirmed by its own service (teardown.Index),
-// and holds the part of the CloudFormation stack unit kind a teardown
-// needs (StackKind) until the full kind replaces it.
+// index with every entry confirmed by its own service (teardown.Index).
+// Stacks are not its business: they are units, destroyed through the
+// stack unit kind (package awsunit), which lists their resources.
 //
 // Listing follows what each service offers: the Resource Groups Tagging
 // API for buckets, log groups and secrets; per-service listers for what

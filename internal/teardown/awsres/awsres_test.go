@@ -5,15 +5,18 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	cfntypes "github.com/aws/aws-sdk-go-v2/service/cloudformation/types"
 
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/cloud/aws/awstest"
 	"github.com/kiln-images/kiln/internal/deploy"
+	"github.com/kiln-images/kiln/internal/deploy/awsunit"
 	"github.com/kiln-images/kiln/internal/teardown"
 	"github.com/kiln-images/kiln/internal/teardown/teardowntest"
 )
@@ -162,16 +165,23 @@ func TestTaggedConfirms(t *testing.T) {
 	}
 }
 
-// The stack kind lists a deployment's stacks with their resources (the
-// retained ones marked); a stack whose bucket was written to after it
-// was emptied ends in DELETE_FAILED, as on AWS (the stub serves it: moto
-// reports such a stack deleted and leaves the bucket), with the bucket
-// and the reason named; emptied again, it goes, and what its template
-// retains stays.
+// stackKind is the stack unit kind kiln destroy uses on aws: awsunit's,
+// through the stub.
+func stackKind(stub *awstest.Stub) *awsunit.Stack {
+	return awsunit.NewStack(awsunit.Options{Config: awstest.Config(stub.URL, region), Poll: 20 * time.Millisecond, Timeout: time.Minute})
+}
+
+// Teardown with the stack unit kind (awsunit's) on stacks seeded as
+// teardowntest seeds them: it lists a deployment's stacks with their
+// resources (the retained ones marked); a stack whose bucket a late
+// writer refilled after it was emptied ends in DELETE_FAILED, as on AWS
+// (the stub's EmulateStackFailures: moto reports such a stack deleted and
+// leaves the bucket), with the bucket and the reason named; emptied
+// again by this package, it goes, and what its template retains stays.
 func TestStackKind(t *testing.T) {
 	a, stub, direct := world(t)
 	ctx := t.Context()
-	stub.StrictStackDeletes()
+	stub.EmulateStackFailures()
 	hub := teardowntest.Tags("demo", "hub", "data", "customer", "hub")
 	stack := teardowntest.StackName("demo", "hub", "data")
 	must(t, direct.Stack(ctx, stack, hub, map[string]any{
@@ -183,7 +193,15 @@ func TestStackKind(t *testing.T) {
 		"Data": teardowntest.BucketResource("other-data", nil, false),
 	}))
 	must(t, direct.FillBucket(ctx, "hub-data", 10, 2))
-	k := a.StackKind(20*time.Millisecond, time.Minute)
+	var late atomic.Int32
+	stub.OnDeleteStack(func(_, name string) {
+		if name == stack && late.Add(1) == 1 {
+			if err := direct.Put(ctx, "hub-data", "late/object"); err != nil {
+				t.Errorf("late writer: %v", err)
+			}
+		}
+	})
+	k := stackKind(stub)
 	rs, err := k.Resources(ctx, region, scope("hub"))
 	must(t, err)
 	want := []string{"AWS::CloudFormation::Stack " + stack, "AWS::ECR::Repository hub/data", "AWS::Logs::LogGroup /hub/data", "AWS::S3::Bucket hub-data"}
@@ -191,16 +209,31 @@ func TestStackKind(t *testing.T) {
 		t.Fatalf("resources %v, want %v", got, want)
 	}
 	for _, r := range rs {
-		if r.Retain != (r.ID == "/hub/data") || r.ID != stack && r.Parent != stack || r.Tags[cloud.TagUnit] != "data" {
+		// The log group carries no tags: its template gives it none.
+		if r.Retain != (r.ID == "/hub/data") || r.ID != stack && r.Parent != stack || r.ID != "/hub/data" && r.Tags[cloud.TagUnit] != "data" {
 			t.Errorf("%+v", r)
 		}
 	}
 	u := deploy.Unit{Project: "demo", Deployment: "hub", Name: "data", Region: region}
+	must(t, a.Empty(ctx, deploy.Resource{Type: teardown.TypeBucket, ID: "hub-data", Region: region}))
 	err = k.Destroy(ctx, u)
 	var failed *deploy.DestroyError
 	if !errors.As(err, &failed) || len(failed.Failed) != 1 || failed.Failed[0].ID != "hub-data" || failed.Status != "DELETE_FAILED" ||
 		!strings.Contains(err.Error(), "The bucket you tried to delete is not empty") {
-		t.Fatalf("destroy of a stack with a full bucket: %v", err)
+		t.Fatalf("destroy of a stack whose bucket a late writer refilled: %v", err)
+	}
+	if late.Load() != 1 {
+		t.Errorf("the late writer ran %d times", late.Load())
+	}
+	// DescribeStackResources shows the bucket as AWS does.
+	cfn := cloudformation.NewFromConfig(awstest.Config(stub.URL, region))
+	res, err := cfn.DescribeStackResources(ctx, &cloudformation.DescribeStackResourcesInput{StackName: aws.String(stack)})
+	must(t, err)
+	for _, r := range res.StackResources {
+		if failed := r.ResourceStatus == cfntypes.ResourceStatusDeleteFailed; failed != (aws.ToString(r.LogicalResourceId) == "Data") ||
+			failed && !strings.Contains(aws.ToString(r.ResourceStatusReason), "not empty") {
+			t.Errorf("%s: %s %s", aws.ToString(r.LogicalResourceId), r.ResourceStatus, aws.ToString(r.ResourceStatusReason))
+		}
 	}
 	must(t, a.Empty(ctx, deploy.Resource{Type: teardown.TypeBucket, ID: "hub-data", Region: region}))
 	must(t, k.Destroy(ctx, u))
@@ -229,18 +262,21 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// A stack with termination protection is not deleted: Destroy says so
-// (deploy.ErrProtected) and leaves it; SetProtected lifts it (moto
-// answers UpdateTerminationProtection with 500 and deletes protected
-// stacks: the stub serves both as AWS does), and then it goes.
+// A stack created with termination protection (as teardowntest seeds
+// it, at CreateStack) is not deleted: the stack unit kind says so
+// (deploy.ErrProtected) and leaves it, and so does DeleteStack straight
+// to the stub (moto stores the protection but deletes such a stack; the
+// stub's CloudFormation overlay refuses it as AWS does); SetProtected
+// lifts it (moto answers UpdateTerminationProtection with 500: the
+// overlay serves it), and then the stack goes.
 func TestStackProtected(t *testing.T) {
-	a, stub, direct := world(t)
+	_, stub, direct := world(t)
 	ctx := t.Context()
-	stub.StrictStackDeletes()
+	stub.EmulateStackFailures()
 	hub := teardowntest.Tags("demo", "hub", "web", "", "")
 	stack := teardowntest.StackName("demo", "hub", "web")
 	must(t, direct.ProtectedStack(ctx, stack, hub, map[string]any{"Logs": teardowntest.LogGroupResource("/hub/web", false)}))
-	k := a.StackKind(20*time.Millisecond, time.Minute)
+	k := stackKind(stub)
 	u := deploy.Unit{Project: "demo", Deployment: "hub", Name: "web", Region: region}
 	if err := k.Destroy(ctx, u); !errors.Is(err, deploy.ErrProtected) {
 		t.Fatalf("destroy of a protected stack: %v", err)
@@ -255,7 +291,7 @@ func TestStackProtected(t *testing.T) {
 	if !slices.Contains(inv, "stack "+stack) {
 		t.Fatal("the protected stack is gone")
 	}
-	p := k.(deploy.Protector)
+	var p deploy.Protector = k
 	must(t, p.SetProtected(ctx, u, false))
 	must(t, k.Destroy(ctx, u))
 	inv, err = direct.Inventory(ctx)

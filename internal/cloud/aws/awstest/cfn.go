@@ -37,13 +37,16 @@ import (
 //     AVAILABLE is InvalidChangeSetStatus, of one that does not exist
 //     ChangeSetNotFound (moto executes again, or answers 500).
 //   - UpdateTerminationProtection works (moto answers 500), DescribeStacks
-//     shows it, and DeleteStack of a protected stack is refused.
+//     shows it, and DeleteStack of a protected stack is refused, whether
+//     the protection was set that way or at CreateStack (moto stores that
+//     but deletes the stack anyway).
 //   - With EmulateStackFailures: executing a CREATE change set whose
 //     template names a bucket S3 would refuse fails and rolls back
 //     (ROLLBACK_COMPLETE with the resource's reason in the stack's
 //     events; moto creates it), and deleting a stack whose bucket is not
 //     empty ends in DELETE_FAILED with S3's reason (moto deletes the stack
-//     and leaves the bucket).
+//     and leaves the bucket), the bucket DELETE_FAILED with S3's reason
+//     in the stack's resources and events, until a DeleteStack succeeds.
 type cfnOverlay struct {
 	mu sync.Mutex
 	// Recorded from CreateChangeSet, by region/stack/change set.
@@ -54,12 +57,16 @@ type cfnOverlay struct {
 	// whose tags differ from the stack's: executable on AWS.
 	tagsOnly   map[string]bool
 	execFailed map[string]bool
-	// By stack id.
+	// By stack id. protected holds what UpdateTerminationProtection set;
+	// a stack not in it has the protection moto stored at CreateStack.
 	protected map[string]bool
-	noEcho    map[string]map[string]bool // the NoEcho parameters of the stack's template
-	status    map[string][2]string       // status, reason
-	events    map[string][]cfnEvent
-	emulate   bool
+	// deleteFailed is the reason of each resource whose delete failed, by
+	// logical id, until the next DeleteStack.
+	deleteFailed map[string]map[string]string
+	noEcho       map[string]map[string]bool // the NoEcho parameters of the stack's template
+	status       map[string][2]string       // status, reason
+	events       map[string][]cfnEvent
+	emulate      bool
 	// exec serializes ExecuteChangeSet, as CloudFormation executes a
 	// change set once.
 	exec sync.Mutex
@@ -69,7 +76,7 @@ func newCFNOverlay() *cfnOverlay {
 	return &cfnOverlay{
 		csTags: map[string]map[string]string{}, csBody: map[string]string{}, csType: map[string]string{},
 		tagsOnly: map[string]bool{}, execFailed: map[string]bool{},
-		protected: map[string]bool{}, noEcho: map[string]map[string]bool{},
+		protected: map[string]bool{}, deleteFailed: map[string]map[string]string{}, noEcho: map[string]map[string]bool{},
 		status: map[string][2]string{}, events: map[string][]cfnEvent{},
 	}
 }
@@ -109,6 +116,8 @@ func (s *Stub) serveCFN(w http.ResponseWriter, r *http.Request, c Call, body []b
 		s.forward(w, r, body, s.patchStacks)
 	case "DescribeStackEvents":
 		s.forward(w, r, body, func(out []byte) []byte { return s.patchEvents(r, c, out) })
+	case "ListStackResources", "DescribeStackResources":
+		s.forward(w, r, body, func(out []byte) []byte { return s.patchResources(r, c, out) })
 	case "UpdateTerminationProtection":
 		s.updateProtection(w, r, c)
 	case "DeleteStack":
@@ -178,7 +187,9 @@ type cfnStack struct {
 	ID     string `xml:"StackId"`
 	Name   string `xml:"StackName"`
 	Status string `xml:"StackStatus"`
-	Tags   []struct {
+	// Protection is what moto stored at CreateStack ("true", "false").
+	Protection string `xml:"EnableTerminationProtection"`
+	Tags       []struct {
 		Key   string `xml:"Key"`
 		Value string `xml:"Value"`
 	} `xml:"Tags>member"`
@@ -609,7 +620,10 @@ func (s *Stub) patchStacks(out []byte) []byte {
 			return m
 		}
 		s.cfn.mu.Lock()
-		prot := s.cfn.protected[st.ID]
+		prot, set := s.cfn.protected[st.ID]
+		if !set {
+			prot = st.Protection == "true"
+		}
 		status, overlaid := s.cfn.status[st.ID]
 		noEcho := s.cfn.noEcho[st.ID]
 		s.cfn.mu.Unlock()
@@ -689,13 +703,18 @@ func (s *Stub) deleteStack(w http.ResponseWriter, r *http.Request, c Call, body 
 		return
 	}
 	s.cfn.mu.Lock()
-	prot, emulate := s.cfn.protected[st.ID], s.cfn.emulate
+	prot, set := s.cfn.protected[st.ID]
+	if !set {
+		prot = st.Protection == "true"
+	}
+	emulate := s.cfn.emulate
 	s.cfn.mu.Unlock()
 	if prot {
 		writeError(w, c, http.StatusBadRequest, "ValidationError",
 			fmt.Sprintf("Stack [%s] cannot be deleted while TerminationProtection is enabled", st.ID))
 		return
 	}
+	s.onDeleteStack(c.Region, st.Name) // teardown.go
 	if emulate {
 		full, err := s.nonEmptyBuckets(r, c.Region, st)
 		if err != nil {
@@ -719,6 +738,7 @@ func (s *Stub) deleteStack(w http.ResponseWriter, r *http.Request, c Call, body 
 		}
 		s.cfn.mu.Lock()
 		delete(s.cfn.protected, st.ID)
+		delete(s.cfn.deleteFailed, st.ID)
 		delete(s.cfn.noEcho, st.ID)
 		delete(s.cfn.status, st.ID)
 		delete(s.cfn.events, st.ID)
@@ -791,16 +811,56 @@ func (s *Stub) failDelete(st cfnStack, full []stackBucket) {
 	}
 	why := fmt.Sprintf("The following resource(s) failed to delete: [%s]. ", strings.Join(names, ", "))
 	evs := []cfnEvent{{StackID: st.ID, StackName: st.Name, Logical: st.Name, Physical: st.ID, Type: "AWS::CloudFormation::Stack", Status: "DELETE_FAILED", Reason: why}}
+	failed := map[string]string{}
 	for _, b := range full {
-		evs = append(evs, cfnEvent{StackID: st.ID, StackName: st.Name, Logical: b.logical, Physical: b.name, Type: "AWS::S3::Bucket", Status: "DELETE_FAILED",
-			Reason: fmt.Sprintf("The bucket you tried to delete is not empty (Service: S3, Status Code: 409, Request ID: %s)", requestID()[:16])})
+		reason := fmt.Sprintf("The bucket you tried to delete is not empty (Service: S3, Status Code: 409, Request ID: %s)", requestID()[:16])
+		failed[b.logical] = reason
+		evs = append(evs, cfnEvent{StackID: st.ID, StackName: st.Name, Logical: b.logical, Physical: b.name, Type: "AWS::S3::Bucket", Status: "DELETE_FAILED", Reason: reason})
 		evs = append(evs, cfnEvent{StackID: st.ID, StackName: st.Name, Logical: b.logical, Physical: b.name, Type: "AWS::S3::Bucket", Status: "DELETE_IN_PROGRESS"})
 	}
 	evs = append(evs, cfnEvent{StackID: st.ID, StackName: st.Name, Logical: st.Name, Physical: st.ID, Type: "AWS::CloudFormation::Stack", Status: "DELETE_IN_PROGRESS", Reason: "User Initiated"})
 	s.cfn.mu.Lock()
 	defer s.cfn.mu.Unlock()
 	s.cfn.status[st.ID] = [2]string{"DELETE_FAILED", why}
+	s.cfn.deleteFailed[st.ID] = failed
 	s.cfn.events[st.ID] = append(stamp(evs), s.cfn.events[st.ID]...)
+}
+
+// patchResources shows, in ListStackResources and DescribeStackResources
+// answers, the resources of a failed delete as DELETE_FAILED with their
+// reasons.
+func (s *Stub) patchResources(r *http.Request, c Call, out []byte) []byte {
+	id := c.Form.Get("StackName")
+	if !strings.HasPrefix(id, "arn:") {
+		st, ok, err := s.stackOf(r, c.Region, id)
+		if err != nil || !ok {
+			return out
+		}
+		id = st.ID
+	}
+	s.cfn.mu.Lock()
+	failed := s.cfn.deleteFailed[id]
+	s.cfn.mu.Unlock()
+	if len(failed) == 0 {
+		return out
+	}
+	list := "StackResourceSummaries"
+	if c.Action == "DescribeStackResources" {
+		list = "StackResources"
+	}
+	return eachMember(out, list, func(m []byte) []byte {
+		var res struct {
+			Logical string `xml:"LogicalResourceId"`
+		}
+		if xml.Unmarshal(m, &res) != nil {
+			return m
+		}
+		if reason, ok := failed[res.Logical]; ok {
+			m = setElement(m, "ResourceStatus", "DELETE_FAILED")
+			m = setElement(m, "ResourceStatusReason", reason)
+		}
+		return m
+	})
 }
 
 // XML surgery on query-protocol answers: moto's answers are compact, one

@@ -10,10 +10,14 @@
 //     ExportImage and its tasks, console output with a chosen text), adds
 //     what moto drops (snapshot tags at CreateImage, deprecation times in
 //     DescribeImages), injects DependencyViolation answers on request, and
-//     forwards everything else to moto unchanged. For teardowns
-//     (teardown.go) it fails the delete of a stack whose bucket still
-//     holds objects as AWS does (DELETE_FAILED with the reason) and lists
-//     stale entries in the tag index.
+//     forwards everything else to moto unchanged. Its CloudFormation
+//     overlay (cfn.go) ties change sets to their stacks, enforces
+//     termination protection, masks NoEcho parameters and, with
+//     EmulateStackFailures, fails the create of a stack S3 would refuse
+//     and the delete of a stack whose bucket still holds objects
+//     (DELETE_FAILED with the reason). For teardowns (teardown.go) it
+//     runs a test's late writer at each stack delete and lists stale
+//     entries in the tag index.
 //   - Faults adds latency and answers a seeded, reproducible fraction of
 //     requests with throttling errors or bare 503s, in the protocol of the
 //     service asked, and fails chosen calls on request.
