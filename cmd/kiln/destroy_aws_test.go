@@ -19,7 +19,8 @@ import (
 // destroyAWSYAML is an aws project with the deployment "hub" (two stacks,
 // app after cluster) and its neighbour "other". Its stacks and everything
 // around them are made directly with the SDK (teardowntest.Seed), tagged
-// as kiln tags them: the aws unit kinds are not on this branch.
+// as kiln tags them (stacks created with termination protection), and
+// destroyed through the aws unit kinds as kiln deploys' would be.
 const destroyAWSYAML = `project: grit
 backend:
   type: aws
@@ -56,8 +57,8 @@ destroy: {retain: [log-group, user-pool], confirm_above: 100, verify_timeout: 20
 // its template retains; around them a bucket, a repository, snapshots, a
 // volume, a role, and a log group and user pool destroy.retain keeps;
 // and a neighbour deployment. The stub makes a stack whose bucket is not
-// empty fail to delete as AWS does (moto deletes it and leaves the
-// bucket), a late writer refills a bucket once at its stack's delete
+// empty fail to delete as AWS does (EmulateStackFailures; moto deletes
+// it and leaves the bucket), a late writer refills a bucket once at its stack's delete
 // (the emptying retry), and the tag index lists a bucket deleted long
 // ago (verification confirms it gone). Direct reads prove that nothing
 // of hub is left but the retained set, and that the neighbour is whole.
