@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/deploy"
 	"github.com/kiln-images/kiln/internal/deploy/unittest"
@@ -63,4 +64,48 @@ func TestInstanceConformance(t *testing.T) {
 			}
 		},
 	})
+}
+
+// Resources lists the deployment's instances and only the volumes
+// attached to them: a volume tagged for the deployment that no instance
+// of the kind holds (a stack's, or one left over) is not an instance
+// unit's, or teardown would plan it as a unit of its own.
+func TestInstanceResourcesOwnVolumes(t *testing.T) {
+	w := newWorld(t)
+	k := NewInstance(w.o)
+	u := w.instanceUnit("dev", config.InstanceUnit{InstanceType: "t3.micro", Count: 1})
+	if _, err := k.Apply(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	stackTags := deploy.UnitTags("proj", "dev", "data", "1.0-abcd", "team", "dev")
+	var tags []ec2types.Tag
+	for key, v := range stackTags {
+		tags = append(tags, ec2types.Tag{Key: aws.String(key), Value: aws.String(v)})
+	}
+	vol, err := w.ec2().CreateVolume(t.Context(), &ec2.CreateVolumeInput{AvailabilityZone: aws.String(region + "a"), Size: aws.Int32(1),
+		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeVolume, Tags: tags}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := k.Resources(t.Context(), region, map[string]string{cloud.TagProject: "proj", cloud.TagDeployment: "dev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	insts := map[string]bool{}
+	for _, r := range rs {
+		if r.Type == "AWS::EC2::Instance" {
+			insts[r.ID] = true
+		}
+	}
+	if len(insts) != 1 {
+		t.Fatalf("instances %v in %+v", insts, rs)
+	}
+	for _, r := range rs {
+		if r.ID == aws.ToString(vol.VolumeId) {
+			t.Errorf("the free volume %s is listed: %+v", r.ID, r)
+		}
+		if r.Type == "AWS::EC2::Volume" && !insts[r.Parent] {
+			t.Errorf("volume %s of %q, no instance listed", r.ID, r.Parent)
+		}
+	}
 }
