@@ -17,6 +17,7 @@ DEMO     ?= demo
 # FUZZ_MINIMIZE bounds each pause.
 FUZZ_CONFIG ?= 200000x
 FUZZ_MANIFEST ?= 400000x
+FUZZ_VARFILE ?= 100000x
 FUZZ_MINIMIZE ?= 10s
 
 # The Debian packages the local backend and the tests use.
@@ -60,6 +61,7 @@ check:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZ_CONFIG) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/config
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZ_MANIFEST) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/manifest
+	$(GO) test -run='^$$' -fuzz='^FuzzVarFile$$' -fuzztime=$(FUZZ_VARFILE) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/config
 
 # Benchmarks that anyone can rerun; results go to docs/bench/ and are
 # summarised in docs/BENCHMARKS.md. bench-aws.sh needs Packer and moto_server.

@@ -23,6 +23,8 @@ type Config struct {
 	Channels    map[string]Channel  `yaml:"channels"`
 	UseCases    map[string]*UseCase `yaml:"use_cases"`
 	Cleanup     Cleanup             `yaml:"cleanup"`
+	// Variables are the recipe's variables (variables.go).
+	Variables map[string]*Variable `yaml:"variables"`
 	// State is where kiln keeps its local state (journal, build cache, logs),
 	// relative to Dir. Default ".kiln".
 	State string `yaml:"state"`
@@ -81,6 +83,13 @@ type AWSBackend struct {
 	// RetryMaxBackoff caps the pause between retries of throttled or failed
 	// requests; default 20s.
 	RetryMaxBackoff Duration `yaml:"retry_max_backoff"`
+	// Bucket is the project's S3 bucket in the build region: recipe and
+	// test bundles are staged there for the instances that fetch them.
+	// Empty: bundles travel inline in user data (16 KiB at most).
+	Bucket string `yaml:"bucket"`
+	// UploadConcurrency bounds the EBS direct block writes in flight at
+	// once during a build: {method: upload}; default 64.
+	UploadConcurrency int `yaml:"upload_concurrency"`
 }
 
 // CostTag is the project's cost-allocation tag, put on every asset.
@@ -124,6 +133,7 @@ type UseCase struct {
 	DiskSize      Size     `yaml:"disk_size"` // default 2GiB
 	Schedule      string   `yaml:"schedule"`  // cron expression, optional
 	Version       string   `yaml:"version"`   // default version for {version}
+	Build         Build    `yaml:"build"`     // how the candidate is made (build.go)
 }
 
 // Base is the starting point of a build. The local backend uses Suite,

@@ -87,6 +87,10 @@ func applyDefaults(c *Config, d *decoder) {
 		}
 	}
 
+	applyBuildDefaults(c, d)
+	for name, v := range c.Variables {
+		v.Name = name
+	}
 	for name, u := range c.UseCases {
 		u.Name = name
 		path := joinPath("use_cases", name)

@@ -16,7 +16,7 @@ func FuzzParse(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(example)
-	for _, cases := range [][]errorCase{validationCases, decodeCases, fileCases} {
+	for _, cases := range [][]errorCase{validationCases, decodeCases, fileCases, variableCases} {
 		for _, tc := range cases {
 			f.Add([]byte(tc.doc))
 		}

@@ -36,6 +36,7 @@ func (k *checker) check() {
 	k.checkCostTag()
 	k.checkNaming()
 	k.checkChannels()
+	k.checkVariables()
 	if k.c.Cleanup.ConfirmAbove < 0 {
 		k.errorf("cleanup.confirm_above", "%d is negative; use 0 to confirm every cleanup", k.c.Cleanup.ConfirmAbove)
 	}
@@ -50,6 +51,7 @@ func (k *checker) check() {
 		k.checkLocal()
 	case "aws":
 		k.checkAWS()
+		k.checkAWSBuild()
 	}
 }
 
@@ -209,6 +211,10 @@ func (k *checker) checkNaming() {
 // imageNameRule checks a naming rule's placeholders, literal characters and
 // the length of the names it makes for each use case.
 func (k *checker) imageNameRule(path, rule string) (template, bool) {
+	rule, ok := k.checkNameVars(path, rule)
+	if !ok {
+		return template{}, false
+	}
 	t, err := parseTemplate(rule, namePlaceholders)
 	if err != nil {
 		k.errorf(path, "%v", err)
