@@ -43,6 +43,7 @@ Exit 0 when published, 1 when the tests failed, 2 on error.`,
 	cmd.Flags().StringVar(&o.channel, "channel", "latest", "channel to publish to")
 	cmd.Flags().StringVar(&o.resume, "resume", "", "continue the run with this asset id")
 	o.addFlags(cmd)
+	g.addVarFlags(cmd)
 	return cmd
 }
 

@@ -57,6 +57,7 @@ release (which "kiln release --resume ID" continues).`,
 		},
 	}
 	cmd.Flags().BoolVar(&o.run, "run", false, "run the scheduled releases until stopped")
+	g.addVarFlags(cmd)
 	cmd.Flags().StringVar(&o.channel, "channel", "latest", "with --run: channel to publish to")
 	cmd.Flags().IntVar(&o.count, "count", 3, "how many next times to show per use case")
 	cmd.Flags().StringVar(&o.from, "from", "", "show the times after this RFC 3339 time (default: now)")

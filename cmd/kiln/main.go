@@ -18,6 +18,7 @@ import (
 
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/manifest"
+	"github.com/kiln-images/kiln/internal/redact"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -40,10 +41,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	root := newRootCommand(&streams{in: stdin, out: stdout, err: stderr})
+	// Every byte kiln prints passes the mask of the run's secret
+	// variables, which fills as soon as they are read.
+	secrets := &redact.Secrets{}
+	out, errw := redact.NewWriter(stdout, secrets), redact.NewWriter(stderr, secrets)
+	defer out.Flush()
+	defer errw.Flush()
+	root := newRootCommand(&streams{in: stdin, out: out, err: errw, secrets: secrets})
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
-	return exitCode(err, stderr)
+	return exitCode(err, errw)
 }
 
 // exitCode turns a command's error into the process exit code, printing it.

@@ -11,12 +11,16 @@ import (
 
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/redact"
 )
 
 // streams are the command's standard input and outputs; tests replace them.
 type streams struct {
 	in       io.Reader
 	out, err io.Writer
+	// secrets masks secret values in out and err; commands add the
+	// values they read.
+	secrets *redact.Secrets
 }
 
 // globalOptions are the flags every command takes.
@@ -24,6 +28,7 @@ type globalOptions struct {
 	configPath string
 	output     string
 	verbose    bool
+	vars       varOptions // the commands that use variables set these flags
 
 	streams *streams
 	format  output.Format
@@ -110,7 +115,11 @@ func (g *globalOptions) logger() *slog.Logger {
 // not (log lines). A pseudo-terminal nobody sized has 0 rows, on which live
 // lines would not show at all.
 func (g *globalOptions) tty() bool {
-	f, ok := g.streams.err.(*os.File)
+	out := g.streams.err
+	if u, ok := out.(interface{ Unwrap() io.Writer }); ok {
+		out = u.Unwrap()
+	}
+	f, ok := out.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return false
 	}

@@ -194,6 +194,10 @@ type CopyInput struct {
 	Description  string
 	Tags         map[string]string
 	Token        string
+	// SourceTags are the source image's tags when the caller has them;
+	// they tell a backend how the source was made (an uploaded disk is
+	// already in every region, waiting to be registered).
+	SourceTags map[string]string
 }
 
 // BuildInput describes a build.
@@ -207,6 +211,22 @@ type BuildInput struct {
 	Tags     map[string]string
 	Token    string
 	Progress Progress // may be nil
+	// Vars are the recipe's variables, each with its value: shell steps
+	// get them as environment variables, Ansible steps as extra vars.
+	// Secret values never reach a command line, a log or a file that
+	// outlives the build.
+	Vars []Var
+	// Regions are the regions the image will be released to. A backend
+	// that can place the disk there while it builds (aws with build
+	// method upload) does, so that CopyImage has nothing to copy.
+	Regions []string
+}
+
+// Var is a recipe variable with its value.
+type Var struct {
+	Name   string
+	Value  string
+	Secret bool
 }
 
 // TestInput describes a boot test.
@@ -221,6 +241,8 @@ type TestInput struct {
 	Token    string
 	Timeout  time.Duration // 0: the backend's default
 	Progress Progress
+	// Secrets are values to mask in the console log the backend keeps.
+	Secrets []string
 }
 
 // TestResult is the outcome of a boot test.
@@ -261,6 +283,7 @@ type Kind string
 const (
 	KindStack         Kind = "stack"          // holds instance, key pair, security group
 	KindInstance      Kind = "instance"       // build or test machine
+	KindObject        Kind = "object"         // staged file (recipe bundle), after the instance reading it
 	KindExport        Kind = "export"         // exported objects
 	KindParameter     Kind = "parameter"      // channel pointer
 	KindImage         Kind = "image"          // before its snapshots
@@ -273,7 +296,7 @@ const (
 
 // DeleteOrder is the order in which cleanup deletes asset kinds.
 var DeleteOrder = []Kind{
-	KindStack, KindInstance, KindExport, KindParameter, KindImage,
+	KindStack, KindInstance, KindObject, KindExport, KindParameter, KindImage,
 	KindSnapshot, KindVolume, KindKeyPair, KindSecurityGroup, KindBuild,
 }
 

@@ -38,6 +38,19 @@ type Pipeline struct {
 	// Hook, when set, is called at every step boundary with a description
 	// of the boundary. The crash-safety harness kills kiln from here.
 	Hook func(event string)
+	// Variables are the recipe's variables; nil: none.
+	Variables Variables
+}
+
+// Variables gives a run's recipe variables to the phases that use them.
+type Variables interface {
+	// Provision returns every variable with its value; the error names
+	// those without one.
+	Provision() ([]cloud.Var, error)
+	// Naming returns the values of the variables naming rules use.
+	Naming() (map[string]string, error)
+	// Secrets returns the secret values, which kept logs must not hold.
+	Secrets() []string
 }
 
 // Run identifies a run and what it releases.
