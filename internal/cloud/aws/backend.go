@@ -32,6 +32,8 @@ type Backend struct {
 	// unblocked is when each region last answered that image block
 	// public access is off (see publicAccessBlockedRecently).
 	unblocked map[string]time.Time
+	// bucketRegions caches where buckets live (GetBucketLocation).
+	bucketRegions map[string]string
 }
 
 var (
@@ -141,12 +143,13 @@ func New(ctx context.Context, cfg config.AWSBackend, regions []string, opts ...O
 		return nil, err
 	}
 	return &Backend{
-		cfg:       cfg,
-		regions:   slices.Clone(regions),
-		opts:      o,
-		log:       o.logger,
-		clients:   cs,
-		unblocked: map[string]time.Time{},
+		cfg:           cfg,
+		regions:       slices.Clone(regions),
+		opts:          o,
+		log:           o.logger,
+		clients:       cs,
+		unblocked:     map[string]time.Time{},
+		bucketRegions: map[string]string{},
 	}, nil
 }
 

@@ -152,7 +152,7 @@ func (b *Backend) removeBuildResources(ctx context.Context, c *regional, token s
 		if err := b.deleteStack(ctx, c, name); err != nil {
 			errs = append(errs, err)
 		}
-		made = tempMade{} // the stack's own; gone with it
+		made = tempMade{object: made.object} // the rest was the stack's own; gone with it
 	}
 	group, haveGroup := made.group, made.group != ""
 	err := together(func() error {
@@ -183,6 +183,12 @@ func (b *Backend) removeBuildResources(ctx context.Context, c *regional, token s
 			}
 		}
 		return nil
+	}, func() error {
+		// The instance fetched its bundle when it booted.
+		if made.object == "" {
+			return nil
+		}
+		return deleteObject(ctx, c, b.cfg.Bucket, made.object)
 	}, func() error {
 		if haveGroup {
 			return nil

@@ -1,9 +1,14 @@
 package debimage_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,6 +52,13 @@ func TestDiskPartitions(t *testing.T) {
 
 func TestRootFilesystem(t *testing.T) {
 	f := fixture.Fixture(t)
+	sum := sha256.Sum256([]byte(debimagetest.Token))
+	tokenDigest := hex.EncodeToString(sum[:])
+	// The secret variable is nowhere in the disk, the work directory
+	// (provisioning log, scratch) or the exports.
+	if where := grepTree(t, filepath.Dir(f.Result.Disk), debimagetest.Token); len(where) > 0 {
+		t.Errorf("the secret variable's value is in %v", where)
+	}
 	r := openRoot(t, f.Result.Disk)
 	g := readGPT(t, f.Result.Disk)
 	rootUUID := strings.ToLower(g.Partitions[1].UUID)
@@ -70,6 +82,11 @@ func TestRootFilesystem(t *testing.T) {
 		{`"/etc/kiln-fixture/conf.d/with space.conf"`, "regular", 0o644, 65534, 65534, "spaces = yes\n"},
 		// ansible step with an extra var
 		{"/etc/kiln-fixture/ansible.txt", "regular", 0o600, 0, 0, debimagetest.Greeting + "\n"},
+		// the recipe's variables, in the shell step's environment and as
+		// ansible extra vars; of the secret only a digest
+		{"/etc/kiln-fixture/flavour.txt", "regular", 0o644, 0, 0, "flavour " + debimagetest.Flavour + "\n"},
+		{"/etc/kiln-fixture/token.sha256", "regular", 0o644, 0, 0, tokenDigest + "\n"},
+		{"/etc/kiln-fixture/ansible-vars.txt", "regular", 0o644, 0, 0, debimagetest.Flavour + " " + tokenDigest + "\n"},
 		// the guest agent, enabled
 		{"/usr/lib/kiln/kiln-agent", "regular", 0o755, 0, 0, ""},
 		{"/usr/lib/systemd/system/kiln-agent.service", "regular", 0o644, 0, 0, ""},
@@ -325,4 +342,54 @@ func TestFailingStep(t *testing.T) {
 		t.Errorf("rootfs.tar left after a failed step: %v", err)
 	}
 	_ = f
+}
+
+// grepTree returns the files under dir that contain s.
+func grepTree(t *testing.T, dir, s string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		if ok, err := fileContains(p, []byte(s)); err != nil {
+			return err
+		} else if ok {
+			found = append(found, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// fileContains streams the file, so that a 2 GiB disk is not read whole.
+func fileContains(path string, s []byte) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	buf := make([]byte, 4<<20)
+	var tail []byte
+	for {
+		n, err := f.Read(buf)
+		chunk := append(tail, buf[:n]...)
+		if bytes.Contains(chunk, s) {
+			return true, nil
+		}
+		if len(chunk) >= len(s) {
+			tail = append([]byte(nil), chunk[len(chunk)-len(s)+1:]...)
+		} else {
+			tail = chunk
+		}
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
 }

@@ -50,7 +50,7 @@ func TestQuoteShellwords(t *testing.T) {
 // hook's text holds no marker.
 func TestStepHookMarkers(t *testing.T) {
 	st := step{n: 3, kind: "shell", src: "/x/s.sh"}
-	hooks := st.hooks("NONCE")
+	hooks := st.hooks("NONCE", hookVars{})
 	if len(hooks) != 2 || !strings.HasPrefix(hooks[0], "copy-in '/x/s.sh' /tmp/kiln/steps/3") {
 		t.Fatalf("hooks %q", hooks)
 	}

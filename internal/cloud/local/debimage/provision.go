@@ -28,6 +28,15 @@ func (b *builder) provision(ctx context.Context, base string, l layout) (string,
 	if err := os.WriteFile(fstab, []byte(l.fstab()), 0o644); err != nil {
 		return "", err
 	}
+	varDir, err := writeVarFiles(hookDir, s.Vars, b.steps)
+	if err != nil {
+		return "", fmt.Errorf("write the recipe's variables: %w", err)
+	}
+	if varDir != "" {
+		// The values are needed only while the hooks run.
+		defer os.RemoveAll(varDir)
+	}
+	hv := hookVars{env: varDir != "" && len(s.Vars) > 0, extra: varDir != ""}
 	var nonce [12]byte
 	rand.Read(nonce[:])
 	w := &stepWatcher{nonce: hex.EncodeToString(nonce[:]), steps: b.steps, progress: b.step}
@@ -42,8 +51,11 @@ func (b *builder) provision(ctx context.Context, base string, l layout) (string,
 		// Before the steps, so that they may add to it.
 		"--customize-hook=upload "+quote(fstab)+" /etc/fstab",
 	)
+	if varDir != "" {
+		args = append(args, "--customize-hook=copy-in "+quote(varDir)+" "+chrootScratch)
+	}
 	for _, st := range b.steps {
-		for _, h := range st.hooks(w.nonce) {
+		for _, h := range st.hooks(w.nonce, hv) {
 			args = append(args, "--customize-hook="+h)
 		}
 	}

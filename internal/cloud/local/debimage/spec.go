@@ -30,6 +30,7 @@ type Spec struct {
 	Mirror   string        // http(s) or file URL of a Debian mirror; default DefaultMirror
 	Packages []string      // the recipe's packages; the builder adds what booting needs
 	Steps    []config.Step // provisioning, paths relative to Dir
+	Vars     []cloud.Var   // the recipe's variables: shell steps' environment, Ansible's extra vars
 	Dir      string        // resolves the steps' relative paths
 	DiskSize int64         // bytes, at least MinDiskSize; rounded up to a whole MiB
 	Exports  []string      // qcow2, vmdk, vhd, raw

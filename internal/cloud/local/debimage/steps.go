@@ -1,7 +1,6 @@
 package debimage
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -196,15 +195,23 @@ func (st step) staged() string { return st.stage() + "/" + filepath.Base(st.src)
 
 // hooks returns the mmdebstrap --customize-hook arguments that run the step.
 // The last one prints begin and end lines with nonce around the step's own
-// output (see stepWatcher) and exits with the step's status.
-func (st step) hooks(nonce string) []string {
+// output (see stepWatcher) and exits with the step's status. v says which
+// variable files are in the chroot (vars.go).
+func (st step) hooks(nonce string, v hookVars) []string {
 	var hooks []string
 	var cmd string
 	switch st.kind {
 	case "shell":
 		hooks = append(hooks, "copy-in "+quote(st.src)+" "+st.stage())
+		// The recipe's variables come from a file, never the command line.
+		source := ""
+		if v.env {
+			source = ". " + chrootVarEnv + " && "
+		}
 		if st.shebang {
-			cmd = `chroot "$1" /bin/sh -c 'chmod 0755 "$0" && exec "$0"' ` + quote(st.staged())
+			cmd = `chroot "$1" /bin/sh -c '` + source + `chmod 0755 "$0" && exec "$0"' ` + quote(st.staged())
+		} else if source != "" {
+			cmd = `chroot "$1" /bin/sh -c '` + source + `exec /bin/sh -e "$0"' ` + quote(st.staged())
 		} else {
 			cmd = `chroot "$1" /bin/sh -e ` + quote(st.staged())
 		}
@@ -228,9 +235,10 @@ func (st step) hooks(nonce string) []string {
 		}, " ")
 		cmd = "cd " + quote(filepath.Dir(st.src)) + " && " + env +
 			` ansible-playbook -i "$1," -c community.general.chroot`
-		if len(st.vars) > 0 {
-			vars, _ := json.Marshal(st.vars) // a map of strings always encodes
-			cmd += " -e " + quote(string(vars))
+		if v.extra {
+			// Extra vars (the recipe's variables and the step's own) from
+			// a file only root reads, never on the command line.
+			cmd += ` -e @"$1` + chrootExtraVars(st.n) + `"`
 		}
 		cmd += " " + quote(st.src)
 	}
