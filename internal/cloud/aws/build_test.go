@@ -2,8 +2,8 @@ package aws
 
 import (
 	"encoding/json"
-	"maps"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
