@@ -71,7 +71,8 @@ func (g *globalOptions) openProject(ctx context.Context) (*project, error) {
 func openBackend(ctx context.Context, g *globalOptions, cfg *config.Config) (cloud.Backend, error) {
 	switch cfg.Backend.Type {
 	case "aws":
-		return aws.New(ctx, cfg.Backend.AWS, cfg.Regions, aws.WithLogger(g.logger()))
+		return aws.New(ctx, cfg.Backend.AWS, cfg.Regions, aws.WithLogger(g.logger()),
+			aws.WithDiskBuilder(newLocalDisks(cfg, g.logger())), aws.WithStateDir(cfg.StateDir()))
 	default:
 		return local.New(cfg.Backend.Local, cfg.Resolve(cfg.Backend.Local.Root), cfg.Regions, local.WithLogger(g.logger()))
 	}

@@ -47,6 +47,8 @@ var (
 type Option func(*options)
 
 type options struct {
+	disks        DiskBuilder
+	stateDir     string
 	logger       *slog.Logger
 	httpClient   *http.Client
 	maxAttempts  int
@@ -70,6 +72,16 @@ const (
 	defaultCopyTimeout  = 90 * time.Minute
 	defaultTestTimeout  = 20 * time.Minute
 )
+
+// WithDiskBuilder sets the builder of disks for builds with method upload
+// (kiln passes the local backend's); without one such builds fail unless
+// they give build.disk.
+func WithDiskBuilder(d DiskBuilder) Option { return func(o *options) { o.disks = d } }
+
+// WithStateDir sets kiln's local state directory, where builds with
+// method upload make their disks: the backend lists and removes those work
+// directories as assets of kind build.
+func WithStateDir(dir string) Option { return func(o *options) { o.stateDir = dir } }
 
 // WithLogger sets the logger for progress and retries (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }

@@ -12,6 +12,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/redact"
 )
 
@@ -48,6 +49,9 @@ func (b *Backend) Build(ctx context.Context, in cloud.BuildInput) (cloud.Image, 
 func (b *Backend) BuildDeferCleanup(ctx context.Context, in cloud.BuildInput) (cloud.Image, func(context.Context) error, error) {
 	if err := checkBuildInput(in); err != nil {
 		return cloud.Image{}, nil, err
+	}
+	if in.UseCase.Build.Method == config.BuildUpload {
+		return b.buildUpload(ctx, in)
 	}
 	imageTags := withTags(map[string]string{cloud.TagPhase: cloud.PhaseBuild}, in.Tags,
 		map[string]string{cloud.TagToken: in.Token, cloud.TagArch: in.Arch})

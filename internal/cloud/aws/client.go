@@ -15,6 +15,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/ebs"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -30,6 +31,7 @@ import (
 type regional struct {
 	region string
 	ec2    *ec2.Client
+	ebs    *ebs.Client
 	ssm    *ssm.Client
 	s3     *s3.Client
 	cfn    *cloudformation.Client
@@ -119,6 +121,7 @@ func (cs *clientSet) region(region string) (*regional, error) {
 	r := &regional{
 		region: region,
 		ec2:    ec2.NewFromConfig(cfg),
+		ebs:    ebs.NewFromConfig(cfg),
 		ssm:    ssm.NewFromConfig(cfg),
 		s3: s3.NewFromConfig(cfg, func(o *s3.Options) {
 			// Custom endpoints (moto, MinIO, LocalStack) serve buckets

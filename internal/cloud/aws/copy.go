@@ -53,6 +53,16 @@ func (b *Backend) CopyImage(ctx context.Context, in cloud.CopyInput) (cloud.Imag
 		}
 		name = aws.ToString(src.Name)
 	}
+	if in.SourceTags[tagUpload] != "" && in.Region != in.SourceRegion {
+		// The build uploaded the disk into this region too.
+		im, ok, err := b.copyUploaded(ctx, c, in, name, tags)
+		if err != nil {
+			return cloud.Image{}, fmt.Errorf("copy %s to %s: %w", in.SourceID, in.Region, err)
+		}
+		if ok {
+			return b.ensureImageTags(ctx, in.Region, im, withTags(tags, map[string]string{tagUpload: in.SourceTags[tagUpload]}))
+		}
+	}
 	req := &ec2.CopyImageInput{
 		SourceImageId:     aws.String(in.SourceID),
 		SourceRegion:      aws.String(in.SourceRegion),

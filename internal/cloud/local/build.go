@@ -99,3 +99,10 @@ func removeWorkDir(ctx context.Context, dir string) error {
 	}
 	return debimage.RemoveAll(ctx, dir)
 }
+
+// RemoveWorkDir removes a build or test work directory the way the local
+// backend does: it stops the processes still working in it (mmdebstrap and
+// its hooks after a crash) and detaches their mounts first. The aws
+// backend's uploads build their disks with the local builder and remove
+// their work directories with this.
+func RemoveWorkDir(ctx context.Context, dir string) error { return removeWorkDir(ctx, dir) }

@@ -36,6 +36,8 @@ type Stub struct {
 	exportSteps int
 	calls       map[string]int
 	requests    map[string][]Call
+	ebs         map[string]*ebsSnapshot // EBS direct snapshots (ebs.go)
+	registered  map[string]registered   // images made by RegisterImage (ebs.go)
 }
 
 type exportTask struct {
@@ -57,6 +59,8 @@ func NewStub(t testing.TB, target string) *Stub {
 		exportSteps: 2,
 		calls:       map[string]int{},
 		requests:    map[string][]Call{},
+		ebs:         map[string]*ebsSnapshot{},
+		registered:  map[string]registered{},
 	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
@@ -136,6 +140,10 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.requests[c.Service+":"+c.Action] = append(s.requests[c.Service+":"+c.Action], c)
 	}
 	s.mu.Unlock()
+	if c.Service == "ebs" {
+		s.ebsCall(w, r, c, body)
+		return
+	}
 	if c.Service == "ec2" {
 		switch c.Action {
 		case "EnableImageDeprecation":
@@ -166,6 +174,12 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		case "DescribeImages":
 			s.forward(w, r, body, s.patchImages)
+			return
+		case "DescribeSnapshots":
+			s.forward(w, r, body, s.patchSnapshots)
+			return
+		case "RegisterImage":
+			s.registerImage(w, r, c)
 			return
 		}
 	}
@@ -257,6 +271,7 @@ var (
 func (s *Stub) patchImages(body []byte) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	body = s.patchRegistered(body)
 	// The replacement functions build new slices: m aliases body.
 	body = imageStateRE.ReplaceAllFunc(body, func(m []byte) []byte {
 		id := string(imageStateRE.FindSubmatch(m)[1])

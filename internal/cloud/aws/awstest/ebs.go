@@ -1,0 +1,333 @@
+package awstest
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// What the stub does for the EBS direct APIs and RegisterImage, where
+// moto 5.2 falls short:
+//
+//   - PutSnapshotBlock: moto keeps every block in memory (a 2 GiB disk in
+//     16 regions would be 11 GB in its process) and checks no checksum.
+//     The stub answers it itself in AWS's wire format: the block's SHA-256
+//     is checked against the body, as EBS does, and only the digest is
+//     kept, so a test can compare a snapshot with the disk it came from.
+//   - StartSnapshot goes to moto, which makes the snapshot in EC2 (tagged)
+//     and shows it completed at once; the stub shows it pending in
+//     DescribeSnapshots until CompleteSnapshot, which the stub checks
+//     (block count, the LINEAR checksum of the checksums) before moto
+//     hears of it.
+//   - RegisterImage: moto ignores the block device mapping (it makes a
+//     15 GiB snapshot of its own), the architecture, ENA support and the
+//     tags. The stub applies the tags and shows the image in DescribeImages
+//     as registered: the given snapshot, root device, architecture, ENA.
+
+// ebsSnapshot is a snapshot started through the EBS direct APIs.
+type ebsSnapshot struct {
+	region    string
+	blocks    map[int32][sha256.Size]byte
+	completed bool
+}
+
+// registered is what RegisterImage asked for, as the stub shows it.
+type registered struct {
+	mapping, root, arch string
+	ena                 bool
+}
+
+// SnapshotBlocks returns the digests of the blocks written to a snapshot
+// through the EBS direct APIs, by block index, and whether it was
+// completed.
+func (s *Stub) SnapshotBlocks(id string) (map[int32][sha256.Size]byte, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap, ok := s.ebs[id]
+	if !ok {
+		return nil, false
+	}
+	return maps.Clone(snap.blocks), snap.completed
+}
+
+// ebsCall answers the EBS direct API calls; it reports false for the
+// calls it passes on to moto.
+func (s *Stub) ebsCall(w http.ResponseWriter, r *http.Request, c Call, body []byte) {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	switch {
+	case r.Method == http.MethodPost && len(parts) == 1 && parts[0] == "snapshots":
+		s.startSnapshot(w, r, c, body)
+	case r.Method == http.MethodPut && len(parts) == 4 && parts[0] == "snapshots" && parts[2] == "blocks":
+		s.putBlock(w, r, c, parts[1], parts[3], body)
+	case r.Method == http.MethodPost && len(parts) == 3 && parts[0] == "snapshots" && parts[1] == "completion":
+		s.completeSnapshot(w, r, c, parts[2], body)
+	default:
+		s.forward(w, r, body, nil)
+	}
+}
+
+func ebsError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amzn-ErrorType", code)
+	w.Header().Set("X-Amzn-RequestId", requestID())
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"message": msg})
+}
+
+func (s *Stub) startSnapshot(w http.ResponseWriter, r *http.Request, c Call, body []byte) {
+	rec := &recorder{header: http.Header{}}
+	s.forward(rec, r, body, nil)
+	var out struct {
+		SnapshotID string `json:"SnapshotId"`
+		BlockSize  int    `json:"BlockSize"`
+	}
+	if rec.status == http.StatusOK || rec.status == 0 {
+		if err := json.Unmarshal(rec.body, &out); err == nil && out.SnapshotID != "" {
+			s.mu.Lock()
+			s.ebs[out.SnapshotID] = &ebsSnapshot{region: c.Region, blocks: map[int32][sha256.Size]byte{}}
+			s.mu.Unlock()
+			// Moto says 512 (bytes); EBS answers in bytes: 524288.
+			var m map[string]any
+			if json.Unmarshal(rec.body, &m) == nil {
+				m["BlockSize"] = 512 << 10
+				m["Status"] = "pending"
+				rec.body, _ = json.Marshal(m)
+			}
+		}
+	}
+	rec.copyTo(w)
+}
+
+func (s *Stub) putBlock(w http.ResponseWriter, r *http.Request, c Call, id, index string, body []byte) {
+	i, err := strconv.ParseInt(index, 10, 32)
+	if err != nil || i < 0 {
+		ebsError(w, http.StatusBadRequest, "ValidationException", "invalid block index "+index)
+		return
+	}
+	s.mu.Lock()
+	snap, ok := s.ebs[id]
+	s.mu.Unlock()
+	switch {
+	case !ok:
+		ebsError(w, http.StatusNotFound, "ResourceNotFoundException", "The snapshot '"+id+"' does not exist.")
+		return
+	case snap.completed:
+		ebsError(w, http.StatusBadRequest, "ValidationException", "The snapshot '"+id+"' is not in the pending state.")
+		return
+	case snap.region != c.Region:
+		ebsError(w, http.StatusNotFound, "ResourceNotFoundException", "The snapshot '"+id+"' does not exist in "+c.Region+".")
+		return
+	}
+	length := r.Header.Get("X-Amz-Data-Length")
+	if length != strconv.Itoa(512<<10) || len(body) != 512<<10 {
+		ebsError(w, http.StatusBadRequest, "ValidationException", fmt.Sprintf("data length %s (%d bytes sent): only 524288 is supported", length, len(body)))
+		return
+	}
+	if alg := r.Header.Get("X-Amz-Checksum-Algorithm"); alg != "SHA256" {
+		ebsError(w, http.StatusBadRequest, "ValidationException", "checksum algorithm "+alg+": only SHA256 is supported")
+		return
+	}
+	sum := sha256.Sum256(body)
+	got := base64.StdEncoding.EncodeToString(sum[:])
+	if want := r.Header.Get("X-Amz-Checksum"); want != got {
+		ebsError(w, http.StatusBadRequest, "ValidationException", "INVALID_CHECKSUM: the checksum "+want+" does not match the data ("+got+")")
+		return
+	}
+	s.mu.Lock()
+	snap.blocks[int32(i)] = sum
+	s.mu.Unlock()
+	w.Header().Set("X-Amz-Checksum", got)
+	w.Header().Set("X-Amz-Checksum-Algorithm", "SHA256")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	io.WriteString(w, "{}")
+}
+
+func (s *Stub) completeSnapshot(w http.ResponseWriter, r *http.Request, c Call, id string, body []byte) {
+	s.mu.Lock()
+	snap, ok := s.ebs[id]
+	var (
+		count   int
+		digests [][sha256.Size]byte
+	)
+	if ok {
+		count = len(snap.blocks)
+		for _, i := range slices.Sorted(maps.Keys(snap.blocks)) {
+			digests = append(digests, snap.blocks[i])
+		}
+	}
+	s.mu.Unlock()
+	if !ok {
+		ebsError(w, http.StatusNotFound, "ResourceNotFoundException", "The snapshot '"+id+"' does not exist.")
+		return
+	}
+	if n := r.Header.Get("X-Amz-ChangedBlocksCount"); n != strconv.Itoa(count) {
+		ebsError(w, http.StatusBadRequest, "ValidationException", fmt.Sprintf("ChangedBlocksCount %s: %d blocks were written", n, count))
+		return
+	}
+	if sum := r.Header.Get("X-Amz-Checksum"); sum != "" {
+		if m := r.Header.Get("X-Amz-Checksum-Aggregation-Method"); m != "LINEAR" {
+			ebsError(w, http.StatusBadRequest, "ValidationException", "checksum aggregation method "+m+": only LINEAR is supported")
+			return
+		}
+		h := sha256.New()
+		for _, d := range digests {
+			h.Write(d[:])
+		}
+		if got := base64.StdEncoding.EncodeToString(h.Sum(nil)); got != sum {
+			ebsError(w, http.StatusBadRequest, "ValidationException", "INVALID_CHECKSUM: the aggregate checksum "+sum+" does not match the blocks written ("+got+")")
+			return
+		}
+	}
+	rec := &recorder{header: http.Header{}}
+	s.forward(rec, r, body, nil)
+	if rec.status < 300 {
+		s.mu.Lock()
+		snap.completed = true
+		s.mu.Unlock()
+	}
+	rec.copyTo(w)
+}
+
+var snapshotStatusRE = regexp.MustCompile(`<snapshotId>(snap-[0-9a-zA-Z]+)</snapshotId>(<volumeId>[^<]*</volumeId>)<status>completed</status>`)
+
+// patchSnapshots shows a snapshot that was started through the EBS direct
+// APIs and not completed as pending, as EC2 does.
+func (s *Stub) patchSnapshots(body []byte) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return snapshotStatusRE.ReplaceAllFunc(body, func(m []byte) []byte {
+		sm := snapshotStatusRE.FindSubmatch(m)
+		if snap, ok := s.ebs[string(sm[1])]; ok && !snap.completed {
+			return []byte("<snapshotId>" + string(sm[1]) + "</snapshotId>" + string(sm[2]) + "<status>pending</status>")
+		}
+		return m
+	})
+}
+
+// registerImage forwards RegisterImage to moto, then applies the tags it
+// ignores and remembers the mapping, architecture and ENA support for
+// DescribeImages.
+func (s *Stub) registerImage(w http.ResponseWriter, r *http.Request, c Call) {
+	specs := tagSpecs(c.Form)
+	imageTags := specs["image"]
+	status, out, err := s.ec2(c.Region, withoutTagSpecs(c.Form, nil))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	if status == http.StatusOK {
+		m := imageIDRE.FindSubmatch(out)
+		if m == nil {
+			http.Error(w, "stub: no image id in moto's RegisterImage answer", http.StatusBadGateway)
+			return
+		}
+		id := string(m[1])
+		if len(imageTags) > 0 {
+			tag := url.Values{"Action": {"CreateTags"}, "ResourceId.1": {id}}
+			for i, k := range sortedKeys(imageTags) {
+				tag.Set(fmt.Sprintf("Tag.%d.Key", i+1), k)
+				tag.Set(fmt.Sprintf("Tag.%d.Value", i+1), imageTags[k])
+			}
+			if st, body, err := s.ec2(c.Region, tag); err != nil || st != http.StatusOK {
+				http.Error(w, fmt.Sprintf("stub: tag image: %v %s", err, body), http.StatusBadGateway)
+				return
+			}
+		}
+		f := c.Form
+		var mapping strings.Builder
+		for n := 1; f.Get(fmt.Sprintf("BlockDeviceMapping.%d.DeviceName", n)) != ""; n++ {
+			p := fmt.Sprintf("BlockDeviceMapping.%d.", n)
+			fmt.Fprintf(&mapping, "<item><ebs><deleteOnTermination>%s</deleteOnTermination><snapshotId>%s</snapshotId><volumeSize>%s</volumeSize><volumeType>%s</volumeType><encrypted>false</encrypted></ebs><deviceName>%s</deviceName></item>",
+				esc(or(f.Get(p+"Ebs.DeleteOnTermination"), "true")), esc(f.Get(p+"Ebs.SnapshotId")), esc(or(f.Get(p+"Ebs.VolumeSize"), s.snapshotSize(c.Region, f.Get(p+"Ebs.SnapshotId")))),
+				esc(or(f.Get(p+"Ebs.VolumeType"), "gp2")), esc(f.Get(p+"DeviceName")))
+		}
+		s.mu.Lock()
+		s.registered[id] = registered{mapping: mapping.String(), root: f.Get("RootDeviceName"), arch: or(f.Get("Architecture"), "x86_64"), ena: f.Get("EnaSupport") == "true"}
+		s.mu.Unlock()
+	}
+	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
+	w.WriteHeader(status)
+	w.Write(out)
+}
+
+var volumeSizeRE = regexp.MustCompile(`<volumeSize>(\d+)</volumeSize>`)
+
+// snapshotSize is a snapshot's size in GiB as moto reports it.
+func (s *Stub) snapshotSize(region, id string) string {
+	_, out, err := s.ec2(region, url.Values{"Action": {"DescribeSnapshots"}, "SnapshotId.1": {id}})
+	if err == nil {
+		if m := volumeSizeRE.FindSubmatch(out); m != nil {
+			return string(m[1])
+		}
+	}
+	return "8"
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+var registeredRE = regexp.MustCompile(`<item><blockDeviceMapping>.*?</blockDeviceMapping>(.*?)<rootDeviceName>[^<]*</rootDeviceName><rootDeviceType>[^<]*</rootDeviceType>(.*?)<imageId>(ami-[0-9a-zA-Z]+)</imageId>`)
+
+// patchRegistered shows registered images as RegisterImage asked. The
+// caller holds s.mu.
+func (s *Stub) patchRegistered(body []byte) []byte {
+	if len(s.registered) == 0 {
+		return body
+	}
+	return registeredRE.ReplaceAllFunc(body, func(m []byte) []byte {
+		sm := registeredRE.FindSubmatch(m)
+		reg, ok := s.registered[string(sm[3])]
+		if !ok {
+			return m
+		}
+		return []byte("<item><blockDeviceMapping>" + reg.mapping + "</blockDeviceMapping>" + string(sm[1]) +
+			"<rootDeviceName>" + esc(reg.root) + "</rootDeviceName><rootDeviceType>ebs</rootDeviceType>" + string(sm[2]) +
+			"<architecture>" + esc(reg.arch) + "</architecture><enaSupport>" + strconv.FormatBool(reg.ena) + "</enaSupport><virtualizationType>hvm</virtualizationType>" +
+			"<imageId>" + string(sm[3]) + "</imageId>")
+	})
+}
+
+// recorder keeps a forwarded answer so the stub can read it first.
+type recorder struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+func (r *recorder) WriteHeader(s int)   { r.status = s }
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	r.body = append(r.body, p...)
+	return len(p), nil
+}
+
+func (r *recorder) copyTo(w http.ResponseWriter) {
+	for k, v := range r.header {
+		if k != "Content-Length" {
+			w.Header()[k] = v
+		}
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(r.body)))
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	w.WriteHeader(r.status)
+	w.Write(r.body)
+}
