@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,6 +22,11 @@ func (w *awsWorld) leftovers(t *testing.T, run string, keep map[string]bool) []s
 	ctx := t.Context()
 	byRun := []ec2types.Filter{{Name: aws.String("tag:" + cloud.TagAssetID), Values: []string{run}}}
 	var left []string
+	for _, key := range w.staged(t) {
+		if strings.Contains(key, "/"+run+"/") {
+			left = append(left, "staged bundle "+key)
+		}
+	}
 	for _, region := range awsRegions {
 		c := w.ec2(region)
 		keptSnaps := map[string]bool{}
