@@ -194,6 +194,8 @@ type CopyInput struct {
 	Description  string
 	Tags         map[string]string
 	Token        string
+	// Fresh: as BuildInput.Fresh, for this copy.
+	Fresh bool
 	// SourceTags are the source image's tags when the caller has them;
 	// they tell a backend how the source was made (an uploaded disk is
 	// already in every region, waiting to be registered).
@@ -216,6 +218,10 @@ type BuildInput struct {
 	// Secret values never reach a command line, a log or a file that
 	// outlives the build.
 	Vars []Var
+	// Fresh says no earlier call with Token can have been made (the run
+	// was made in this process, which has not tried this build before):
+	// the backend need not look for what an earlier attempt left.
+	Fresh bool
 	// Regions are the regions the image will be released to. A backend
 	// that can place the disk there while it builds (aws with build
 	// method upload) does, so that CopyImage has nothing to copy.
@@ -243,6 +249,10 @@ type TestInput struct {
 	Progress Progress
 	// Secrets are values to mask in the console log the backend keeps.
 	Secrets []string
+	// Arch is the image's architecture when the caller knows it.
+	Arch string
+	// Fresh: as BuildInput.Fresh, for this test.
+	Fresh bool
 }
 
 // TestResult is the outcome of a boot test.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/kiln-images/kiln/internal/cloud"
@@ -36,7 +37,7 @@ func (p *Pipeline) NewRun(ctx context.Context, useCase, arch, version string) (R
 	if version == "" {
 		version = now.Format("20060102.150405")
 	}
-	r := Run{ID: id, UseCase: u.Name, Arch: arch, Version: version, Created: now, fresh: new(atomic.Bool)}
+	r := Run{ID: id, UseCase: u.Name, Arch: arch, Version: version, Created: now, fresh: new(atomic.Bool), begun: new(sync.Map)}
 	r.fresh.Store(true)
 	host, _ := os.Hostname()
 	err = p.Journal.StartRun(ctx, journal.Run{
@@ -148,6 +149,7 @@ func (p *Pipeline) build(ctx context.Context, r Run, bg *background) (cloud.Imag
 		Progress: p.Progress,
 		Vars:     vars,
 		Regions:  p.Config.TargetRegions(u),
+		Fresh:    p.firstTry(r, cloud.PhaseBuild, "build", region),
 	}
 	deferring, canDefer := p.Backend.(cleanupDeferringBuilder)
 	err = p.step(ctx, r, cloud.PhaseBuild, "build", region, name, func(ctx context.Context) (string, error) {

@@ -162,6 +162,7 @@ func (p *Pipeline) replicateTo(ctx context.Context, r Run, cand cloud.Image, reg
 		}
 	}
 	var img cloud.Image
+	fresh := p.firstTry(r, cloud.PhaseReplicate, "copy", region)
 	err := p.step(ctx, r, cloud.PhaseReplicate, "copy", region, "from "+cand.ID+" in "+cand.Region, func(ctx context.Context) (string, error) {
 		var err error
 		img, err = p.Backend.CopyImage(ctx, cloud.CopyInput{
@@ -173,6 +174,7 @@ func (p *Pipeline) replicateTo(ctx context.Context, r Run, cand cloud.Image, reg
 			Tags:         tags,
 			Token:        cloud.Token(r.ID, cloud.PhaseReplicate, region),
 			SourceTags:   cand.Tags,
+			Fresh:        fresh,
 		})
 		if err != nil {
 			return "", err

@@ -34,6 +34,9 @@ type Backend struct {
 	unblocked map[string]time.Time
 	// bucketRegions caches where buckets live (GetBucketLocation).
 	bucketRegions map[string]string
+	// made holds region/id of images this backend made whose launch
+	// permissions it has not changed since (publish.go).
+	made map[string]bool
 }
 
 var (
@@ -162,6 +165,7 @@ func New(ctx context.Context, cfg config.AWSBackend, regions []string, opts ...O
 		clients:       cs,
 		unblocked:     map[string]time.Time{},
 		bucketRegions: map[string]string{},
+		made:          map[string]bool{},
 	}, nil
 }
 

@@ -103,6 +103,9 @@ func (b *Backend) BuildDeferCleanup(ctx context.Context, in cloud.BuildInput) (c
 		st, stageErr = b.stage(ctx, c, bd, in.Tags, in.Token)
 		return nil
 	}, func() error {
+		if in.Fresh {
+			return nil // no earlier attempt can have made one
+		}
 		var err error
 		if earlier, haveEarlier, err = b.imageByToken(ctx, in.Region, in.Token); err != nil {
 			return fmt.Errorf("build %s: look for an earlier image: %w", in.Name, err)
@@ -112,7 +115,7 @@ func (b *Backend) BuildDeferCleanup(ctx context.Context, in cloud.BuildInput) (c
 		base, baseErr = b.resolveBase(ctx, c, in.UseCase.Name, in.UseCase.Base, in.Arch)
 		return nil
 	}, func() error {
-		temp, tempErr = b.lookTemp(ctx, c, in.Token)
+		temp, tempErr = b.lookTemp(ctx, c, in.Token, in.Fresh)
 		return nil
 	})
 	if err == nil && !haveEarlier {
@@ -203,7 +206,7 @@ func checkBuildInput(in cloud.BuildInput) error {
 // startBuildInstance makes (or finds) the temporary resources and returns
 // the build instance.
 func (b *Backend) startBuildInstance(ctx context.Context, c *regional, spec instanceSpec) (string, error) {
-	temp, err := b.lookTemp(ctx, c, spec.Token)
+	temp, err := b.lookTemp(ctx, c, spec.Token, false)
 	if err != nil {
 		return "", err
 	}

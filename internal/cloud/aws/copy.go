@@ -38,7 +38,9 @@ func (b *Backend) CopyImage(ctx context.Context, in cloud.CopyInput) (cloud.Imag
 		return cloud.Image{}, err
 	}
 
-	if im, ok, err := b.imageByToken(ctx, in.Region, in.Token); err != nil {
+	if in.Fresh {
+		// No earlier attempt: nothing to look for.
+	} else if im, ok, err := b.imageByToken(ctx, in.Region, in.Token); err != nil {
 		return cloud.Image{}, fmt.Errorf("copy %s to %s: look for an earlier copy: %w", in.SourceID, in.Region, err)
 	} else if ok {
 		b.log.Debug("copy exists", "region", in.Region, "image", aws.ToString(im.ImageId), "token", in.Token)
@@ -96,6 +98,7 @@ func (b *Backend) CopyImage(ctx context.Context, in cloud.CopyInput) (cloud.Imag
 		return cloud.Image{}, fmt.Errorf("copy %s from %s to %s: %w", in.SourceID, in.SourceRegion, in.Region, classify(err))
 	}
 	b.log.Info("copying image", "source", in.SourceID, "from", in.SourceRegion, "to", in.Region, "image", id)
+	b.madeHere(in.Region, id)
 
 	im, err := b.describeFresh(ctx, in.Region, id)
 	if err != nil {

@@ -87,12 +87,19 @@ func (b *Backend) TestImageDeferCleanup(ctx context.Context, in cloud.TestInput)
 		}
 		return nil
 	}, func() error {
+		if in.Arch != "" {
+			im.Architecture = ec2types.ArchitectureValues(in.Arch)
+			return nil // RunInstances says so if the image is gone
+		}
 		var err error
 		if im, err = b.describeImage(ctx, in.Region, in.ImageID); err != nil {
 			return fmt.Errorf("test image: %w", err)
 		}
 		return nil
 	}, func() error {
+		if in.Fresh {
+			return nil
+		}
 		var err error
 		inst, found, err = instanceByToken(ctx, c, in.Token)
 		return err

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -112,11 +113,17 @@ func (b *Backend) buildUpload(ctx context.Context, in cloud.BuildInput) (cloud.I
 	)
 	done := step(in.Progress, "look for an earlier upload")
 	fns := []func() error{func() error {
+		if in.Fresh {
+			return nil // no earlier attempt: nothing to look for
+		}
 		var err error
 		earlier, haveEarlier, err = b.imageByToken(ctx, in.Region, in.Token)
 		return err
 	}}
 	for i, r := range regions {
+		if in.Fresh {
+			break
+		}
 		fns = append(fns, func() error {
 			var err error
 			snaps[i], err = snapshotsByToken(ctx, clients[r], uploadToken(in.Token, r))
@@ -294,10 +301,18 @@ func (b *Backend) uploadSnapshots(ctx context.Context, in cloud.BuildInput, clie
 		ends[t.Region] = step(in.Progress, "upload to "+t.Region)
 	}
 	start := time.Now()
+	var halfway sync.Map
 	results := ebsupload.Upload(ctx, d, targets, ebsupload.Options{
 		Concurrency: b.cfg.UploadConcurrency,
 		Progress: func(region string, done, total int) {
 			b.log.Debug("upload", "region", region, "blocks", done, "of", total)
+			// Halfway is a step boundary of its own: a crash there leaves
+			// a snapshot with some blocks written.
+			if done*2 >= total && done < total {
+				if _, seen := halfway.LoadOrStore(region, true); !seen {
+					step(in.Progress, "upload to "+region+": halfway")(nil)
+				}
+			}
 		},
 	})
 	var errs []error
@@ -454,6 +469,7 @@ func (b *Backend) registerImage(ctx context.Context, c *regional, name, desc, ar
 			return fmt.Errorf("register image %s from %s in %s: %w", name, snapshot, c.region, classify(err))
 		}
 		id = aws.ToString(out.ImageId)
+		b.madeHere(c.region, id)
 		return nil
 	})
 	if err != nil {

@@ -294,11 +294,122 @@ func (s *Stub) patchRegistered(body []byte) []byte {
 		if !ok {
 			return m
 		}
-		return []byte("<item><blockDeviceMapping>" + reg.mapping + "</blockDeviceMapping>" + string(sm[1]) +
+		mapping := reg.mapping
+		if mapping == "" { // a copy: moto's own snapshot copy stands in for EC2's
+			mapping = string(blockMappingRE.FindSubmatch(m)[1])
+		}
+		return []byte("<item><blockDeviceMapping>" + mapping + "</blockDeviceMapping>" + string(sm[1]) +
 			"<rootDeviceName>" + esc(reg.root) + "</rootDeviceName><rootDeviceType>ebs</rootDeviceType>" + string(sm[2]) +
 			"<architecture>" + esc(reg.arch) + "</architecture><enaSupport>" + strconv.FormatBool(reg.ena) + "</enaSupport><virtualizationType>hvm</virtualizationType>" +
 			"<imageId>" + string(sm[3]) + "</imageId>")
 	})
+}
+
+var blockMappingRE = regexp.MustCompile(`^<item><blockDeviceMapping>(.*?)</blockDeviceMapping>`)
+
+// copyImage forwards CopyImage and does what EC2 does and moto does not:
+// it applies the call's TagSpecifications to the copy and its snapshots
+// before answering, and a copy of a registered image keeps what the stub
+// shows of its source (architecture, ENA, root device).
+func (s *Stub) copyImage(w http.ResponseWriter, r *http.Request, c Call, body []byte) {
+	specs := tagSpecs(c.Form)
+	s.mu.Lock()
+	if s.dropCopyTags {
+		specs = nil
+	}
+	s.mu.Unlock()
+	rec := &recorder{header: http.Header{}}
+	s.forward(rec, r, body, nil)
+	if rec.status == http.StatusOK {
+		if m := imageIDRE.FindSubmatch(rec.body); m != nil {
+			id := string(m[1])
+			s.mu.Lock()
+			if src, ok := s.registered[c.Form.Get("SourceImageId")]; ok {
+				src.mapping = ""
+				s.registered[id] = src
+			}
+			s.mu.Unlock()
+			if err := s.tagImageAndSnapshots(c.Region, id, specs["image"], specs["snapshot"]); err != nil {
+				http.Error(w, "stub: "+err.Error(), http.StatusBadGateway)
+				return
+			}
+		}
+	}
+	rec.copyTo(w)
+}
+
+// DropCopyImageTags makes CopyImage ignore its TagSpecifications, as moto
+// does (and some endpoints), to test the fallback that tags copies after.
+func (s *Stub) DropCopyImageTags(drop bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropCopyTags = drop
+}
+
+// tagImageAndSnapshots tags an image and the snapshots behind it in moto.
+func (s *Stub) tagImageAndSnapshots(region, id string, imageTags, snapTags map[string]string) error {
+	tag := func(ids []string, tags map[string]string) error {
+		if len(tags) == 0 || len(ids) == 0 {
+			return nil
+		}
+		q := url.Values{"Action": {"CreateTags"}}
+		for i, r := range ids {
+			q.Set(fmt.Sprintf("ResourceId.%d", i+1), r)
+		}
+		for i, k := range sortedKeys(tags) {
+			q.Set(fmt.Sprintf("Tag.%d.Key", i+1), k)
+			q.Set(fmt.Sprintf("Tag.%d.Value", i+1), tags[k])
+		}
+		if st, body, err := s.ec2(region, q); err != nil || st != http.StatusOK {
+			return fmt.Errorf("tag %v: %v %s", ids, err, body)
+		}
+		return nil
+	}
+	if err := tag([]string{id}, imageTags); err != nil {
+		return err
+	}
+	if len(snapTags) == 0 {
+		return nil
+	}
+	_, desc, err := s.ec2(region, url.Values{"Action": {"DescribeImages"}, "ImageId.1": {id}})
+	if err != nil {
+		return err
+	}
+	var snaps []string
+	for _, sm := range snapshotIDRE.FindAllSubmatch(desc, -1) {
+		snaps = append(snaps, string(sm[1]))
+	}
+	return tag(snaps, snapTags)
+}
+
+// createTags refuses, as EC2 does, to tag an image or snapshot that does
+// not exist (moto tags any id); it reports whether it answered.
+func (s *Stub) createTags(w http.ResponseWriter, c Call) bool {
+	for i := 1; ; i++ {
+		id := c.Form.Get(fmt.Sprintf("ResourceId.%d", i))
+		if id == "" {
+			return false
+		}
+		var q url.Values
+		var code string
+		switch {
+		case strings.HasPrefix(id, "ami-"):
+			q, code = url.Values{"Action": {"DescribeImages"}, "ImageId.1": {id}}, "InvalidAMIID.NotFound"
+		case strings.HasPrefix(id, "snap-"):
+			q, code = url.Values{"Action": {"DescribeSnapshots"}, "SnapshotId.1": {id}}, "InvalidSnapshot.NotFound"
+		default:
+			continue
+		}
+		status, out, err := s.ec2(c.Region, q)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return true
+		}
+		if status != http.StatusOK || !strings.Contains(string(out), ">"+id+"<") {
+			writeError(w, c, http.StatusBadRequest, code, fmt.Sprintf("The ID '%s' does not exist", id))
+			return true
+		}
+	}
 }
 
 // recorder keeps a forwarded answer so the stub can read it first.

@@ -25,19 +25,20 @@ type Stub struct {
 
 	upstream // moto
 
-	mu          sync.Mutex
-	deprecation map[string]string    // image id -> RFC 3339 time
-	imageState  map[string][3]string // image id -> state, reason code, message
-	blocked     map[string]bool      // region -> block public access on
-	console     func(region, instanceID string) (string, bool)
-	depViol     int // DeleteSecurityGroup calls still to refuse
-	exports     map[string]*exportTask
-	exportToken map[string]string // client token -> task id
-	exportSteps int
-	calls       map[string]int
-	requests    map[string][]Call
-	ebs         map[string]*ebsSnapshot // EBS direct snapshots (ebs.go)
-	registered  map[string]registered   // images made by RegisterImage (ebs.go)
+	mu           sync.Mutex
+	deprecation  map[string]string    // image id -> RFC 3339 time
+	imageState   map[string][3]string // image id -> state, reason code, message
+	blocked      map[string]bool      // region -> block public access on
+	console      func(region, instanceID string) (string, bool)
+	depViol      int // DeleteSecurityGroup calls still to refuse
+	exports      map[string]*exportTask
+	exportToken  map[string]string // client token -> task id
+	exportSteps  int
+	calls        map[string]int
+	requests     map[string][]Call
+	ebs          map[string]*ebsSnapshot // EBS direct snapshots (ebs.go)
+	registered   map[string]registered   // images made by RegisterImage (ebs.go)
+	dropCopyTags bool
 }
 
 type exportTask struct {
@@ -181,6 +182,13 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case "RegisterImage":
 			s.registerImage(w, r, c)
 			return
+		case "CopyImage":
+			s.copyImage(w, r, c, body)
+			return
+		case "CreateTags":
+			if s.createTags(w, c) {
+				return
+			}
 		}
 	}
 	s.forward(w, r, body, nil)
