@@ -46,14 +46,14 @@ func readCall(r *http.Request) (Call, []byte, error) {
 		c.Action = r.Method
 	}
 	if c.Service == "ebs" {
-		c.Action = ebsAction(r.Method, r.URL.Path)
+		c.Action = EBSAction(r.Method, r.URL.Path)
 	}
 	return c, body, nil
 }
 
-// ebsAction names an EBS direct API call (a REST API: the method and the
+// EBSAction names an EBS direct API call (a REST API: the method and the
 // path say which).
-func ebsAction(method, path string) string {
+func EBSAction(method, path string) string {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	switch {
 	case method == http.MethodPost && len(parts) == 1:
