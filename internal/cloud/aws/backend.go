@@ -37,6 +37,9 @@ type Backend struct {
 	// made holds region/id of images this backend made whose launch
 	// permissions it has not changed since (publish.go).
 	made map[string]bool
+	// uploads holds the completed snapshots builds in this process
+	// uploaded, by their token (upload.go).
+	uploads map[string]string
 }
 
 var (
@@ -166,6 +169,7 @@ func New(ctx context.Context, cfg config.AWSBackend, regions []string, opts ...O
 		unblocked:     map[string]time.Time{},
 		bucketRegions: map[string]string{},
 		made:          map[string]bool{},
+		uploads:       map[string]string{},
 	}, nil
 }
 

@@ -172,6 +172,11 @@ func (b *Backend) buildUpload(ctx context.Context, in cloud.BuildInput) (cloud.I
 	if err != nil {
 		return cloud.Image{}, nil, fmt.Errorf("build %s: %w", in.Name, err)
 	}
+	b.mu.Lock()
+	for r, id := range snapIDs {
+		b.uploads[uploadToken(in.Token, r)] = id
+	}
+	b.mu.Unlock()
 
 	done = step(in.Progress, "register image")
 	id, err := b.registerImage(ctx, c, in.Name, "kiln build of use case "+u.Name, in.Arch, snapIDs[in.Region], imageTags)
@@ -501,14 +506,20 @@ func (b *Backend) finishUpload(ctx context.Context, in cloud.BuildInput, id stri
 // copy after all.
 func (b *Backend) copyUploaded(ctx context.Context, c *regional, in cloud.CopyInput, name string, tags map[string]string) (ec2types.Image, bool, error) {
 	sum, buildToken := in.SourceTags[tagUpload], in.SourceTags[cloud.TagToken]
-	snaps, err := snapshotsByToken(ctx, c, uploadToken(buildToken, in.Region))
-	if err != nil {
-		return ec2types.Image{}, false, err
-	}
-	snap := ""
-	for _, s := range snaps {
-		if s.State == ec2types.SnapshotStateCompleted && tagMap(s.Tags)[tagUpload] == sum {
-			snap = aws.ToString(s.SnapshotId)
+	token := uploadToken(buildToken, in.Region)
+	// The build in this process left it here; else it is looked up.
+	b.mu.Lock()
+	snap := b.uploads[token]
+	b.mu.Unlock()
+	if snap == "" {
+		snaps, err := snapshotsByToken(ctx, c, token)
+		if err != nil {
+			return ec2types.Image{}, false, err
+		}
+		for _, s := range snaps {
+			if s.State == ec2types.SnapshotStateCompleted && tagMap(s.Tags)[tagUpload] == sum {
+				snap = aws.ToString(s.SnapshotId)
+			}
 		}
 	}
 	if snap == "" {
