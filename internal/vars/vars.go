@@ -22,10 +22,9 @@ import (
 
 // Sources are where values come from besides kiln.yaml.
 type Sources struct {
-	Flags  []string                            // --var name=value, in the order given
-	Files  []string                            // --var-file paths, in the order given
-	Getenv func(string) string                 // nil: os.Getenv
-	Open   func(string) (io.ReadCloser, error) // nil: os.Open; reads secret files
+	Flags  []string            // --var name=value, in the order given
+	Files  []string            // --var-file paths, in the order given
+	Getenv func(string) string // nil: os.Getenv
 }
 
 // value is one variable's value and where it came from.
@@ -53,17 +52,13 @@ func Resolve(c *config.Config, src Sources) (*Set, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	open := src.Open
-	if open == nil {
-		open = func(p string) (io.ReadCloser, error) { return os.Open(p) }
-	}
 	s := &Set{names: c.VariableNames(), values: map[string]*value{}, naming: c.NamingVariables()}
 	for _, name := range s.names {
 		v := c.Variables[name]
 		val := &value{v: v}
 		s.values[name] = val
 		if v.Secret {
-			val.value, val.source, val.err = readSecret(c, v, getenv, open)
+			val.value, val.source, val.err = readSecret(c, v, getenv)
 			val.set = val.err == nil
 			continue
 		}
@@ -128,12 +123,12 @@ func secretSource(v *config.Variable) string {
 }
 
 // readSecret reads a secret's value from its file or environment variable.
-func readSecret(c *config.Config, v *config.Variable, getenv func(string) string, open func(string) (io.ReadCloser, error)) (string, string, error) {
+func readSecret(c *config.Config, v *config.Variable, getenv func(string) string) (string, string, error) {
 	var val, source string
 	if v.File != "" {
 		path := c.Resolve(v.File)
 		source = "file " + path
-		f, err := open(path)
+		f, err := os.Open(path)
 		if err != nil {
 			return "", source, fmt.Errorf("secret variable %s: read %s: %w", v.Name, path, err)
 		}
