@@ -216,7 +216,7 @@ func versions(tb testing.TB, kiln, packer string) []string {
 	} else {
 		tb.Fatalf("%s version: %v", kiln, err)
 	}
-	if data, err := exec.Command(packer, "version").Output(); err == nil {
+	if data, err := exec.Command(packer, "version").Output(); packer != "" && err == nil {
 		out = append(out, strings.TrimSpace(string(bytes.SplitN(data, []byte("\n"), 2)[0]))+" (Debian package, amazon-ebs builder built in)")
 	}
 	if data, err := exec.Command("python3", "-c", "import moto; print(moto.__version__)").Output(); err == nil {

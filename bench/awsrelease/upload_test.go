@@ -80,7 +80,7 @@ func BenchmarkUpload(b *testing.B) {
 		Latency:   *flagLatency,
 		Reference: "instance build + CopyImage",
 		Machine:   machine(),
-		Versions:  versions(b, kiln, "true"),
+		Versions:  versions(b, kiln, ""),
 		Settings: []string{
 			fmt.Sprintf("proxy latency %s on every request; request bodies through one modelled uplink of %.0f Mbit/s shared by all requests; moto reset before every run", *flagLatency, *flagBandwidth/1e6),
 			fmt.Sprintf("16 regions: %s and %s", BuildRegion, strings.Join(Destinations, ", ")),
