@@ -22,7 +22,7 @@ FUZZ_MINIMIZE ?= 10s
 
 # The Debian packages the local backend and the tests use.
 DEB_PACKAGES := mmdebstrap qemu-utils qemu-system-x86 ovmf mtools dosfstools fdisk \
-	systemd-boot-efi e2fsprogs ansible uidmap git ca-certificates
+	systemd-boot-efi e2fsprogs ansible uidmap git ca-certificates curl
 
 .PHONY: all build deps demo test check fuzz bench clean
 
