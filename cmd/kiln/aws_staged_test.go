@@ -15,6 +15,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 // A recipe of 1 MiB of files and an Ansible playbook, with a plain
@@ -64,7 +65,7 @@ variables:
 	if code != 0 {
 		t.Fatalf("release: exit %d\n%s\n%s", code, out, stderr)
 	}
-	var rep releaseReport
+	var rep report.Release
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/kiln-images/kiln/internal/cloud/aws/awstest"
 	"github.com/kiln-images/kiln/internal/cloud/local/debimage/debimagetest"
 	"github.com/kiln-images/kiln/internal/manifest"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 // newAWSUploadWorld is an aws world whose use case builds with method
@@ -120,7 +121,7 @@ use_cases:
 	if code != 0 {
 		t.Fatalf("release: exit %d\n%s\n%s", code, out, stderr)
 	}
-	var rep releaseReport
+	var rep report.Release
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
 	}

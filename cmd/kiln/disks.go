@@ -48,3 +48,24 @@ func (d localDisks) BuildDisk(ctx context.Context, in aws.DiskInput) (string, er
 func (d localDisks) RemoveWork(ctx context.Context, dir string) error {
 	return local.RemoveWorkDir(ctx, dir)
 }
+
+var _ aws.DiskChecker = localDisks{}
+
+// CheckDisk is what BuildDisk would refuse before it starts: the recipe's
+// files and the tools the local builder needs.
+func (d localDisks) CheckDisk(ctx context.Context, in aws.DiskInput) error {
+	u := in.UseCase
+	return debimage.Check(debimage.Spec{
+		Arch:     in.Arch,
+		Suite:    u.Base.Suite,
+		Mirror:   d.mirror,
+		Packages: u.Base.Packages,
+		Steps:    u.Provision,
+		Vars:     in.Vars,
+		Dir:      in.Dir,
+		DiskSize: u.DiskSize.Bytes(),
+		WorkDir:  in.WorkDir,
+		CacheDir: filepath.Join(d.cache, "rootfs"),
+		Log:      d.log,
+	})
+}

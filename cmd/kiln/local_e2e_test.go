@@ -14,7 +14,9 @@ import (
 	"github.com/kiln-images/kiln/internal/cloud/local"
 	"github.com/kiln-images/kiln/internal/cloud/local/debimage/debimagetest"
 	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/manifest"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 // These tests run real builds (mmdebstrap), real boots (qemu, TCG here) and
@@ -95,7 +97,7 @@ grep -qx "`+hex.EncodeToString(sum[:])+`" /etc/kiln-demo-licence.sha256 || fail 
 			t.Errorf("the secret is in %v", where)
 		}
 	}()
-	var rep releaseReport
+	var rep report.Release
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +120,7 @@ grep -qx "`+hex.EncodeToString(sum[:])+`" /etc/kiln-demo-licence.sha256 || fail 
 			t.Errorf("%s: manifest entry %+v, image %s %s", region, e, img.ID, img.Name)
 		}
 		for k, v := range map[string]string{
-			cloud.TagManaged: "true", cloud.TagAssetID: run, cloud.TagUseCase: "debian-sandbox", cloud.TagArch: "x86_64",
+			cloud.TagManaged: "true", cloud.TagProject: "demo", cloud.TagAssetID: run, cloud.TagUseCase: "debian-sandbox", cloud.TagArch: "x86_64",
 			cloud.TagPhase: cloud.PhaseReplicate, cloud.TagTest: cloud.TestPassed, "deployment_name": "demo",
 		} {
 			if img.Tags[k] != v {
@@ -145,9 +147,17 @@ grep -qx "`+hex.EncodeToString(sum[:])+`" /etc/kiln-demo-licence.sha256 || fail 
 	if len(digest) != 64 {
 		t.Fatalf("images have no sha256: %q", digest)
 	}
+	// The qcow2 export is in the report with its file, size and sha256.
+	checkExports(t, rep.Publish.Exports, "qcow2")
+	// The run is recorded as released.
+	out, _, _ = kiln(t, "runs", "--run", run, "-c", cfgPath, "-o", "json")
+	var rr report.Runs
+	if err := json.Unmarshal([]byte(out), &rr); err != nil || len(rr.Runs) != 1 || rr.Runs[0].State != journal.RunSucceeded {
+		t.Errorf("run %s after release: %v\n%s", run, err, out)
+	}
 	// Nothing temporary is left: the run's assets are its three images.
 	out, _, code = kiln(t, "assets", "--run", run, "-c", cfgPath, "-o", "json")
-	var ar assetsReport
+	var ar report.Assets
 	if err := json.Unmarshal([]byte(out), &ar); err != nil || code != 0 || len(ar.Assets) != 3 {
 		t.Fatalf("assets of run %s: exit %d, %v\n%s", run, code, err, out)
 	}
@@ -155,6 +165,7 @@ grep -qx "`+hex.EncodeToString(sum[:])+`" /etc/kiln-demo-licence.sha256 || fail 
 		if a.Kind != cloud.KindImage {
 			t.Errorf("left over: %s %s", a.Kind, a.ID)
 		}
+		checkExports(t, a.Exports, "qcow2")
 	}
 	if out, _, code := kiln(t, "drift", "-c", cfgPath); code != 0 {
 		t.Fatalf("drift after release: exit %d\n%s", code, out)
@@ -219,7 +230,7 @@ func TestLocalFailures(t *testing.T) {
 		data, _ := os.ReadFile(cfgPath)
 		os.WriteFile(cfgPath, []byte(strings.Replace(string(data), "boot_timeout: 5m", "boot_timeout: 50s", 1)), 0o644)
 		defer os.WriteFile(cfgPath, data, 0o644)
-		out, stderr, code := kiln(t, "test", "--run", run, "--force", "-c", cfgPath)
+		out, stderr, code := kiln(t, "test", "--run", run, "--force-boot", "-c", cfgPath)
 		if code != 1 || !strings.Contains(out+stderr, "timed out") {
 			t.Fatalf("test: exit %d, want 1 and a timeout\n%s%s", code, out, stderr)
 		}
@@ -227,7 +238,7 @@ func TestLocalFailures(t *testing.T) {
 
 	t.Run("corrupted blob", func(t *testing.T) {
 		write("tests/boot.sh", string(goodTest))
-		if _, stderr, code := kiln(t, "test", "--run", run, "--force", "-c", cfgPath); code != 0 {
+		if _, stderr, code := kiln(t, "test", "--run", run, "--force-boot", "-c", cfgPath); code != 0 {
 			t.Fatalf("test: exit %d\n%s", code, stderr)
 		}
 		cands, _ := b.ListImages(t.Context(), cfg.BuildRegion, cloud.Filter{Tags: map[string]string{cloud.TagAssetID: run, cloud.TagPhase: cloud.PhaseBuild}})

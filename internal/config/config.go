@@ -25,9 +25,17 @@ type Config struct {
 	Cleanup     Cleanup             `yaml:"cleanup"`
 	// Variables are the recipe's variables (variables.go).
 	Variables map[string]*Variable `yaml:"variables"`
+	// Serve configures `kiln serve`; Distribution, when set, makes
+	// releases downloadable (distribution.go).
+	Serve        Serve         `yaml:"serve"`
+	Distribution *Distribution `yaml:"distribution"`
 	// State is where kiln keeps its local state (journal, build cache, logs),
 	// relative to Dir. Default ".kiln".
 	State string `yaml:"state"`
+
+	// ManifestFormats are the consumers' own manifest formats that channels
+	// may write or read (formats.go).
+	ManifestFormats map[string]*ManifestFormat `yaml:"manifest_formats"`
 }
 
 // Backend selects and configures the cloud backend.
@@ -90,6 +98,10 @@ type AWSBackend struct {
 	// UploadConcurrency bounds the EBS direct block writes in flight at
 	// once during a build: {method: upload}; default 64.
 	UploadConcurrency int `yaml:"upload_concurrency"`
+
+	// PublishAccounts are other accounts that use cases or regions publish
+	// into (accounts.go).
+	PublishAccounts []PublishAccount `yaml:"publish_accounts"`
 }
 
 // CostTag is the project's cost-allocation tag, put on every asset.
@@ -110,6 +122,12 @@ type Channel struct {
 	Manifest string `yaml:"manifest"` // default manifests/<channel>.json, relative to Dir
 	// MinInterval is the least time between two promotions into this channel.
 	MinInterval Duration `yaml:"min_interval"`
+	// Format is the manifest format the channel writes: a name from
+	// manifest_formats, or "kiln" (default) for kiln's own.
+	Format string `yaml:"format"`
+	// Reads are further formats its manifest may be in (older history in
+	// git); kiln rewrites it in Format.
+	Reads []string `yaml:"reads"`
 }
 
 // Cleanup holds the limits of destructive commands.
@@ -134,6 +152,9 @@ type UseCase struct {
 	Schedule      string   `yaml:"schedule"`  // cron expression, optional
 	Version       string   `yaml:"version"`   // default version for {version}
 	Build         Build    `yaml:"build"`     // how the candidate is made (build.go)
+	// Attributes are values manifest formats use in keys and fields, such
+	// as os: linux, role: ephemeral.
+	Attributes map[string]string `yaml:"attributes"`
 }
 
 // Base is the starting point of a build. The local backend uses Suite,

@@ -91,6 +91,9 @@ func applyDefaults(c *Config, d *decoder) {
 	for name, v := range c.Variables {
 		v.Name = name
 	}
+	applyFormatDefaults(c, d)
+	applyDistributionDefaults(c, d)
+
 	for name, u := range c.UseCases {
 		u.Name = name
 		path := joinPath("use_cases", name)

@@ -59,7 +59,7 @@ func (b *Backend) BuildDeferCleanup(ctx context.Context, in cloud.BuildInput) (c
 	if err := checkTags(imageTags); err != nil {
 		return cloud.Image{}, nil, fmt.Errorf("build %s: %w", in.Name, err)
 	}
-	if err := b.CheckAccount(ctx); err != nil {
+	if err := b.checkLocation(ctx, in.Region); err != nil {
 		return cloud.Image{}, nil, err
 	}
 	c, err := b.clients.region(in.Region)
@@ -296,15 +296,21 @@ func (b *Backend) keepConsole(ctx context.Context, c *regional, in cloud.BuildIn
 		b.log.Warn("could not read the build console", "instance", id, "err", err)
 		return ""
 	}
-	if in.StateDir != "" {
-		var secrets redact.Secrets
-		for _, v := range in.Vars {
-			if v.Secret {
-				secrets.Add(v.Value)
-			}
+	// Secret variables are masked; so are the extra vars, which a
+	// playbook may print and kiln treats as secrets.
+	var secrets redact.Secrets
+	for _, v := range in.Vars {
+		if v.Secret {
+			secrets.Add(v.Value)
 		}
+	}
+	if in.UseCase != nil {
+		secrets.Add(config.SecretsOf(in.UseCase.Provision)...)
+	}
+	text = secrets.String(text)
+	if in.StateDir != "" {
 		path := filepath.Join(in.StateDir, "logs", "aws-build-"+in.Token+".log")
-		if err := writeLog(path, secrets.String(text)); err != nil {
+		if err := writeLog(path, text); err != nil {
 			b.log.Warn("could not keep the build console", "path", path, "err", err)
 		}
 	}

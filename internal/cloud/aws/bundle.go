@@ -218,6 +218,11 @@ exec >>"${KILN_OUT:-/dev/console}" 2>&1
 	}
 	s.WriteString(`
 cd / && rm -rf "$bundle"
+# cloud-init keeps the user data (the bundle itself when it is inline, the
+# presigned URL otherwise) on the disk the image is made from.
+cloud=${KILN_CLOUD_DIR:-/var/lib/cloud}
+rm -f "$cloud"/instance/user-data.txt* "$cloud"/instances/*/user-data.txt* \
+	"$cloud"/instance/scripts/part-* "$cloud"/instances/*/scripts/part-* 2>/dev/null
 kiln_say "$m: PASS"
 kiln_poweroff 0
 `)
@@ -240,6 +245,9 @@ func fileStep(w *bundleWriter, s *strings.Builder, dir, field string, n int, lab
 	}
 	if f.Mode != "" && !modeRE.MatchString(f.Mode) {
 		return fmt.Errorf("%s.file.mode %q: want an octal mode such as 0644", field, f.Mode)
+	}
+	if err := inside(dir, f.Source); err != nil {
+		return fmt.Errorf("%s.file.source: %w", field, err)
 	}
 	src := resolve(dir, f.Source)
 	fi, err := os.Stat(src)
@@ -313,7 +321,7 @@ func ansibleStep(w *bundleWriter, s *strings.Builder, dir, stateDir, field strin
 		}
 	}
 	extra := cloud.ExtraVars(vars, a.ExtraVars)
-	args := ""
+	args, vf := "", ""
 	if len(extra) > 0 {
 		data, err := json.Marshal(extra)
 		if err != nil {
@@ -321,10 +329,16 @@ func ansibleStep(w *bundleWriter, s *strings.Builder, dir, stateDir, field strin
 		}
 		w.add("vars", nil, fs.ModeDir|0o700)
 		w.add(bundleExtraVars(n), data, 0o600)
-		args = " -e @\"$bundle/" + bundleExtraVars(n) + "\""
+		vf = "\"$bundle/" + bundleExtraVars(n) + "\""
+		args = " -e @" + vf
 	}
-	fmt.Fprintf(s, "(cd \"$bundle/%s\" && ansible-playbook -i localhost, -c local%s %s) || kiln_fail %s\n",
-		base, args, shq(filepath.Base(play)), shq(label+" (ansible) exited with status ")+`"$?"`)
+	fmt.Fprintf(s, "(cd \"$bundle/%s\" && ansible-playbook -i localhost, -c local%s %s); rc=$?\n",
+		base, args, shq(filepath.Base(play)))
+	if vf != "" {
+		// Gone as soon as ansible is done with it, whatever happened.
+		fmt.Fprintf(s, "rm -f %s\n", vf)
+	}
+	fmt.Fprintf(s, "[ \"$rc\" -eq 0 ] || kiln_fail %s\n", shq(label+" (ansible) exited with status ")+`"$rc"`)
 	return nil
 }
 

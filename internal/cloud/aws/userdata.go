@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/kiln-images/kiln/internal/config"
 )
 
 // Markers the generated scripts print on the console. The scripts build
@@ -126,9 +128,23 @@ func resolve(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
+// inside refuses a recipe path that leads out of the project directory,
+// by "..", an absolute path or a symbolic link: its content would go into
+// the bundle, and so into the image.
+func inside(dir, p string) error {
+	if dir == "" {
+		return nil
+	}
+	_, err := config.ResolveInside(dir, p)
+	return err
+}
+
 func readRecipeFile(dir, p string) ([]byte, error) {
 	if p == "" {
 		return nil, fmt.Errorf("empty path")
+	}
+	if err := inside(dir, p); err != nil {
+		return nil, err
 	}
 	data, err := os.ReadFile(resolve(dir, p))
 	if err != nil {

@@ -40,8 +40,8 @@ type ebsSnapshot struct {
 	completed bool
 }
 
-// registered is what RegisterImage asked for, as the stub shows it.
-type registered struct {
+// imageReg is what RegisterImage asked for, as the stub shows it.
+type imageReg struct {
 	mapping, root, arch string
 	ena                 bool
 }
@@ -214,57 +214,12 @@ func (s *Stub) patchSnapshots(body []byte) []byte {
 	})
 }
 
-// registerImage forwards RegisterImage to moto, then applies the tags it
-// ignores and remembers the mapping, architecture and ENA support for
-// DescribeImages.
-func (s *Stub) registerImage(w http.ResponseWriter, r *http.Request, c Call) {
-	specs := tagSpecs(c.Form)
-	imageTags := specs["image"]
-	status, out, err := s.ec2(c.Region, withoutTagSpecs(c.Form, nil))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadGateway)
-		return
-	}
-	if status == http.StatusOK {
-		m := imageIDRE.FindSubmatch(out)
-		if m == nil {
-			http.Error(w, "stub: no image id in moto's RegisterImage answer", http.StatusBadGateway)
-			return
-		}
-		id := string(m[1])
-		if len(imageTags) > 0 {
-			tag := url.Values{"Action": {"CreateTags"}, "ResourceId.1": {id}}
-			for i, k := range sortedKeys(imageTags) {
-				tag.Set(fmt.Sprintf("Tag.%d.Key", i+1), k)
-				tag.Set(fmt.Sprintf("Tag.%d.Value", i+1), imageTags[k])
-			}
-			if st, body, err := s.ec2(c.Region, tag); err != nil || st != http.StatusOK {
-				http.Error(w, fmt.Sprintf("stub: tag image: %v %s", err, body), http.StatusBadGateway)
-				return
-			}
-		}
-		f := c.Form
-		var mapping strings.Builder
-		for n := 1; f.Get(fmt.Sprintf("BlockDeviceMapping.%d.DeviceName", n)) != ""; n++ {
-			p := fmt.Sprintf("BlockDeviceMapping.%d.", n)
-			fmt.Fprintf(&mapping, "<item><ebs><deleteOnTermination>%s</deleteOnTermination><snapshotId>%s</snapshotId><volumeSize>%s</volumeSize><volumeType>%s</volumeType><encrypted>false</encrypted></ebs><deviceName>%s</deviceName></item>",
-				esc(or(f.Get(p+"Ebs.DeleteOnTermination"), "true")), esc(f.Get(p+"Ebs.SnapshotId")), esc(or(f.Get(p+"Ebs.VolumeSize"), s.snapshotSize(c.Region, f.Get(p+"Ebs.SnapshotId")))),
-				esc(or(f.Get(p+"Ebs.VolumeType"), "gp2")), esc(f.Get(p+"DeviceName")))
-		}
-		s.mu.Lock()
-		s.registered[id] = registered{mapping: mapping.String(), root: f.Get("RootDeviceName"), arch: or(f.Get("Architecture"), "x86_64"), ena: f.Get("EnaSupport") == "true"}
-		s.mu.Unlock()
-	}
-	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
-	w.WriteHeader(status)
-	w.Write(out)
-}
-
 var volumeSizeRE = regexp.MustCompile(`<volumeSize>(\d+)</volumeSize>`)
 
-// snapshotSize is a snapshot's size in GiB as moto reports it.
-func (s *Stub) snapshotSize(region, id string) string {
-	_, out, err := s.ec2(region, url.Values{"Action": {"DescribeSnapshots"}, "SnapshotId.1": {id}})
+// snapshotSize is a snapshot's size in GiB as moto reports it to the
+// account of key.
+func (s *Stub) snapshotSize(key, region, id string) string {
+	_, out, err := s.ec2As(key, region, url.Values{"Action": {"DescribeSnapshots"}, "SnapshotId.1": {id}})
 	if err == nil {
 		if m := volumeSizeRE.FindSubmatch(out); m != nil {
 			return string(m[1])
@@ -282,15 +237,15 @@ func or(v, def string) string {
 
 var registeredRE = regexp.MustCompile(`<item><blockDeviceMapping>.*?</blockDeviceMapping>(.*?)<rootDeviceName>[^<]*</rootDeviceName><rootDeviceType>[^<]*</rootDeviceType>(.*?)<imageId>(ami-[0-9a-zA-Z]+)</imageId>`)
 
-// patchRegistered shows registered images as RegisterImage asked. The
+// patchImageRegs shows registered images as RegisterImage asked. The
 // caller holds s.mu.
-func (s *Stub) patchRegistered(body []byte) []byte {
-	if len(s.registered) == 0 {
+func (s *Stub) patchImageRegs(body []byte) []byte {
+	if len(s.images) == 0 {
 		return body
 	}
 	return registeredRE.ReplaceAllFunc(body, func(m []byte) []byte {
 		sm := registeredRE.FindSubmatch(m)
-		reg, ok := s.registered[string(sm[3])]
+		reg, ok := s.images[string(sm[3])]
 		if !ok {
 			return m
 		}
@@ -307,37 +262,6 @@ func (s *Stub) patchRegistered(body []byte) []byte {
 
 var blockMappingRE = regexp.MustCompile(`^<item><blockDeviceMapping>(.*?)</blockDeviceMapping>`)
 
-// copyImage forwards CopyImage and does what EC2 does and moto does not:
-// it applies the call's TagSpecifications to the copy and its snapshots
-// before answering, and a copy of a registered image keeps what the stub
-// shows of its source (architecture, ENA, root device).
-func (s *Stub) copyImage(w http.ResponseWriter, r *http.Request, c Call, body []byte) {
-	specs := tagSpecs(c.Form)
-	s.mu.Lock()
-	if s.dropCopyTags {
-		specs = nil
-	}
-	s.mu.Unlock()
-	rec := &recorder{header: http.Header{}}
-	s.forward(rec, r, body, nil)
-	if rec.status == http.StatusOK {
-		if m := imageIDRE.FindSubmatch(rec.body); m != nil {
-			id := string(m[1])
-			s.mu.Lock()
-			if src, ok := s.registered[c.Form.Get("SourceImageId")]; ok {
-				src.mapping = ""
-				s.registered[id] = src
-			}
-			s.mu.Unlock()
-			if err := s.tagImageAndSnapshots(c.Region, id, specs["image"], specs["snapshot"]); err != nil {
-				http.Error(w, "stub: "+err.Error(), http.StatusBadGateway)
-				return
-			}
-		}
-	}
-	rec.copyTo(w)
-}
-
 // DropCopyImageTags makes CopyImage ignore its TagSpecifications, as moto
 // does (and some endpoints), to test the fallback that tags copies after.
 func (s *Stub) DropCopyImageTags(drop bool) {
@@ -346,8 +270,9 @@ func (s *Stub) DropCopyImageTags(drop bool) {
 	s.dropCopyTags = drop
 }
 
-// tagImageAndSnapshots tags an image and the snapshots behind it in moto.
-func (s *Stub) tagImageAndSnapshots(region, id string, imageTags, snapTags map[string]string) error {
+// tagImageAndSnapshots tags an image and the snapshots behind it in moto,
+// in the account of key.
+func (s *Stub) tagImageAndSnapshots(key, region, id string, imageTags, snapTags map[string]string) error {
 	tag := func(ids []string, tags map[string]string) error {
 		if len(tags) == 0 || len(ids) == 0 {
 			return nil
@@ -360,7 +285,7 @@ func (s *Stub) tagImageAndSnapshots(region, id string, imageTags, snapTags map[s
 			q.Set(fmt.Sprintf("Tag.%d.Key", i+1), k)
 			q.Set(fmt.Sprintf("Tag.%d.Value", i+1), tags[k])
 		}
-		if st, body, err := s.ec2(region, q); err != nil || st != http.StatusOK {
+		if st, body, err := s.ec2As(key, region, q); err != nil || st != http.StatusOK {
 			return fmt.Errorf("tag %v: %v %s", ids, err, body)
 		}
 		return nil
@@ -371,7 +296,7 @@ func (s *Stub) tagImageAndSnapshots(region, id string, imageTags, snapTags map[s
 	if len(snapTags) == 0 {
 		return nil
 	}
-	_, desc, err := s.ec2(region, url.Values{"Action": {"DescribeImages"}, "ImageId.1": {id}})
+	_, desc, err := s.ec2As(key, region, url.Values{"Action": {"DescribeImages"}, "ImageId.1": {id}})
 	if err != nil {
 		return err
 	}
@@ -400,7 +325,7 @@ func (s *Stub) createTags(w http.ResponseWriter, c Call) bool {
 		default:
 			continue
 		}
-		status, out, err := s.ec2(c.Region, q)
+		status, out, err := s.ec2As(c.key(), c.Region, q)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return true

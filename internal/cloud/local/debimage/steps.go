@@ -80,10 +80,22 @@ func parseStep(dir string, n int, cs config.Step) (step, error) {
 		}
 		return filepath.Join(dir, p)
 	}
+	// Every file a step names is the project's: a path or link leading
+	// out of it would copy a host file into the image.
+	inside := func(p string) error {
+		if dir == "" {
+			return nil
+		}
+		_, err := config.ResolveInside(dir, p)
+		return err
+	}
 	var err error
 	switch {
 	case cs.Shell != "":
 		st.kind, st.label, st.src = "shell", "shell "+cs.Shell, resolve(cs.Shell)
+		if err = inside(cs.Shell); err != nil {
+			return st, fmt.Errorf("%s: shell: %w", where, err)
+		}
 		if err = wantFile(st.src, false); err != nil {
 			return st, fmt.Errorf("%s: shell %q: %w", where, cs.Shell, err)
 		}
@@ -95,6 +107,9 @@ func parseStep(dir string, n int, cs config.Step) (step, error) {
 		st.kind, st.label, st.src = "file", "file "+f.Source, resolve(f.Source)
 		if f.Source == "" {
 			return st, fmt.Errorf("%s: file.source: empty", where)
+		}
+		if err = inside(f.Source); err != nil {
+			return st, fmt.Errorf("%s: file.source: %w", where, err)
 		}
 		if err = wantFile(st.src, true); err != nil {
 			return st, fmt.Errorf("%s: file.source %q: %w", where, f.Source, err)
@@ -125,6 +140,9 @@ func parseStep(dir string, n int, cs config.Step) (step, error) {
 		st.kind, st.label, st.src = "ansible", "ansible "+a.Playbook, resolve(a.Playbook)
 		if a.Playbook == "" {
 			return st, fmt.Errorf("%s: ansible.playbook: empty", where)
+		}
+		if err = inside(a.Playbook); err != nil {
+			return st, fmt.Errorf("%s: ansible.playbook: %w", where, err)
 		}
 		if err = wantFile(st.src, false); err != nil {
 			return st, fmt.Errorf("%s: ansible.playbook %q: %w", where, a.Playbook, err)
@@ -241,6 +259,10 @@ func (st step) hooks(nonce string, v hookVars) []string {
 			cmd += ` -e @"$1` + chrootExtraVars(st.n) + `"`
 		}
 		cmd += " " + quote(st.src)
+		if v.extra {
+			// Gone as soon as ansible is done with it, whatever happened.
+			cmd += `; r=$?; rm -f "$1` + chrootExtraVars(st.n) + `"; exit "$r"`
+		}
 	}
 	// The marker text is put together by printf: mmdebstrap echoes hook
 	// commands, and the echo must not look like a marker.
