@@ -187,7 +187,8 @@ header() {
 	echo
 	header
 	line cold "bootstrap (mmdebstrap)" bootstrap bootstrap
-	line cold "provisioning (peer: copy of the base + steps)" provision "copy-base"
+	line cold "provisioning" provision provision
+	line cold "  peer: of which copying the base" none copy-base
 	line cold "disk (sfdisk, mkfs.ext4 -d, ESP)" disk disk
 	line cold "export qcow2" export export
 	line cold "import into the store (hash, sync, record)" import none
@@ -195,16 +196,14 @@ header() {
 	line cold "replicate + publish, 3 regions (peer: cp)" replicate+publish replicate
 	line cold "**total**" total total
 	echo
-	echo "(The peer's provisioning row is its copy of the base; its steps are in its \"provision\" below.)"
-	echo
 	echo "## Warm: rebuild after changing the provisioning script, base cached"
 	echo
 	echo "kiln: one command per phase, as CI jobs run them (each pays process start and finding the run)."
 	echo
 	header
 	line warm "**build, up to the boot test**" build build
-	line warm "  provisioning (peer: copy of the base)" provision "copy-base"
-	line warm "  peer: steps" none provision
+	line warm "  provisioning" provision provision
+	line warm "  peer: of which copying the base" none copy-base
 	line warm "  disk" disk disk
 	line warm "  export qcow2" export export
 	line warm "  import into the store" import none

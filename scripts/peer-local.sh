@@ -12,6 +12,7 @@
 #
 #   peer-local.sh bootstrap WORK        the base root filesystem (WORK/base)
 #   peer-local.sh build WORK PROJECT    provision a copy of the base, write the disk and the export
+#                                       (its "provision" phase includes the copy)
 #   peer-local.sh test WORK PROJECT     boot the disk, run PROJECT/tests/boot.sh in it
 #   peer-local.sh replicate WORK N      copy disk and export to N region directories
 #
@@ -53,7 +54,6 @@ build)
 	cp -a "$work/base" "$work/rootfs"
 	phase copy-base "$t"
 
-	t=$(now)
 	mkdir -p "$work/esp"
 	cat >"$work/esp/fstab" <<EOF
 PARTUUID=$root_partuuid / ext4 rw,errors=remount-ro 0 1
@@ -127,7 +127,7 @@ test)
 		-drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
 		-drive if=pflash,format=raw,unit=1,file="$work/vars.fd" \
 		-drive if=virtio,format=qcow2,file="$work/overlay.qcow2" \
-		-chardev file,id=console,path="$work/console.log" -serial chardev:console &
+		-chardev file,id=console,path="$work/console.log" -serial chardev:console 2>"$work/qemu.log" &
 	qemu=$!
 	result=
 	while kill -0 $qemu 2>/dev/null; do

@@ -72,7 +72,7 @@ func prepare(ctx context.Context, s Spec, accel string) ([]string, error) {
 		"-name", "kiln-boot-test",
 		"-nodefaults", "-display", "none", "-no-reboot",
 		"-machine", "q35", "-accel", accel,
-		"-m", strconv.Itoa(s.Memory), "-smp", "1",
+		"-m", strconv.Itoa(s.Memory), "-smp", strconv.Itoa(s.CPUs),
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + qemuPath(s.OVMFCode),
 		"-drive", "if=pflash,format=raw,unit=1,file=" + qemuPath(vars),
 		"-drive", "if=virtio,format=qcow2,file=" + qemuPath(overlay),
