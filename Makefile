@@ -17,18 +17,46 @@ DEMO     ?= demo
 # FUZZ_MINIMIZE bounds each pause.
 FUZZ_CONFIG ?= 200000x
 FUZZ_MANIFEST ?= 400000x
+FUZZ_INSIDE ?= 50000x
+FUZZ_FORMAT ?= 200000x
+FUZZ_DIST ?= 100000x
 FUZZ_MINIMIZE ?= 10s
 
 # The Debian packages the local backend and the tests use.
 DEB_PACKAGES := mmdebstrap qemu-utils qemu-system-x86 ovmf mtools dosfstools fdisk \
-	systemd-boot-efi e2fsprogs ansible uidmap git ca-certificates
+	systemd-boot-efi e2fsprogs ansible uidmap git ca-certificates \
+	minisign lxd-client curl
 
-.PHONY: all build deps demo test check fuzz bench clean
+PREFIX   ?= /usr/local
+DIST_PLATFORMS := linux/amd64 linux/arm64
+
+.PHONY: all build install dist generate deps demo test check fuzz bench clean
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(KILN) ./cmd/kiln
+
+install: build
+	install -D -m 0755 $(KILN) $(DESTDIR)$(PREFIX)/bin/kiln
+
+# The release binaries: dist/kiln-VERSION-OS-ARCH.tar.gz and SHA256SUMS,
+# static (no cgo), for a release's page.
+dist:
+	rm -rf dist && mkdir -p dist
+	@for p in $(DIST_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; name=kiln-$(VERSION)-$$os-$$arch; \
+		echo "building $$name"; \
+		mkdir -p dist/$$name && \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o dist/$$name/kiln ./cmd/kiln && \
+		cp README.md dist/$$name/ && \
+		tar -C dist -czf dist/$$name.tar.gz $$name && rm -rf dist/$$name || exit 1; \
+	done
+	cd dist && sha256sum *.tar.gz > SHA256SUMS
+
+# The JSON Schemas in docs/schemas, from the report and config types.
+generate:
+	$(GO) generate ./internal/report
 
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
@@ -56,10 +84,16 @@ check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:" $$unformatted; exit 1; fi
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum need go mod tidy"; exit 1; }
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZ_CONFIG) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/config
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZ_MANIFEST) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/manifest
+	$(GO) test -run='^$$' -fuzz='^FuzzResolveInside$$' -fuzztime=$(FUZZ_INSIDE) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/config
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeFormat$$' -fuzztime=$(FUZZ_FORMAT) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/manifest
+	for f in FuzzDecodeStreams FuzzParseSums FuzzParseChangelog; do \
+		$(GO) test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZ_DIST) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/distribute || exit 1; done
+	$(GO) test -run='^$$' -fuzz='^FuzzParseSignature$$' -fuzztime=$(FUZZ_DIST) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/minisign
 
 # Benchmarks that anyone can rerun; results go to docs/bench/ and are
 # summarised in docs/BENCHMARKS.md. bench-aws.sh needs Packer and moto_server.
@@ -67,6 +101,7 @@ bench: build
 	./scripts/bench-local.sh
 	./scripts/bench-scale.sh
 	./scripts/bench-aws.sh
+	./scripts/bench-serve.sh
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -29,6 +29,7 @@ import (
 	"github.com/kiln-images/kiln/internal/drift"
 	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/manifest"
+	"github.com/kiln-images/kiln/internal/ownership"
 	"github.com/kiln-images/kiln/internal/pipeline"
 )
 
@@ -66,7 +67,7 @@ func orphanRun(j int) string  { return fmt.Sprintf("kiln-20251201T000000Z-%06x",
 func (w world) spec(region string, i int) scale.ImageSpec {
 	tags := func(run, useCase string) map[string]string {
 		return map[string]string{
-			cloud.TagManaged: "true", cloud.TagAssetID: run, cloud.TagUseCase: useCase, cloud.TagArch: "x86_64",
+			cloud.TagManaged: "true", cloud.TagProject: "scale", cloud.TagAssetID: run, cloud.TagUseCase: useCase, cloud.TagArch: "x86_64",
 			cloud.TagVersion: "1.0", cloud.TagPhase: cloud.PhaseReplicate, cloud.TagTest: cloud.TestPassed,
 			"deployment_name": "scale",
 		}
@@ -208,6 +209,7 @@ func localCalls(ctx context.Context, cfg *config.Config) (map[string]int, error)
 	}
 	in := drift.Input{
 		Referenced: refs.All(), Regions: cfg.Regions, Now: time.Now(), WarnBefore: 14 * 24 * time.Hour, Concurrency: len(cfg.Regions),
+		Owns: ownership.Project{Name: cfg.Project, UseCases: cfg.UseCaseNames()}.Owns,
 		Policy: func(key string) (cloud.LaunchPermissions, bool) {
 			u, _, ok := channel.UseCaseOf(cfg, key)
 			if !ok {

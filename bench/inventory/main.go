@@ -52,7 +52,7 @@ func releaseSpec(created time.Time) func(region string, i int) scale.ImageSpec {
 		return scale.ImageSpec{
 			Name: fmt.Sprintf("uc-01-x86_64-%d", i),
 			Tags: map[string]string{
-				cloud.TagManaged: "true", cloud.TagAssetID: runID(i), cloud.TagUseCase: "uc-01", cloud.TagArch: "x86_64",
+				cloud.TagManaged: "true", cloud.TagProject: "scale", cloud.TagAssetID: runID(i), cloud.TagUseCase: "uc-01", cloud.TagArch: "x86_64",
 				cloud.TagVersion: fmt.Sprint(i), cloud.TagPhase: cloud.PhaseReplicate, cloud.TagTest: cloud.TestPassed,
 				"deployment_name": "scale",
 			},

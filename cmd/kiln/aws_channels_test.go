@@ -82,7 +82,7 @@ func TestAWSChannelParameters(t *testing.T) {
 	if got := params("/images/latest/ci-runner"); !same(got, second) || same(second, first) {
 		t.Fatalf("after the second publish: parameters %v, manifest %v (first %v)", got, second, first)
 	}
-	if out, stderr, code := w.kiln(t, "rollback", "--channel", "latest", "--to", "v1", "--apply"); code != 0 {
+	if out, stderr, code := w.kiln(t, "rollback", "--channel", "latest", "--ref", "v1", "--apply"); code != 0 {
 		t.Fatalf("rollback: exit %d\n%s%s", code, out, stderr)
 	}
 	if got := params("/images/latest/ci-runner"); !same(got, first) || !same(ids("latest"), first) {

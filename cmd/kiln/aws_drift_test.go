@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/kiln-images/kiln/internal/report"
+
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -29,7 +31,7 @@ func (w *awsWorld) release(t *testing.T, channel string) released {
 	if code != 0 {
 		t.Fatalf("release: exit %d\n%s\n%s", code, out, stderr)
 	}
-	var rep releaseReport
+	var rep report.Release
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +120,7 @@ func (w *awsWorld) seed(t *testing.T, region, name string, tags map[string]strin
 // awsReleaseTags are the tags of a replicate copy of run.
 func awsReleaseTags(run string) map[string]string {
 	return map[string]string{
-		cloud.TagManaged: "true", cloud.TagAssetID: run, cloud.TagUseCase: "ci-runner", cloud.TagArch: "x86_64",
+		cloud.TagManaged: "true", cloud.TagProject: "grit", cloud.TagAssetID: run, cloud.TagUseCase: "ci-runner", cloud.TagArch: "x86_64",
 		cloud.TagVersion: "1.0", cloud.TagPhase: cloud.PhaseReplicate, cloud.TagTest: cloud.TestPassed,
 		"deployment_name": "grit",
 	}
@@ -225,7 +227,7 @@ func TestDriftAWS(t *testing.T) {
 	diffFindings(t, "aws drift table", tableFindings(t, out), want)
 
 	// reconcile: plan, then apply; the deregistered image it cannot fix.
-	var rr reconcileReport
+	var rr report.Reconcile
 	out, _, code = w.kiln(t, "reconcile", "-o", "json")
 	if err := json.Unmarshal([]byte(out), &rr); err != nil || code != 1 || rr.Applied || len(rr.Fixes) != 3 || len(rr.Unfixable) != 1 {
 		t.Fatalf("reconcile plan: exit %d, %v\n%s", code, err, out)

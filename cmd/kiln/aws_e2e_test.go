@@ -1,6 +1,11 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"github.com/kiln-images/kiln/internal/report"
+	"io"
+
 	"encoding/json"
 	"fmt"
 	"os"
@@ -30,6 +35,7 @@ var awsRegions = []string{"us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2
 type awsWorld struct {
 	dir    string
 	cfg    string
+	base   string // the AMI builds start from
 	stub   *awstest.Stub
 	faults *awstest.Faults
 }
@@ -47,6 +53,7 @@ func newAWSWorld(t *testing.T, publish string) *awsWorld {
 		return "[   12.3] systemd[1]: Started kiln tests.\nKILN-TEST-RESULT: PASS\n", true
 	})
 	base := seedBaseImage(t, w.ec2("us-east-1"))
+	w.base = base
 	os.MkdirAll(filepath.Join(w.dir, "scripts"), 0o755)
 	os.MkdirAll(filepath.Join(w.dir, "tests"), 0o755)
 	os.WriteFile(filepath.Join(w.dir, "scripts/setup.sh"), []byte("#!/bin/sh\necho provisioned >/etc/kiln-ci\n"), 0o755)
@@ -140,7 +147,7 @@ func TestAWSReleaseEndToEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("release: exit %d\n%s\n%s", code, out, stderr)
 	}
-	var rep releaseReport
+	var rep report.Release
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("release report: %v\n%s", err, out)
 	}
@@ -164,7 +171,7 @@ func TestAWSReleaseEndToEnd(t *testing.T) {
 		img := imgs[0]
 		tags := tagsOf(img.Tags)
 		for k, v := range map[string]string{
-			cloud.TagManaged: "true", cloud.TagAssetID: run, cloud.TagUseCase: "ci-runner",
+			cloud.TagManaged: "true", cloud.TagProject: "grit", cloud.TagAssetID: run, cloud.TagUseCase: "ci-runner",
 			cloud.TagPhase: cloud.PhaseReplicate, cloud.TagTest: cloud.TestPassed, "deployment_name": "grit",
 		} {
 			if tags[k] != v {
@@ -209,7 +216,7 @@ func TestAWSReleaseEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _, code = w.kiln(t, "drift", "-o", "json")
-	var dr driftReport
+	var dr report.Drift
 	json.Unmarshal([]byte(out), &dr)
 	if code != 1 || len(dr.Findings) != 1 || dr.Findings[0].Kind != "public" || dr.Findings[0].ImageID != private {
 		t.Fatalf("drift after making %s private: exit %d\n%s", private, code, out)
@@ -224,7 +231,7 @@ func TestAWSReleaseEndToEnd(t *testing.T) {
 	// The run's assets are its images and their snapshots; cleanup refuses
 	// to delete what the manifest references.
 	out, _, code = w.kiln(t, "assets", "--run", run, "-o", "json")
-	var ar assetsReport
+	var ar report.Assets
 	if err := json.Unmarshal([]byte(out), &ar); err != nil || code != 0 {
 		t.Fatalf("assets: exit %d, %v\n%s", code, err, out)
 	}
@@ -235,7 +242,7 @@ func TestAWSReleaseEndToEnd(t *testing.T) {
 	if kinds[cloud.KindImage] != len(awsRegions) || kinds[cloud.KindSnapshot] != len(awsRegions) || len(ar.Assets) != 2*len(awsRegions) {
 		t.Fatalf("assets of run %s: %v", run, kinds)
 	}
-	out, _, code = w.kiln(t, "cleanup", "--run", run, "--apply", "--force")
+	out, _, code = w.kiln(t, "cleanup", "--run", run, "--apply", "--force-recent")
 	if code != 0 || strings.Contains(out, "deleted") {
 		t.Fatalf("cleanup of a published run: exit %d\n%s", code, out)
 	}
@@ -261,7 +268,7 @@ func TestAWSReleaseExports(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("release: exit %d\n%s\n%s", code, out, stderr)
 	}
-	var rep releaseReport
+	var rep report.Release
 	json.Unmarshal([]byte(out), &rep)
 	if rep.Publish == nil || len(rep.Publish.Exports) != 1 || !strings.HasPrefix(rep.Publish.Exports[0].Location, "s3://kiln-exports/images/") {
 		t.Fatalf("exports in the report: %+v", rep.Publish)
@@ -269,6 +276,17 @@ func TestAWSReleaseExports(t *testing.T) {
 	objs, err := s3c.ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String("kiln-exports")})
 	if err != nil || len(objs.Contents) != 1 {
 		t.Fatalf("objects in the bucket: %v, %v", objs, err)
+	}
+	// Its size and sha256 are in the report, as the bucket has them.
+	obj, err := s3c.GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String("kiln-exports"), Key: objs.Contents[0].Key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(obj.Body)
+	obj.Body.Close()
+	sum := sha256.Sum256(body)
+	if e := rep.Publish.Exports[0]; e.Size != int64(len(body)) || e.SHA256 != hex.EncodeToString(sum[:]) || e.Format != "vmdk" {
+		t.Errorf("export in the report %+v; the object has %d bytes, sha256 %x", e, len(body), sum)
 	}
 	tags, err := s3c.GetObjectTagging(t.Context(), &s3.GetObjectTaggingInput{Bucket: aws.String("kiln-exports"), Key: objs.Contents[0].Key})
 	if err != nil {
@@ -283,7 +301,7 @@ func TestAWSReleaseExports(t *testing.T) {
 	}
 	// The export is an asset of the run, found by kiln assets.
 	out, _, _ = w.kiln(t, "assets", "--run", rep.Run.ID, "-o", "json")
-	if !strings.Contains(out, `"kind": "export"`) {
+	if !strings.Contains(out, `"kind": "export"`) || !strings.Contains(out, fmt.Sprintf(`"size": %d`, len(body))) {
 		t.Fatalf("kiln assets does not list the export:\n%s", out)
 	}
 }

@@ -75,12 +75,12 @@ func TestCleanupTouchesOnlyManagedLocal(t *testing.T) {
 		w.importImage(t, "local-b", "theirs-2", map[string]string{cloud.TagAssetID: run, cloud.TagManaged: "false"}, old),
 	}
 	for _, args := range [][]string{
-		{"cleanup", "--run", run, "--apply", "--force", "--yes"},
-		{"cleanup", "--orphans", "--apply", "--force", "--yes"},
+		{"cleanup", "--run", run, "--apply", "--force-recent", "--yes"},
+		{"cleanup", "--orphans", "--apply", "--force-recent", "--yes"},
 		{"prune", "--keep", "1", "--apply", "--yes"},
 	} {
 		out, stderr, code := w.kiln(t, args...)
-		if code != 0 || out != "nothing found\n" {
+		if code != 0 || !strings.HasPrefix(out, "nothing to clean up") {
 			t.Errorf("%v: exit %d\n%s%s", args, code, out, stderr)
 		}
 	}
@@ -102,7 +102,7 @@ func TestCleanupKeepsReferencedAndRetainedLocal(t *testing.T) {
 		rel   released
 		where string
 	}{{latest, "manifests/latest.json"}, {stable, "manifests/stable.json"}} {
-		out, stderr, code := w.kiln(t, "cleanup", "--run", c.rel.run, "--apply", "--force", "-o", "json")
+		out, stderr, code := w.kiln(t, "cleanup", "--run", c.rel.run, "--apply", "--force-recent", "-o", "json")
 		rep, items := planOf(t, out)
 		if code != 0 || rep.Summary["protect"] != len(c.rel.images) || rep.Summary["delete"] != 0 {
 			t.Fatalf("cleanup of a published run: exit %d\n%s%s", code, out, stderr)
@@ -157,14 +157,15 @@ func TestCleanupSkipsRunsInProgressLocal(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("take the run lock: %v %v", ok, err)
 	}
-	out, _, code := w.kiln(t, "cleanup", "--run", busy, "--apply", "--force", "-o", "json")
+	out, _, code := w.kiln(t, "cleanup", "--run", busy, "--apply", "--force-recent", "-o", "json")
 	_, items := planOf(t, out)
 	for _, img := range imgs {
 		if it := items[img.ID]; it.Action != assets.Skip || it.Reason != "a kiln process on this machine is working on it" {
 			t.Errorf("locked run: %s %s (%s)", img.ID, it.Action, it.Reason)
 		}
 	}
-	if code != 0 || w.present(t, imgs) != 2 {
+	// The run's images remain: leftovers, exit 1 (README), not success.
+	if code != 1 || w.present(t, imgs) != 2 {
 		t.Fatalf("cleanup of a locked run: exit %d, %d of 2 left\n%s", code, w.present(t, imgs), out)
 	}
 	// Nor does drift call its images orphans.
@@ -183,15 +184,15 @@ func TestCleanupSkipsRunsInProgressLocal(t *testing.T) {
 	out, _, code = w.kiln(t, "cleanup", "--run", young, "--apply", "-o", "json")
 	_, items = planOf(t, out)
 	for _, img := range imgs {
-		if it := items[img.ID]; it.Action != assets.Skip || !strings.Contains(it.Reason, "may be in progress elsewhere (--force)") {
+		if it := items[img.ID]; it.Action != assets.Skip || !strings.Contains(it.Reason, "may be in progress elsewhere (--force-recent)") {
 			t.Errorf("young unknown run: %s %s (%s)", img.ID, it.Action, it.Reason)
 		}
 	}
-	if code != 0 || w.present(t, imgs) != 2 {
+	if code != 1 || w.present(t, imgs) != 2 {
 		t.Fatalf("cleanup of a young unknown run: exit %d, %d of 2 left", code, w.present(t, imgs))
 	}
-	if _, _, code := w.kiln(t, "cleanup", "--run", young, "--apply", "--force"); code != 0 || w.present(t, imgs) != 0 {
-		t.Fatalf("cleanup --force: exit %d, %d left", code, w.present(t, imgs))
+	if _, _, code := w.kiln(t, "cleanup", "--run", young, "--apply", "--force-recent"); code != 0 || w.present(t, imgs) != 0 {
+		t.Fatalf("cleanup --force-recent: exit %d, %d left", code, w.present(t, imgs))
 	}
 
 	// An unknown run quiet for over an hour is abandoned; a young run this
@@ -269,10 +270,10 @@ func TestCleanupPlanAndOlderThanLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Without --apply: a plan, exit 1, nothing changed.
+	// Without --apply: a plan, exit 0, nothing changed.
 	before := w.snapshot(t)
 	out, stderr, code := w.kiln(t, "cleanup", "--orphans")
-	if code != 1 || strings.Count(out, "delete ") != 4 || !strings.Contains(stderr, "plan only: 4 resource(s) would be deleted") {
+	if code != 0 || strings.Count(out, "delete ") != 4 || !strings.Contains(stderr, "nothing was changed; rerun with --apply to delete the 4 resource(s)") {
 		t.Fatalf("plan: exit %d\n%s%s", code, out, stderr)
 	}
 	if !sameImages(before, w.snapshot(t)) {

@@ -12,8 +12,10 @@ import (
 
 	"github.com/kiln-images/kiln/internal/assets"
 	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type assetsOptions struct {
@@ -32,26 +34,27 @@ func newAssetsCommand(g *globalOptions) *cobra.Command {
 (snapshots behind images, resources of stacks), each confirmed to exist. It
 needs no local state. With --run it lists that run's resources; otherwise it
 groups them by run with a count per kind.`,
-		Args: cobra.NoArgs,
+		Example: `  kiln assets
+  kiln assets --run kiln-20261121T093012Z-7f3a9c
+  kiln assets --region local-b -o json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := atMostOne(cmd, "run", "all"); err != nil {
+				return err
+			}
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runAssets(ctx, g, p, o) })
 		},
 	}
 	cmd.Flags().StringVar(&o.run, "run", "", "only this run's resources")
 	cmd.Flags().BoolVar(&o.all, "all", false, "every run's resources (the default)")
 	cmd.Flags().StringArrayVar(&o.regions, "region", nil, "only this region (repeatable)")
-	cmd.MarkFlagsMutuallyExclusive("run", "all")
+	completeRuns(g, cmd)
+	completeRegions(g, cmd)
 	return cmd
 }
 
-type assetsReport struct {
-	Schema string              `json:"schema"`
-	Runs   []assets.RunSummary `json:"runs"`
-	Assets []cloud.Asset       `json:"assets"`
-}
-
 func runAssets(ctx context.Context, g *globalOptions, p *project, o assetsOptions) error {
-	regions, err := pickRegions(p.cfg.Regions, o.regions)
+	regions, err := pickRegions(p.cfg.Locations(), o.regions)
 	if err != nil {
 		return err
 	}
@@ -66,16 +69,17 @@ func runAssets(ctx context.Context, g *globalOptions, p *project, o assetsOption
 	if err := inv.Err(); err != nil {
 		return err
 	}
-	rep := assetsReport{Schema: "kiln.assets/v1", Runs: assets.ByRun(inv.Assets), Assets: inv.Assets}
-	if rep.Assets == nil {
-		rep.Assets = []cloud.Asset{}
+	rep := report.Assets{Schema: report.SchemaAssets, Runs: assets.ByRun(inv.Assets), Assets: inv.Assets}
+	if g.json() {
+		return g.write(rep)
 	}
-	if g.format == output.JSON {
-		return output.WriteJSON(g.streams.out, rep)
+	if len(inv.Assets) == 0 {
+		fmt.Fprintf(g.streams.out, "no kiln-managed resources in %s\n", strings.Join(regions, ", "))
+		return nil
 	}
 	if o.run != "" {
 		printAssets(g, p.cfg.CostTag.Key, inv.Assets)
-		return nil
+		return printExports(g, inv.Assets)
 	}
 	t := output.NewTable(g.streams.out, "RUN", "USE CASE", "REGIONS", "TOTAL", "KINDS")
 	for _, r := range rep.Runs {
@@ -85,6 +89,32 @@ func runAssets(ctx context.Context, g *globalOptions, p *project, o assetsOption
 		}
 		sort.Strings(kinds)
 		t.Row(r.RunID, r.UseCase, strings.Join(r.Regions, ","), fmt.Sprint(r.Total), strings.Join(kinds, " "))
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	return printExports(g, inv.Assets)
+}
+
+// printExports lists the exports of the assets, when they have any: each
+// file's location, size and sha256.
+func printExports(g *globalOptions, as []cloud.Asset) error {
+	var t *output.TableWriter
+	for _, a := range as {
+		for _, e := range a.Exports {
+			if t == nil {
+				fmt.Fprintln(g.streams.out)
+				t = output.NewTable(g.streams.out, "EXPORT", "OF", "REGION", "LOCATION", "SIZE", "SHA256")
+			}
+			size := ""
+			if e.Size > 0 {
+				size = output.Bytes(e.Size)
+			}
+			t.Row(e.Format, a.ID, a.Region, e.Location, size, e.SHA256)
+		}
+	}
+	if t == nil {
+		return nil
 	}
 	return t.Flush()
 }
@@ -112,10 +142,19 @@ func pickRegions(all, picked []string) ([]string, error) {
 	if len(picked) == 0 {
 		return all, nil
 	}
+	var out []string
 	for _, r := range picked {
-		if !slices.Contains(all, r) {
+		// A region names itself in every account kiln publishes into; a
+		// location (ACCOUNT/REGION) names one of them.
+		n := len(out)
+		for _, loc := range all {
+			if loc == r || config.RegionOf(loc) == r {
+				out = append(out, loc)
+			}
+		}
+		if len(out) == n {
 			return nil, usageError(fmt.Errorf("--region %s: not a configured region (%s)", r, strings.Join(all, ", ")))
 		}
 	}
-	return picked, nil
+	return slices.Compact(out), nil
 }

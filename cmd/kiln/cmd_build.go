@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type buildOptions struct {
@@ -23,25 +23,24 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 region from the recipe. It prints the run's asset id on stdout, for the next
 phases: kiln test --run ID, kiln replicate --run ID, kiln publish --run ID.
 To continue an interrupted build use kiln release --resume ID.`,
-		Args: cobra.ExactArgs(1),
+		Example: `  kiln build debian-sandbox
+  RUN=$(kiln build debian-sandbox --version 1.4.0) && kiln test --run "$RUN"`,
+		Args:              exactArgs("USE_CASE"),
+		ValidArgsFunction: completeUseCases(g),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runBuild(ctx, g, p, args[0], o) })
 		},
 	}
 	cmd.Flags().StringVar(&o.arch, "arch", "", "architecture to build (default: the use case's only one)")
 	cmd.Flags().StringVar(&o.version, "version", "", "version for {version} in names (default: the use case's, else the run's start time)")
+	completeArch(g, cmd)
 	return cmd
 }
 
-type buildReport struct {
-	Schema  string `json:"schema"`
-	Run     any    `json:"run"`
-	ImageID string `json:"image_id"`
-	Region  string `json:"region"`
-	Name    string `json:"name"`
-}
-
 func runBuild(ctx context.Context, g *globalOptions, p *project, useCase string, o buildOptions) error {
+	if err := p.checkRelease(ctx, useCase, o.version); err != nil {
+		return err
+	}
 	r, err := p.pl.NewRun(ctx, useCase, o.arch, o.version)
 	if err != nil {
 		return usageError(err)
@@ -57,8 +56,8 @@ func runBuild(ctx context.Context, g *globalOptions, p *project, useCase string,
 		return err
 	}
 	p.progress.Close()
-	if g.format == output.JSON {
-		return output.WriteJSON(g.streams.out, buildReport{Schema: "kiln.build/v1", Run: r, ImageID: img.ID, Region: img.Region, Name: img.Name})
+	if g.json() {
+		return g.write(report.Build{Schema: report.SchemaBuild, Run: r, ImageID: img.ID, Region: img.Region, Name: img.Name})
 	}
 	fmt.Fprintf(g.streams.err, "candidate %s (%s) in %s\n", img.ID, img.Name, img.Region)
 	fmt.Fprintln(g.streams.out, r.ID)

@@ -14,13 +14,13 @@ import (
 	"golang.org/x/term"
 
 	"github.com/kiln-images/kiln/internal/assets"
-	"github.com/kiln-images/kiln/internal/channel"
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/lockfile"
 	"github.com/kiln-images/kiln/internal/output"
 	"github.com/kiln-images/kiln/internal/pipeline"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type cleanupOptions struct {
@@ -28,9 +28,13 @@ type cleanupOptions struct {
 	orphans   bool
 	olderThan config.Duration
 	gitRefs   string
+	noTags    bool
 	apply     bool
 	yes       bool
-	force     bool
+	recent    bool
+	// forceUnidentified also deletes this project's kiln-managed
+	// resources that name no run (kiln:asset-id missing).
+	forceUnidentified bool
 }
 
 // abandonAfter is how long a run no journal here knows of counts as possibly
@@ -48,19 +52,41 @@ deletes them: in dependency order, regions in parallel, retrying what is not
 yet deletable; then it lists again and reports each resource as deleted,
 retained or still present.
 
-Never deleted: images any channel manifest references (the working tree, and
-with --git-refs the manifests at matching git tags) and their snapshots;
-resources tagged kiln:retain=true; stack resources with a Retain policy; runs
-a kiln process on this machine is working on; runs this machine's journal does
-not know whose newest resource is younger than 1h (they may be in progress
-elsewhere; --force overrides this, never the lock of a live process).
+Only this project's resources are considered for deletion: those tagged
+kiln:project with kiln.yaml's project and kiln:use-case with one of its use
+cases. Others are listed as foreign and never deleted: another project's,
+another checkout's use case, or made before kiln tagged projects (see kiln
+adopt).
+
+Never deleted: images any channel manifest references — in the working tree,
+and at every git tag of the project's repository (only the tags matching
+--git-refs when it is given; none with --ignore-git-tags) — and their
+snapshots; resources tagged kiln:retain=true (in any case); snapshots behind
+an image kiln did not make; resources with no kiln:asset-id (unless
+--force-unidentified); stack resources with a Retain policy; runs a kiln
+process on this machine is working on; runs this machine's journal does not
+know whose newest resource is younger than 1h (they may be in progress
+elsewhere; --force-recent overrides this, never the lock of a live process).
 --orphans means the resources of every finished or abandoned run that no
 manifest references.
 
-Exit 0 when nothing that should go remains, 1 when something does (including
-a plan not yet applied), 2 on error.`,
-		Args: cobra.NoArgs,
+Exit 0 for a plan (nothing is changed without --apply) and when nothing that
+should go remains after --apply, 1 when something does (with --run: anything
+of the run skipped or not this project's too), 2 on error.`,
+		Example: `  kiln cleanup --run kiln-20261121T093012Z-7f3a9c           # the plan
+  kiln cleanup --run kiln-20261121T093012Z-7f3a9c --apply
+  kiln cleanup --orphans --older-than 2d --git-refs 'v*' --apply --yes`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := exactlyOne(cmd, "run", "orphans"); err != nil {
+				return err
+			}
+			if err := atMostOne(cmd, "git-refs", "ignore-git-tags"); err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("force") {
+				return argError(cmd, "--force is now --force-recent (clean runs this machine does not know that were active within the last hour)")
+			}
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runCleanup(ctx, g, p, o) })
 		},
 	}
@@ -68,22 +94,16 @@ a plan not yet applied), 2 on error.`,
 	f.StringVar(&o.run, "run", "", "the run whose resources to delete")
 	f.BoolVar(&o.orphans, "orphans", false, "every kiln-managed resource of finished or abandoned runs no manifest references")
 	f.Var(durationFlag{&o.olderThan}, "older-than", "only resources older than this (e.g. 24h, 7d)")
-	f.StringVar(&o.gitRefs, "git-refs", "", "also protect images referenced by manifests at git tags matching this pattern (e.g. 'v*')")
+	f.StringVar(&o.gitRefs, "git-refs", "", "protect the images of manifests at the git tags matching this pattern (e.g. 'v*'; default: every tag)")
+	f.BoolVar(&o.noTags, "ignore-git-tags", false, "do not protect the images of manifests at git tags (only the working tree's)")
 	f.BoolVar(&o.apply, "apply", false, "delete (without it, only print the plan)")
 	f.BoolVar(&o.yes, "yes", false, "confirm a plan bigger than cleanup.confirm_above without asking")
-	f.BoolVar(&o.force, "force", false, "also clean runs that may be in progress on another machine")
-	cmd.MarkFlagsMutuallyExclusive("run", "orphans")
-	cmd.MarkFlagsOneRequired("run", "orphans")
+	f.BoolVar(&o.recent, "force-recent", false, "also clean runs unknown to this machine that were active within the last hour (they may be in progress elsewhere)")
+	f.BoolVar(&o.forceUnidentified, "force-unidentified", false, "also delete this project's kiln-managed resources that carry no kiln:asset-id")
+	f.Bool("force", false, "renamed --force-recent")
+	f.MarkHidden("force")
+	completeRuns(g, cmd)
 	return cmd
-}
-
-type cleanupReport struct {
-	Schema    string          `json:"schema"`
-	Applied   bool            `json:"applied"`
-	Plan      []assets.Item   `json:"plan"`
-	Results   []assets.Result `json:"results,omitempty"`
-	Summary   map[string]int  `json:"summary"`
-	Unplanned int             `json:"unplanned"`
 }
 
 func runCleanup(ctx context.Context, g *globalOptions, p *project, o cleanupOptions) error {
@@ -94,12 +114,16 @@ func runCleanup(ctx context.Context, g *globalOptions, p *project, o cleanupOpti
 		}
 		f.Tags = map[string]string{cloud.TagAssetID: o.run}
 	}
-	refs, err := channel.References(ctx, p.cfg, o.gitRefs)
+	refs, err := references(ctx, p.cfg, o.gitRefs, !o.noTags)
 	if err != nil {
 		return err
 	}
-	inv := assets.Scan(ctx, p.backend, p.cfg.Regions, f, len(p.cfg.Regions))
+	inv := assets.Scan(ctx, p.backend, p.cfg.Locations(), f, len(p.cfg.Locations()))
 	if err := inv.Err(); err != nil {
+		return err
+	}
+	inUse, err := snapshotsInUse(ctx, p, inv.Assets)
+	if err != nil {
 		return err
 	}
 	plan := assets.MakePlan(inv.Assets, assets.Policy{
@@ -109,35 +133,92 @@ func runCleanup(ctx context.Context, g *globalOptions, p *project, o cleanupOpti
 			}
 			return ""
 		},
-		InProgress: inProgress(ctx, p, p.pl, o.force),
-		OlderThan:  o.olderThan.Std(),
-		Now:        time.Now(),
+		InProgress:        inProgress(ctx, p, p.pl, o.recent),
+		OlderThan:         o.olderThan.Std(),
+		Now:               time.Now(),
+		Project:           p.owner(),
+		InUse:             inUse,
+		ForceUnidentified: o.forceUnidentified,
 	})
-	return carryOut(ctx, g, p, "kiln.cleanup/v1", plan, f, o.apply, o.yes)
+	// A run named with --run is to be gone, unless --older-than asked to
+	// leave its young parts.
+	strict := o.run != "" && o.olderThan == 0
+	return carryOut(ctx, g, p, report.SchemaCleanup, plan, f, o.apply, o.yes, strict)
+}
+
+// snapshotsInUse asks the backend, where it can tell, which of the
+// snapshots among as back an image other than their own parent (an image
+// someone registered from a kiln snapshot), and returns the question
+// MakePlan asks. Only regions holding snapshots are asked.
+func snapshotsInUse(ctx context.Context, p *project, as []cloud.Asset) (func(cloud.Asset) string, error) {
+	none := func(cloud.Asset) string { return "" }
+	c, ok := p.backend.(cloud.SnapshotUsageChecker)
+	if !ok {
+		return none, nil
+	}
+	users := map[string]map[string][]string{} // region -> snapshot -> images
+	for _, a := range as {
+		if a.Kind != cloud.KindSnapshot || users[a.Region] != nil {
+			continue
+		}
+		m, err := c.SnapshotUsers(ctx, a.Region)
+		if err != nil {
+			return nil, err
+		}
+		users[a.Region] = m
+	}
+	return func(a cloud.Asset) string {
+		if a.Kind != cloud.KindSnapshot {
+			return ""
+		}
+		var others []string
+		for _, img := range users[a.Region][a.ID] {
+			if img != a.Parent {
+				others = append(others, img)
+			}
+		}
+		if len(others) == 0 {
+			return ""
+		}
+		return "image " + strings.Join(others, ", ") + " (the snapshot backs it)"
+	}, nil
 }
 
 // carryOut prints a deletion plan, or with apply confirms it if it is big,
 // applies it, verifies and prints what became of each resource. cleanup
-// and prune share it.
-func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, plan assets.Plan, f cloud.Filter, apply, yes bool) error {
-	rep := cleanupReport{Schema: schema, Plan: plan.Items, Summary: map[string]int{}}
-	if rep.Plan == nil {
-		rep.Plan = []assets.Item{}
-	}
+// and prune share it. A plan exits 0; an apply that leaves something that
+// should be gone exits 1.
+//
+// With strict (cleanup --run: the user named what must go), whatever of
+// it an apply leaves — skipped, or not this project's — is a leftover
+// (exit 1), as much as what failed; what is protected or retained on
+// purpose is not.
+func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, plan assets.Plan, f cloud.Filter, apply, yes, strict bool) error {
+	rep := report.Cleanup{Schema: schema, Plan: plan.Items, Summary: map[assets.Action]int{}}
+	left := 0 // with strict: what an apply leaves that should be gone
 	for _, it := range plan.Items {
-		rep.Summary[string(it.Action)]++
+		rep.Summary[it.Action]++
+		if strict && (it.Action == assets.Skip || it.Action == assets.Foreign) {
+			left++
+		}
 	}
 	if !apply || plan.Deletes() == 0 {
 		rep.Unplanned = plan.Deletes()
-		if g.format == output.JSON {
-			if err := output.WriteJSON(g.streams.out, rep); err != nil {
+		if apply {
+			rep.Applied, rep.Unplanned = true, left
+		}
+		if g.json() {
+			if err := g.write(rep); err != nil {
 				return err
 			}
 		} else {
 			printPlan(g, plan)
 		}
-		if plan.Deletes() > 0 {
-			return findings("plan only: %d resource(s) would be deleted; rerun with --apply to delete them", plan.Deletes())
+		if plan.Deletes() > 0 && !apply {
+			g.planOnly(fmt.Sprintf("delete the %d resource(s) planned for deletion", plan.Deletes()))
+		}
+		if apply && left > 0 {
+			return findings("%d resource(s) of the run were skipped or are not this project's and remain (see the reasons above)", left)
 		}
 		return nil
 	}
@@ -146,15 +227,15 @@ func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, 
 		return err
 	}
 	res, err := assets.Apply(ctx, p.backend, plan, assets.Options{
-		Regions: p.cfg.Regions, Filter: f, Concurrency: len(p.cfg.Regions), Progress: p.progress,
+		Regions: p.cfg.Locations(), Filter: f, Concurrency: len(p.cfg.Locations()), Progress: p.progress,
 	})
 	p.progress.Close()
 	if err != nil {
 		return err
 	}
-	rep.Applied, rep.Results, rep.Unplanned = true, res.Results, res.Unplanned
-	if g.format == output.JSON {
-		if err := output.WriteJSON(g.streams.out, rep); err != nil {
+	rep.Applied, rep.Results, rep.Unplanned = true, res.Results, res.Unplanned+left
+	if g.json() {
+		if err := g.write(rep); err != nil {
 			return err
 		}
 	} else {
@@ -168,15 +249,15 @@ func carryOut(ctx context.Context, g *globalOptions, p *project, schema string, 
 		}
 		t.Flush()
 	}
-	if res.Unplanned > 0 {
-		return findings("%d resource(s) that should be gone remain", res.Unplanned)
+	if res.Unplanned+left > 0 {
+		return findings("%d resource(s) that should be gone remain", res.Unplanned+left)
 	}
 	return nil
 }
 
 func printPlan(g *globalOptions, plan assets.Plan) {
 	if len(plan.Items) == 0 {
-		fmt.Fprintln(g.streams.out, "nothing found")
+		fmt.Fprintln(g.streams.out, "nothing to clean up: no kiln-managed resource matches")
 		return
 	}
 	t := output.NewTable(g.streams.out, "ACTION", "KIND", "ID", "REGION", "RUN", "REASON")
@@ -231,7 +312,7 @@ func inProgress(ctx context.Context, p *project, pl *pipeline.Pipeline, force bo
 			return false, ""
 		}
 		if !force && !newest.IsZero() && time.Since(newest) < abandonAfter {
-			return true, fmt.Sprintf("unknown to this machine's journal and active %s ago: may be in progress elsewhere (--force)",
+			return true, fmt.Sprintf("unknown to this machine's journal and active %s ago: may be in progress elsewhere (--force-recent)",
 				output.Age(time.Since(newest)))
 		}
 		return false, ""
@@ -263,7 +344,7 @@ func (f durationFlag) String() string {
 	if f.d == nil || *f.d == 0 {
 		return ""
 	}
-	return f.d.Std().String()
+	return f.d.String()
 }
 func (f durationFlag) Type() string { return "duration" }
 func (f durationFlag) Set(s string) error {

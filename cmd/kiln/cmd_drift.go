@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-images/kiln/internal/drift"
 	"github.com/kiln-images/kiln/internal/output"
 	"github.com/kiln-images/kiln/internal/pipeline"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type driftOptions struct {
@@ -22,12 +23,12 @@ type driftOptions struct {
 	warnBefore config.Duration
 }
 
-func (o *driftOptions) addFlags(cmd *cobra.Command) {
+func (o *driftOptions) addFlags(g *globalOptions, cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&o.channel, "channel", "", "check only this channel's manifest")
 	f.BoolVar(&o.all, "all-channels", false, "check every channel's manifest (the default)")
 	f.StringVar(&o.gitRefs, "git-refs", "", "images referenced by manifests at git tags matching this pattern (e.g. 'v*') are not orphans")
-	cmd.MarkFlagsMutuallyExclusive("channel", "all-channels")
+	completeChannels(g, cmd)
 }
 
 func newDriftCommand(g *globalOptions) *cobra.Command {
@@ -39,25 +40,26 @@ func newDriftCommand(g *globalOptions) *cobra.Command {
 region and is available, its name and architecture match, its public flag and
 launch permissions match the entry and the publish policy, its deprecation time
 matches; it warns when an image is deprecated or will be within --warn-before.
-Then it reports kiln-managed images that no manifest references (the working
+Then it reports this project's kiln-managed images (kiln:project and a use
+case kiln.yaml names) that no manifest references (the working
 tree, and with --git-refs the manifests at matching git tags) as orphans.
 
 One image scan per region. Prints one line when all is well.
 Exit 0 in sync (warnings and orphans do not fail), 1 drift found, 2 error.`,
-		Args: cobra.NoArgs,
+		Example: `  kiln drift
+  kiln drift --channel stable --warn-before 30d
+  kiln drift --git-refs 'v*' -o json     # nightly, in CI`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := atMostOne(cmd, "channel", "all-channels"); err != nil {
+				return err
+			}
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runDrift(ctx, g, p, o) })
 		},
 	}
-	o.addFlags(cmd)
+	o.addFlags(g, cmd)
 	cmd.Flags().Var(durationFlag{&o.warnBefore}, "warn-before", "warn about images deprecated within this window")
 	return cmd
-}
-
-type driftReport struct {
-	Schema   string   `json:"schema"`
-	Channels []string `json:"channels"`
-	drift.Report
 }
 
 // driftInput loads what a drift check compares.
@@ -75,10 +77,11 @@ func driftInput(ctx context.Context, p *project, pl *pipeline.Pipeline, o driftO
 	}
 	in := drift.Input{
 		Referenced:  refs.All(),
-		Regions:     p.cfg.Regions,
+		Regions:     p.cfg.Locations(),
 		WarnBefore:  o.warnBefore.Std(),
 		Now:         time.Now(),
-		Concurrency: len(p.cfg.Regions),
+		Concurrency: len(p.cfg.Locations()),
+		Locate:      func(key, region string) string { return channel.Locate(p.cfg, key, region) },
 		Policy: func(key string) (cloud.LaunchPermissions, bool) {
 			u, _, ok := channel.UseCaseOf(p.cfg, key)
 			if !ok {
@@ -87,17 +90,18 @@ func driftInput(ctx context.Context, p *project, pl *pipeline.Pipeline, o driftO
 			return pipeline.Permissions(u.Publish), true
 		},
 	}
+	in.Owns = p.owner().Owns
 	busy := inProgress(ctx, p, p.pl, false)
 	in.Ignore = func(img cloud.Image) bool {
 		b, _ := busy(img.Tags[cloud.TagAssetID], img.Created)
 		return b
 	}
 	for _, n := range names {
-		m, err := channel.Load(p.cfg, n)
+		m, l, err := channel.Open(p.cfg, n)
 		if err != nil {
 			return drift.Input{}, nil, err
 		}
-		in.Channels = append(in.Channels, drift.Channel{Name: n, Manifest: m})
+		in.Channels = append(in.Channels, drift.Channel{Name: n, Manifest: m, Layout: l})
 	}
 	return in, names, nil
 }
@@ -111,11 +115,8 @@ func runDrift(ctx context.Context, g *globalOptions, p *project, o driftOptions)
 	if err != nil {
 		return err
 	}
-	if g.format == output.JSON {
-		if rep.Findings == nil {
-			rep.Findings = []drift.Finding{} // [] rather than null, as in the other reports
-		}
-		if err := output.WriteJSON(g.streams.out, driftReport{Schema: "kiln.drift/v1", Channels: names, Report: rep}); err != nil {
+	if g.json() {
+		if err := g.write(report.Drift{Schema: report.SchemaDrift, Channels: names, Report: rep}); err != nil {
 			return err
 		}
 	} else {
@@ -141,7 +142,11 @@ func printDrift(g *globalOptions, rep drift.Report) {
 	fmt.Fprintln(g.streams.out)
 	t := output.NewTable(g.streams.out, "SEVERITY", "KIND", "CHANNEL", "USE CASE", "REGION", "IMAGE", "EXPECTED", "ACTUAL", "MESSAGE")
 	for _, f := range rep.Findings {
-		t.Row(string(f.Severity), string(f.Kind), f.Channel, f.UseCase, f.Region, f.ImageID, f.Expected, f.Actual, f.Message)
+		key := f.UseCase
+		if f.Key != "" {
+			key = f.Key // as the manifest file has it
+		}
+		t.Row(string(f.Severity), string(f.Kind), f.Channel, key, f.Region, f.ImageID, f.Expected, f.Actual, f.Message)
 	}
 	t.Flush()
 }

@@ -7,13 +7,14 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/pipeline"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type testOptions struct {
-	run   string
-	force bool
+	run  string
+	boot bool
 }
 
 // The file is not named cmd_test.go: that would be a Go test file.
@@ -25,20 +26,23 @@ func newTestCommand(g *globalOptions) *cobra.Command {
 		Long: `test boots the candidate of run ID without modifying it, runs the recipe's
 tests inside the guest and records the result on the candidate. Exit 0 when the
 tests pass, 1 when they fail, 2 when they could not run. A candidate that
-already passed is not booted again unless --force is given.`,
-		Args: cobra.NoArgs,
+already passed is not booted again unless --force-boot is given.`,
+		Example: `  kiln test --run kiln-20261121T093012Z-7f3a9c
+  kiln test --run "$(cat run-id)" --force-boot`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("force") {
+				return argError(cmd, "--force is now --force-boot (boot the candidate again although it passed)")
+			}
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runTest(ctx, g, p, o) })
 		},
 	}
 	cmd.Flags().StringVar(&o.run, "run", "", "asset id of the run (required)")
-	cmd.Flags().BoolVar(&o.force, "force", false, "boot again even if the candidate already passed")
+	cmd.Flags().BoolVar(&o.boot, "force-boot", false, "boot and test the candidate again although it already passed")
+	cmd.Flags().Bool("force", false, "renamed --force-boot")
+	cmd.Flags().MarkHidden("force")
+	completeRuns(g, cmd)
 	return cmd
-}
-
-type testReport struct {
-	Schema string `json:"schema"`
-	pipeline.TestReport
 }
 
 func runTest(ctx context.Context, g *globalOptions, p *project, o testOptions) error {
@@ -47,14 +51,22 @@ func runTest(ctx context.Context, g *globalOptions, p *project, o testOptions) e
 		return err
 	}
 	defer unlock()
-	rep, err := p.pl.Test(ctx, r, o.force)
+	rep, err := p.pl.Test(ctx, r, o.boot)
 	p.progress.Close()
+	if errors.Is(err, cloud.ErrNotFound) {
+		// A rerun after publish: the candidate went, its copies passed.
+		if done, perr := p.pl.Published(ctx, r); perr == nil && done {
+			fmt.Fprintf(g.streams.err, "run %s is published already: its candidate was tested, copied and removed; nothing to do\n", r.ID)
+			rep = pipeline.TestReport{Run: r, Passed: true, Earlier: true}
+			err = nil
+		}
+	}
 	var failed *pipeline.TestFailedError
 	if err != nil && !errors.As(err, &failed) {
 		return err
 	}
-	if g.format == output.JSON {
-		if err := output.WriteJSON(g.streams.out, testReport{Schema: "kiln.test/v1", TestReport: rep}); err != nil {
+	if g.json() {
+		if err := g.write(report.Test{Schema: report.SchemaTest, TestReport: rep}); err != nil {
 			return err
 		}
 	} else {
@@ -68,10 +80,12 @@ func runTest(ctx context.Context, g *globalOptions, p *project, o testOptions) e
 
 func printTest(g *globalOptions, rep pipeline.TestReport) {
 	switch {
+	case rep.Earlier && rep.ImageID == "":
+		fmt.Fprintf(g.streams.out, "PASS  run %s (published already)\n", rep.Run.ID)
 	case rep.Earlier:
-		fmt.Fprintf(g.streams.out, "PASS  %s in %s (passed earlier; --force boots it again)\n", rep.ImageID, rep.Region)
+		fmt.Fprintf(g.streams.out, "PASS  %s in %s (passed earlier; --force-boot boots it again)\n", rep.ImageID, rep.Region)
 	case rep.Passed:
-		fmt.Fprintf(g.streams.out, "PASS  %s in %s (%s, console log %s)\n", rep.ImageID, rep.Region, output.Elapsed(rep.Duration), rep.LogPath)
+		fmt.Fprintf(g.streams.out, "PASS  %s in %s (%s, console log %s)\n", rep.ImageID, rep.Region, rep.Duration.String(), rep.LogPath)
 	default:
 		fmt.Fprintf(g.streams.out, "FAIL  %s in %s: %s (console log %s)\n", rep.ImageID, rep.Region, rep.Reason, rep.LogPath)
 	}

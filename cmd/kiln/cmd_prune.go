@@ -11,6 +11,7 @@ import (
 	"github.com/kiln-images/kiln/internal/channel"
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type pruneOptions struct {
@@ -26,14 +27,18 @@ func newPruneCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "prune [--keep N] [--older-than D] [--apply]",
 		Short: "Delete old released images beyond the retention",
-		Long: `prune keeps, per use case, architecture and region, the newest N released
+		Long: `prune considers only this project's released images (kiln:project and one
+of the use cases kiln.yaml names; others are listed as foreign and kept). It
+keeps, per use case, architecture and region, the newest N released
 images, every image a channel manifest references (the working tree, and with
 --git-refs the manifests at matching git tags) and every image in use, and
 plans to delete the rest with their snapshots. Only with --apply it deletes
 them, through the same machinery and safety rules as kiln cleanup, and
-verifies. Exit 0 when nothing beyond the retention remains, 1 when something
-does (including a plan not yet applied), 2 on error.`,
-		Args: cobra.NoArgs,
+verifies. Exit 0 for a plan and when nothing beyond the retention remains
+after --apply, 1 when something that should be gone remains, 2 on error.`,
+		Example: `  kiln prune                        # the plan: what --keep 3 would delete
+  kiln prune --keep 5 --older-than 30d --git-refs 'v*' --apply`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runPrune(ctx, g, p, o) })
 		},
@@ -55,7 +60,7 @@ func runPrune(ctx context.Context, g *globalOptions, p *project, o pruneOptions)
 	if err != nil {
 		return err
 	}
-	inv := assets.Scan(ctx, p.backend, p.cfg.Regions, cloud.Filter{}, len(p.cfg.Regions))
+	inv := assets.Scan(ctx, p.backend, p.cfg.Locations(), cloud.Filter{}, len(p.cfg.Locations()))
 	if err := inv.Err(); err != nil {
 		return err
 	}
@@ -69,8 +74,9 @@ func runPrune(ctx context.Context, g *globalOptions, p *project, o pruneOptions)
 		Referenced: refs.Where,
 		InUse:      func(region, id string) string { return inUse[region+"/"+id] },
 		Now:        time.Now(),
+		Project:    p.owner(),
 	})
-	return carryOut(ctx, g, p, "kiln.prune/v1", plan, cloud.Filter{}, o.apply, o.yes)
+	return carryOut(ctx, g, p, report.SchemaPrune, plan, cloud.Filter{}, o.apply, o.yes, false)
 }
 
 // imagesInUse asks the backend, where it can tell, which images something
@@ -81,7 +87,7 @@ func imagesInUse(ctx context.Context, p *project) (map[string]string, error) {
 	if !ok {
 		return inUse, nil
 	}
-	for _, region := range p.cfg.Regions {
+	for _, region := range p.cfg.Locations() {
 		m, err := c.ImagesInUse(ctx, region)
 		if err != nil {
 			return nil, fmt.Errorf("images in use in %s: %w", region, err)

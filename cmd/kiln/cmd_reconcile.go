@@ -8,6 +8,7 @@ import (
 
 	"github.com/kiln-images/kiln/internal/drift"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type reconcileOptions struct {
@@ -24,24 +25,21 @@ func newReconcileCommand(g *globalOptions) *cobra.Command {
 permissions, restore deprecation times. It says what it cannot fix (a missing
 or unavailable image, a wrong name or architecture need a new release or kiln
 rollback). Only with --apply it makes the fixes.
-Exit 0 when nothing is left to fix, 1 when drift remains (including a plan not
-yet applied), 2 on error.`,
-		Args: cobra.NoArgs,
+Exit 0 for a plan and when nothing is left to fix after --apply; 1 when drift
+that reconcile cannot fix remains (with or without --apply); 2 on error.`,
+		Example: `  kiln reconcile                     # the plan
+  kiln reconcile --channel stable --apply`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := atMostOne(cmd, "channel", "all-channels"); err != nil {
+				return err
+			}
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runReconcile(ctx, g, p, o) })
 		},
 	}
-	o.addFlags(cmd)
+	o.addFlags(g, cmd)
 	cmd.Flags().BoolVar(&o.apply, "apply", false, "make the fixes (without it, only print the plan)")
 	return cmd
-}
-
-type reconcileReport struct {
-	Schema    string          `json:"schema"`
-	Applied   bool            `json:"applied"`
-	Fixes     []drift.Fix     `json:"fixes"`
-	Unfixable []drift.Finding `json:"unfixable"`
-	Failed    int             `json:"failed"`
 }
 
 func runReconcile(ctx context.Context, g *globalOptions, p *project, o reconcileOptions) error {
@@ -54,36 +52,31 @@ func runReconcile(ctx context.Context, g *globalOptions, p *project, o reconcile
 		return err
 	}
 	fixes, unfixable := drift.Plan(rep, in)
-	out := reconcileReport{Schema: "kiln.reconcile/v1", Fixes: fixes, Unfixable: unfixable}
+	out := report.Reconcile{Schema: report.SchemaReconcile, Fixes: fixes, Unfixable: unfixable}
 	if o.apply && len(fixes) > 0 {
-		out.Failed = drift.Apply(ctx, p.backend, fixes, len(p.cfg.Regions))
+		out.Failed = drift.Apply(ctx, p.backend, fixes, len(p.cfg.Locations()))
 		out.Applied = true
 	}
-	if out.Fixes == nil {
-		out.Fixes = []drift.Fix{}
-	}
-	if out.Unfixable == nil {
-		out.Unfixable = []drift.Finding{}
-	}
-	if g.format == output.JSON {
-		if err := output.WriteJSON(g.streams.out, out); err != nil {
+	if g.json() {
+		if err := g.write(out); err != nil {
 			return err
 		}
 	} else {
 		printReconcile(g, out)
+	}
+	if len(fixes) > 0 && !o.apply {
+		g.planOnly(fmt.Sprintf("make the %d fix(es)", len(fixes)))
 	}
 	switch {
 	case out.Failed > 0:
 		return fmt.Errorf("%d fix(es) failed", out.Failed)
 	case len(unfixable) > 0:
 		return findings("%d finding(s) need a new release or kiln rollback", len(unfixable))
-	case len(fixes) > 0 && !o.apply:
-		return findings("plan only: rerun with --apply to make %d fix(es)", len(fixes))
 	}
 	return nil
 }
 
-func printReconcile(g *globalOptions, r reconcileReport) {
+func printReconcile(g *globalOptions, r report.Reconcile) {
 	if len(r.Fixes) == 0 && len(r.Unfixable) == 0 {
 		fmt.Fprintln(g.streams.out, "in sync: nothing to reconcile")
 		return

@@ -2,10 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
+
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/output"
 	"github.com/kiln-images/kiln/internal/pipeline"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type replicateOptions struct {
@@ -22,19 +29,18 @@ func newReplicateCommand(g *globalOptions) *cobra.Command {
 case (or only the regions given), in parallel. Regions that already hold the
 copy are left alone, so rerunning after a failure retries only what failed.
 Exit 0 when every region has its copy, 2 when some failed (each is reported).`,
-		Args: cobra.NoArgs,
+		Example: `  kiln replicate --run kiln-20261121T093012Z-7f3a9c
+  kiln replicate --run "$(cat run-id)" --region local-b --region local-c`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withProject(cmd, func(ctx context.Context, p *project) error { return runReplicate(ctx, g, p, o) })
 		},
 	}
 	cmd.Flags().StringVar(&o.run, "run", "", "asset id of the run (required)")
 	cmd.Flags().StringArrayVar(&o.regions, "region", nil, "only this target region (repeatable)")
+	completeRuns(g, cmd)
+	completeRegions(g, cmd)
 	return cmd
-}
-
-type replicateReport struct {
-	Schema string `json:"schema"`
-	pipeline.ReplicateReport
 }
 
 func runReplicate(ctx context.Context, g *globalOptions, p *project, o replicateOptions) error {
@@ -45,9 +51,18 @@ func runReplicate(ctx context.Context, g *globalOptions, p *project, o replicate
 	defer unlock()
 	rep, err := p.pl.Replicate(ctx, r, o.regions)
 	p.progress.Close()
+	if errors.Is(err, cloud.ErrNotFound) {
+		// A rerun after publish (a CI job retried): nothing is left to do.
+		if done, perr := p.pl.Published(ctx, r); perr == nil && done {
+			rep, err = publishedCopies(ctx, p, r, o.regions)
+			if err == nil {
+				fmt.Fprintf(g.streams.err, "run %s is published already: every target region holds its copy; nothing to do\n", r.ID)
+			}
+		}
+	}
 	if rep.Regions != nil {
-		if g.format == output.JSON {
-			if werr := output.WriteJSON(g.streams.out, replicateReport{Schema: "kiln.replicate/v1", ReplicateReport: rep}); werr != nil {
+		if g.json() {
+			if werr := g.write(report.Replicate{Schema: report.SchemaReplicate, ReplicateReport: rep}); werr != nil {
 				return werr
 			}
 		} else {
@@ -57,10 +72,36 @@ func runReplicate(ctx context.Context, g *globalOptions, p *project, o replicate
 	return err
 }
 
+// publishedCopies reports a published run's copies as a replication that
+// found them all in place.
+func publishedCopies(ctx context.Context, p *project, r pipeline.Run, only []string) (pipeline.ReplicateReport, error) {
+	rep := pipeline.ReplicateReport{Run: r, Regions: []pipeline.RegionResult{}}
+	u, err := p.cfg.UseCase(r.UseCase)
+	if err != nil {
+		return rep, err
+	}
+	for _, region := range p.cfg.TargetRegions(u) {
+		// --region names a region; a target may be ACCOUNT/REGION.
+		if len(only) > 0 && !slices.Contains(only, region) && !slices.Contains(only, config.RegionOf(region)) {
+			continue
+		}
+		copies, err := p.pl.Copies(ctx, r, region)
+		if err != nil {
+			return rep, err
+		}
+		res := pipeline.RegionResult{Region: region, State: "existing"}
+		if len(copies) > 0 {
+			res.ImageID, res.Name = copies[0].ID, copies[0].Name
+		}
+		rep.Regions = append(rep.Regions, res)
+	}
+	return rep, nil
+}
+
 func printRegions(g *globalOptions, regions []pipeline.RegionResult) {
 	t := output.NewTable(g.streams.out, "REGION", "IMAGE", "NAME", "STATE", "TOOK", "ERROR")
 	for _, r := range regions {
-		t.Row(r.Region, r.ImageID, r.Name, r.State, output.Elapsed(r.Duration), r.Error)
+		t.Row(r.Region, r.ImageID, r.Name, r.State, r.Duration.String(), r.Error)
 	}
 	t.Flush()
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 type runsOptions struct{ run string }
@@ -23,29 +24,22 @@ func newRunsCommand(g *globalOptions) *cobra.Command {
 use case, phase and state; with --run it lists that run's steps, each with its
 region, state, the resource it made and any error. The journal is local: on a
 fresh machine use "kiln assets" to find a run's resources by their tags.`,
-		Args: cobra.NoArgs,
+		Example: `  kiln runs
+  kiln runs --run kiln-20261121T093012Z-7f3a9c
+  kiln runs -o json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRuns(cmd, g, o)
 		},
 	}
 	cmd.Flags().StringVar(&o.run, "run", "", "show the steps of this run")
+	completeRuns(g, cmd)
 	return cmd
 }
 
 // journalPath is where a project's journal lives.
 func journalPath(cfg *config.Config) string {
 	return filepath.Join(cfg.StateDir(), "journal.db")
-}
-
-type runsReport struct {
-	Schema string        `json:"schema"`
-	Runs   []journal.Run `json:"runs"`
-}
-
-type runReport struct {
-	Schema string         `json:"schema"`
-	Run    journal.Run    `json:"run"`
-	Steps  []journal.Step `json:"steps"`
 }
 
 func runRuns(cmd *cobra.Command, g *globalOptions, o runsOptions) error {
@@ -68,8 +62,8 @@ func runRuns(cmd *cobra.Command, g *globalOptions, o runsOptions) error {
 		if err != nil {
 			return err
 		}
-		if g.format == output.JSON {
-			return output.WriteJSON(g.streams.out, runReport{Schema: "kiln.run/v1", Run: run, Steps: steps})
+		if g.json() {
+			return g.write(report.Runs{Schema: report.SchemaRuns, Runs: []journal.Run{run}, Steps: steps})
 		}
 		fmt.Fprintf(g.streams.out, "run %s: %s %s, version %s, %s (phase %s), started %s on %s\n\n",
 			run.ID, run.UseCase, run.Arch, run.Version, run.State, run.Phase, run.Created.Format(time.RFC3339), run.Host)
@@ -77,7 +71,7 @@ func runRuns(cmd *cobra.Command, g *globalOptions, o runsOptions) error {
 		for _, s := range steps {
 			took := ""
 			if !s.Ended.IsZero() {
-				took = output.Elapsed(s.Ended.Sub(s.Started))
+				took = config.Duration(s.Ended.Sub(s.Started).Round(time.Millisecond)).String()
 			}
 			t.Row(s.Phase, s.Name, s.Region, string(s.State), took, s.Resource, s.Error)
 		}
@@ -88,8 +82,12 @@ func runRuns(cmd *cobra.Command, g *globalOptions, o runsOptions) error {
 	if err != nil {
 		return err
 	}
-	if g.format == output.JSON {
-		return output.WriteJSON(g.streams.out, runsReport{Schema: "kiln.runs/v1", Runs: runs})
+	if g.json() {
+		return g.write(report.Runs{Schema: report.SchemaRuns, Runs: runs})
+	}
+	if len(runs) == 0 {
+		fmt.Fprintf(g.streams.out, "no runs in this machine's journal (%s); kiln assets finds runs made elsewhere by their tags\n", journalPath(cfg))
+		return nil
 	}
 	t := output.NewTable(g.streams.out, "RUN", "USE CASE", "ARCH", "VERSION", "PHASE", "STATE", "STARTED", "UPDATED")
 	for _, r := range runs {

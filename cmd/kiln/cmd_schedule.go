@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -10,13 +9,16 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-images/kiln/internal/gates"
 	"github.com/kiln-images/kiln/internal/lockfile"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/pipeline"
+	"github.com/kiln-images/kiln/internal/report"
 	"github.com/kiln-images/kiln/internal/schedule"
 )
 
 type scheduleOptions struct {
-	run     bool
+	daemon  bool
 	channel string
 	count   int
 	from    string
@@ -26,12 +28,12 @@ type scheduleOptions struct {
 func newScheduleCommand(g *globalOptions) *cobra.Command {
 	var o scheduleOptions
 	cmd := &cobra.Command{
-		Use:   "schedule [--count N] [--from TIME] | --run [--channel C]",
+		Use:   "schedule [--count N] [--from TIME] | --daemon [--channel C]",
 		Short: "Show when scheduled releases run, or run them",
 		Long: `schedule lists the use cases whose kiln.yaml has a schedule (a five-field cron
 expression, in UTC) with the next times each will be released.
 
-With --run kiln stays in the foreground and runs "kiln release" of each
+With --daemon kiln stays in the foreground and runs "kiln release" of each
 scheduled use case and architecture when its time comes, one release at a
 time, until it gets SIGINT or SIGTERM (run it as a service, e.g. a systemd
 unit). Like cron it does not make up times that passed while it was not
@@ -41,38 +43,35 @@ and the scheduler goes on. With --commit each release commits its manifest
 kiln.yaml is read when it starts.
 Exit 0 when stopped while waiting, 2 on error or when stopped during a
 release (which "kiln release --resume ID" continues).`,
-		Args: cobra.NoArgs,
+		Example: `  kiln schedule --count 5
+  kiln schedule --daemon --commit --push     # as a service (see README)`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := cmd.Flags()
-			if o.run && (f.Changed("count") || f.Changed("from")) {
-				return usageError(errors.New("--count and --from are for listing, not with --run"))
+			if f.Changed("run") {
+				return argError(cmd, "--run is now --daemon (--run ID names a run everywhere else): kiln schedule --daemon")
 			}
-			if !o.run && (f.Changed("channel") || o.commit || o.push) {
-				return usageError(errors.New("--channel, --commit and --push go with --run"))
+			if o.daemon && (f.Changed("count") || f.Changed("from")) {
+				return argError(cmd, "--count and --from are for listing, not with --daemon")
 			}
-			if o.run {
+			if !o.daemon && (f.Changed("channel") || o.commit || o.push) {
+				return argError(cmd, "--channel, --commit and --push go with --daemon")
+			}
+			if o.daemon {
 				return g.withProject(cmd, func(ctx context.Context, p *project) error { return runScheduler(ctx, g, p, o) })
 			}
 			return showSchedule(g, o)
 		},
 	}
-	cmd.Flags().BoolVar(&o.run, "run", false, "run the scheduled releases until stopped")
-	cmd.Flags().StringVar(&o.channel, "channel", "latest", "with --run: channel to publish to")
+	cmd.Flags().BoolVar(&o.daemon, "daemon", false, "stay in the foreground and run the scheduled releases until stopped")
+	cmd.Flags().Bool("run", false, "renamed --daemon")
+	cmd.Flags().MarkHidden("run")
+	cmd.Flags().StringVar(&o.channel, "channel", "latest", "with --daemon: channel to publish to")
 	cmd.Flags().IntVar(&o.count, "count", 3, "how many next times to show per use case")
 	cmd.Flags().StringVar(&o.from, "from", "", "show the times after this RFC 3339 time (default: now)")
 	o.addFlags(cmd)
+	completeChannels(g, cmd)
 	return cmd
-}
-
-type scheduleReport struct {
-	Schema string          `json:"schema"`
-	From   time.Time       `json:"from"`
-	Jobs   []scheduleEntry `json:"jobs"`
-}
-
-type scheduleEntry struct {
-	schedule.Job
-	Next []time.Time `json:"next"`
 }
 
 func showSchedule(g *globalOptions, o scheduleOptions) error {
@@ -91,16 +90,16 @@ func showSchedule(g *globalOptions, o scheduleOptions) error {
 	if err != nil {
 		return err
 	}
-	rep := scheduleReport{Schema: "kiln.schedule/v1", From: from, Jobs: []scheduleEntry{}}
+	rep := report.Schedule{Schema: report.SchemaSchedule, From: from}
 	for _, j := range schedule.Jobs(cfg) {
 		next, err := j.Times(from, o.count)
 		if err != nil {
 			return err
 		}
-		rep.Jobs = append(rep.Jobs, scheduleEntry{Job: j, Next: next})
+		rep.Jobs = append(rep.Jobs, report.ScheduleJob{Job: j, Next: next})
 	}
-	if g.format == output.JSON {
-		return output.WriteJSON(g.streams.out, rep)
+	if g.json() {
+		return g.write(rep)
 	}
 	if len(rep.Jobs) == 0 {
 		fmt.Fprintf(g.streams.out, "no use case in %s has a schedule\n", cfg.Path)
@@ -118,16 +117,23 @@ func showSchedule(g *globalOptions, o scheduleOptions) error {
 }
 
 func runScheduler(ctx context.Context, g *globalOptions, p *project, o scheduleOptions) error {
-	path, err := p.cfg.ManifestPath(o.channel)
-	if err != nil {
+	if _, err := p.cfg.ManifestPath(o.channel); err != nil {
 		return usageError(fmt.Errorf("--channel: %w", err))
-	}
-	if err := o.check(ctx, path); err != nil {
-		return err
 	}
 	jobs := schedule.Jobs(p.cfg)
 	if len(jobs) == 0 {
 		return usageError(fmt.Errorf("no use case in %s has a schedule", p.cfg.Path))
+	}
+	var keys []string
+	for _, j := range jobs {
+		u, err := p.cfg.UseCase(j.UseCase)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, u.ManifestKey(j.Arch))
+	}
+	if err := o.check(ctx, g, p.cfg, o.channel, keys, o.channel+": scheduled release (kiln)"); err != nil {
+		return err
 	}
 	lock := filepath.Join(p.cfg.StateDir(), "locks", "schedule.lock")
 	unlock, ok, err := lockfile.TryLock(lock)
@@ -135,13 +141,24 @@ func runScheduler(ctx context.Context, g *globalOptions, p *project, o scheduleO
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("another kiln schedule --run works on this project (lock %s)", lock)
+		return fmt.Errorf("another kiln schedule --daemon works on this project (lock %s)", lock)
 	}
 	defer unlock()
 	s := &schedule.Scheduler{
 		Jobs: jobs,
 		Log:  g.logger(),
 		Release: func(ctx context.Context, j schedule.Job) (string, error) {
+			// The same checks as kiln release, before a run exists.
+			if err := p.pl.CheckRelease(ctx, j.UseCase, j.Arch, o.channel); err != nil {
+				return "", err
+			}
+			gs, _, err := p.pl.ChannelGates(ctx, pipeline.Run{UseCase: j.UseCase, Arch: j.Arch}, o.channel)
+			if err != nil {
+				return "", err
+			}
+			if !gates.Passed(gs) {
+				return "", fmt.Errorf("release refused: a gate of channel %s failed; nothing was made\n%s", o.channel, gates.Failed(gs))
+			}
 			r, err := p.pl.NewRun(ctx, j.UseCase, j.Arch, "")
 			if err != nil {
 				return "", err
@@ -151,9 +168,18 @@ func runScheduler(ctx context.Context, g *globalOptions, p *project, o scheduleO
 				return r.ID, err
 			}
 			defer unlock()
+			ctx, release, err := holdChannel(ctx, g, p, r, o.channel)
+			if err != nil {
+				abandonRun(ctx, p, r.ID)
+				return r.ID, err
+			}
+			defer release()
 			rep, err := p.pl.Release(ctx, r, o.channel)
 			if err == nil && rep.Publish != nil {
-				_, err = o.record(ctx, g, rep.Publish.Manifest, rep.Publish.Changes, publishSubject(r, o.channel))
+				var keys []string
+				if keys, err = runKeys(p, r); err == nil {
+					_, err = o.record(ctx, g, p.cfg, o.channel, keys, publishSubject(r, o.channel))
+				}
 			}
 			return r.ID, err
 		},

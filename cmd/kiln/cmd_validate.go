@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-images/kiln/internal/channel"
-	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 func newValidateCommand(g *globalOptions) *cobra.Command {
@@ -17,27 +17,15 @@ func newValidateCommand(g *globalOptions) *cobra.Command {
 		Short: "Check kiln.yaml and every channel manifest",
 		Long: `validate reads kiln.yaml and the manifest of every channel and reports every
 problem at once as FILE:LINE:COL: FIELD: PROBLEM. Exit 0 when all is valid,
-2 otherwise. It changes nothing.`,
-		Args: cobra.NoArgs,
+2 otherwise (with -o json the problems are a kiln.error/v1 document on
+stderr). It changes nothing.`,
+		Example: `  kiln validate
+  kiln validate -c ../images/kiln.yaml -o json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runValidate(g)
 		},
 	}
-}
-
-type validateReport struct {
-	Schema    string           `json:"schema"`
-	Config    string           `json:"config"`
-	UseCases  int              `json:"use_cases"`
-	Regions   int              `json:"regions"`
-	Manifests []manifestStatus `json:"manifests"`
-}
-
-type manifestStatus struct {
-	Channel string `json:"channel"`
-	Path    string `json:"path"`
-	Entries int    `json:"entries"`
-	Exists  bool   `json:"exists"`
 }
 
 func runValidate(g *globalOptions) error {
@@ -45,14 +33,14 @@ func runValidate(g *globalOptions) error {
 	if err != nil {
 		return err
 	}
-	r := validateReport{Schema: "kiln.validate/v1", Config: cfg.Path, UseCases: len(cfg.UseCases), Regions: len(cfg.Regions)}
+	r := report.Validate{Schema: report.SchemaValidate, Config: cfg.Path, Backend: cfg.Backend.Type, UseCases: len(cfg.UseCases), Regions: len(cfg.Regions)}
 	var errs []error
 	for _, ch := range cfg.ChannelNames() {
 		path, err := cfg.ManifestPath(ch)
 		if err != nil {
 			return err
 		}
-		st := manifestStatus{Channel: ch, Path: path}
+		st := report.ManifestStatus{Channel: ch, Path: path}
 		m, err := channel.LoadFile(cfg, path)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -67,8 +55,8 @@ func runValidate(g *globalOptions) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	if g.format == output.JSON {
-		return output.WriteJSON(g.streams.out, r)
+	if g.json() {
+		return g.write(r)
 	}
 	fmt.Fprintf(g.streams.out, "ok  %s: %d use cases, %d regions, backend %s\n", cfg.Path, r.UseCases, r.Regions, cfg.Backend.Type)
 	for _, m := range r.Manifests {

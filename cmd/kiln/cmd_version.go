@@ -7,31 +7,27 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 func newVersionCommand(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print kiln's version, commit and Go version",
-		Args:  cobra.NoArgs,
+		Long:  `version prints the version of this kiln binary; kiln --version prints the same line.`,
+		Example: `  kiln version
+  kiln --version
+  kiln version -o json`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVersion(g)
 		},
 	}
 }
 
-type versionReport struct {
-	Schema    string `json:"schema"`
-	Version   string `json:"version"`
-	Commit    string `json:"commit"`
-	GoVersion string `json:"go_version"`
-	Platform  string `json:"platform"`
-}
-
-func runVersion(g *globalOptions) error {
-	r := versionReport{
-		Schema:    "kiln.version/v1",
+func versionReport() report.Version {
+	r := report.Version{
+		Schema:    report.SchemaVersion,
 		Version:   version,
 		Commit:    commit,
 		GoVersion: runtime.Version(),
@@ -40,10 +36,28 @@ func runVersion(g *globalOptions) error {
 	if r.Commit == "" {
 		r.Commit = vcsRevision()
 	}
-	if g.format == output.JSON {
-		return output.WriteJSON(g.streams.out, r)
+	if r.Version == "dev" {
+		// go install github.com/kiln-images/kiln/cmd/kiln@v1.4.0 records
+		// the module's version.
+		if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+			r.Version = info.Main.Version
+		}
 	}
-	_, err := fmt.Fprintf(g.streams.out, "kiln %s (commit %s, %s, %s)\n", r.Version, r.Commit, r.GoVersion, r.Platform)
+	return r
+}
+
+// versionLine is the version as kiln version and kiln --version print it
+// (without the leading "kiln ").
+func versionLine() string {
+	r := versionReport()
+	return fmt.Sprintf("%s (commit %s, %s, %s)", r.Version, r.Commit, r.GoVersion, r.Platform)
+}
+
+func runVersion(g *globalOptions) error {
+	if g.json() {
+		return g.write(versionReport())
+	}
+	_, err := fmt.Fprintf(g.streams.out, "kiln %s\n", versionLine())
 	return err
 }
 

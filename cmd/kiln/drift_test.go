@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/kiln-images/kiln/internal/report"
+
 	"encoding/json"
 	"fmt"
 	"os"
@@ -96,10 +98,10 @@ func rfc3339(t time.Time) string {
 }
 
 // driftJSON runs kiln drift -o json with args and decodes the report.
-func driftJSON(t *testing.T, run func(*testing.T, ...string) (string, string, int), args ...string) (driftReport, int) {
+func driftJSON(t *testing.T, run func(*testing.T, ...string) (string, string, int), args ...string) (report.Drift, int) {
 	t.Helper()
 	out, stderr, code := run(t, append([]string{"drift", "-o", "json"}, args...)...)
-	var rep driftReport
+	var rep report.Drift
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("drift %v: exit %d, report does not decode: %v\n%s%s", args, code, err, out, stderr)
 	}
@@ -198,7 +200,7 @@ func TestDriftLocal(t *testing.T) {
 	}
 
 	// reconcile plans the fixes it can make and changes nothing.
-	var rr reconcileReport
+	var rr report.Reconcile
 	out, stderr, code = w.kiln(t, "reconcile", "-o", "json")
 	if err := json.Unmarshal([]byte(out), &rr); err != nil || code != 1 {
 		t.Fatalf("reconcile plan: exit %d, %v\n%s%s", code, err, out, stderr)
@@ -240,7 +242,7 @@ func TestDriftLocal(t *testing.T) {
 	// --apply fixes them; the missing image still needs a release, so the
 	// exit code stays 1 and says why.
 	out, stderr, code = w.kiln(t, "reconcile", "--apply", "-o", "json")
-	rr = reconcileReport{}
+	rr = report.Reconcile{}
 	if err := json.Unmarshal([]byte(out), &rr); err != nil || code != 1 || !rr.Applied || rr.Failed != 0 ||
 		!strings.Contains(stderr, "1 finding(s) need a new release or kiln rollback") {
 		t.Fatalf("reconcile --apply: exit %d, %v\n%s%s", code, err, out, stderr)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/kiln-images/kiln/internal/report"
+
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -14,7 +16,7 @@ import (
 )
 
 // orphanIDs returns the ids of the images a drift report calls orphans.
-func orphanIDs(rep driftReport) []string {
+func orphanIDs(rep report.Drift) []string {
 	var ids []string
 	for _, f := range rep.Findings {
 		if f.Kind == drift.Orphan {
@@ -38,9 +40,9 @@ func idsOf(rels ...released) []string {
 }
 
 // planOf decodes a cleanup or prune report and maps asset id -> item.
-func planOf(t *testing.T, out string) (cleanupReport, map[string]assets.Item) {
+func planOf(t *testing.T, out string) (report.Cleanup, map[string]assets.Item) {
 	t.Helper()
-	var rep cleanupReport
+	var rep report.Cleanup
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("report does not decode: %v\n%s", err, out)
 	}
@@ -87,25 +89,37 @@ func TestGitRefsLocal(t *testing.T) {
 			t.Errorf("drift --git-refs %q: exit %d, orphans %v, want %v", c.refs, code, orphanIDs(rep), c.want)
 		}
 	}
-	_, stderr, code := w.kiln(t, "drift", "--git-refs", "v9.*")
-	if code != 2 || !strings.Contains(stderr, "no git tag matches") {
-		t.Errorf("--git-refs matching nothing: exit %d: %s", code, stderr)
+	// No tag matching is an empty set, as on a young project: no error.
+	rep0, code := driftJSON(t, w.kiln, "--git-refs", "v9.*")
+	if code != 0 || len(orphanIDs(rep0)) != 9 {
+		t.Errorf("--git-refs matching nothing: exit %d, %d orphans, want 0 and 9", code, len(orphanIDs(rep0)))
 	}
 
-	// cleanup --orphans: without --git-refs the v1 images would go...
-	out, _, code := w.kiln(t, "cleanup", "--orphans", "-o", "json")
-	_, items := planOf(t, out)
-	if code != 1 {
-		t.Fatalf("cleanup --orphans plan: exit %d\n%s", code, out)
+	// cleanup --orphans without --git-refs protects every tag's images...
+	out, stderr, code := w.kiln(t, "cleanup", "--orphans", "-o", "json")
+	rep, items := planOf(t, out)
+	if code != 0 || rep.Unplanned != 0 {
+		t.Fatalf("cleanup --orphans plan: exit %d, %d to delete, want 0 and 0\n%s%s", code, rep.Unplanned, out, stderr)
+	}
+	for _, id := range append(slices.Clone(v1), v2...) {
+		if it := items[id]; it.Action != assets.Protect || !strings.HasPrefix(it.Reason, "referenced by v") {
+			t.Errorf("cleanup --orphans (every tag by default): %s is %s (%s), want protected by its tag", id, it.Action, it.Reason)
+		}
+	}
+	// ...unless told to ignore them: then the v1 images would go...
+	out, stderr, code = w.kiln(t, "cleanup", "--orphans", "--ignore-git-tags", "-o", "json")
+	_, items = planOf(t, out)
+	if code != 0 || !strings.Contains(stderr, "nothing was changed; rerun with --apply") {
+		t.Fatalf("cleanup --orphans --ignore-git-tags plan: exit %d\n%s%s", code, out, stderr)
 	}
 	for _, id := range v1 {
 		if items[id].Action != assets.Delete {
-			t.Errorf("cleanup --orphans without --git-refs: %s is %s (%s), want delete", id, items[id].Action, items[id].Reason)
+			t.Errorf("cleanup --orphans --ignore-git-tags: %s is %s (%s), want delete", id, items[id].Action, items[id].Reason)
 		}
 	}
-	// ...with it they are protected, and only v2.0.0's go.
+	// ...and with --git-refs v1.* they are protected, and only v2.0.0's go.
 	out, stderr, code = w.kiln(t, "cleanup", "--orphans", "--git-refs", "v1.*", "--apply", "-o", "json")
-	rep, items := planOf(t, out)
+	rep, items = planOf(t, out)
 	if code != 0 || !rep.Applied {
 		t.Fatalf("cleanup --orphans --git-refs v1.* --apply: exit %d\n%s%s", code, out, stderr)
 	}
@@ -238,5 +252,28 @@ func TestGitRefsAWS(t *testing.T) {
 		if _, ok := w.image(t, region, img.ID); !ok {
 			t.Errorf("prune deleted the current image %s %s", region, img.ID)
 		}
+	}
+}
+
+// TestGitRefsOptionsRefused: a --git-refs value git would read as an
+// option is refused (exit 2), not handed to git.
+func TestGitRefsOptionsRefused(t *testing.T) {
+	w := newLocalWorld(t, 50)
+	git(t, w.dir, "init", "-q")
+	git(t, w.dir, "add", "-A")
+	git(t, w.dir, "commit", "-qm", "init")
+	git(t, w.dir, "tag", "v1.0.0")
+	for _, args := range [][]string{
+		{"drift", "--git-refs=--contains=HEAD"},
+		{"cleanup", "--orphans", "--git-refs=-d"},
+		{"prune", "--git-refs=--delete", "--apply", "--yes"},
+	} {
+		_, stderr, code := w.kiln(t, args...)
+		if code != 2 || !strings.Contains(stderr, "must not start with '-'") {
+			t.Errorf("%v: exit %d: %s", args, code, stderr)
+		}
+	}
+	if tags := git(t, w.dir, "tag", "--list"); tags != "v1.0.0" {
+		t.Errorf("tags now %q", tags)
 	}
 }

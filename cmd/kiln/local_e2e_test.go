@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/kiln-images/kiln/internal/report"
+
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -12,6 +14,7 @@ import (
 	"github.com/kiln-images/kiln/internal/cloud/local"
 	"github.com/kiln-images/kiln/internal/cloud/local/debimage/debimagetest"
 	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/manifest"
 )
 
@@ -62,7 +65,7 @@ func TestLocalReleaseEndToEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("release: exit %d\n%s\n%s", code, out, stderr)
 	}
-	var rep releaseReport
+	var rep report.Release
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +87,7 @@ func TestLocalReleaseEndToEnd(t *testing.T) {
 			t.Errorf("%s: manifest entry %+v, image %s %s", region, e, img.ID, img.Name)
 		}
 		for k, v := range map[string]string{
-			cloud.TagManaged: "true", cloud.TagAssetID: run, cloud.TagUseCase: "debian-sandbox", cloud.TagArch: "x86_64",
+			cloud.TagManaged: "true", cloud.TagProject: "demo", cloud.TagAssetID: run, cloud.TagUseCase: "debian-sandbox", cloud.TagArch: "x86_64",
 			cloud.TagPhase: cloud.PhaseReplicate, cloud.TagTest: cloud.TestPassed, "deployment_name": "demo",
 		} {
 			if img.Tags[k] != v {
@@ -111,9 +114,17 @@ func TestLocalReleaseEndToEnd(t *testing.T) {
 	if len(digest) != 64 {
 		t.Fatalf("images have no sha256: %q", digest)
 	}
+	// The qcow2 export is in the report with its file, size and sha256.
+	checkExports(t, rep.Publish.Exports, "qcow2")
+	// The run is recorded as released.
+	out, _, _ = kiln(t, "runs", "--run", run, "-c", cfgPath, "-o", "json")
+	var rr report.Runs
+	if err := json.Unmarshal([]byte(out), &rr); err != nil || len(rr.Runs) != 1 || rr.Runs[0].State != journal.RunSucceeded {
+		t.Errorf("run %s after release: %v\n%s", run, err, out)
+	}
 	// Nothing temporary is left: the run's assets are its three images.
 	out, _, code = kiln(t, "assets", "--run", run, "-c", cfgPath, "-o", "json")
-	var ar assetsReport
+	var ar report.Assets
 	if err := json.Unmarshal([]byte(out), &ar); err != nil || code != 0 || len(ar.Assets) != 3 {
 		t.Fatalf("assets of run %s: exit %d, %v\n%s", run, code, err, out)
 	}
@@ -121,6 +132,7 @@ func TestLocalReleaseEndToEnd(t *testing.T) {
 		if a.Kind != cloud.KindImage {
 			t.Errorf("left over: %s %s", a.Kind, a.ID)
 		}
+		checkExports(t, a.Exports, "qcow2")
 	}
 	if out, _, code := kiln(t, "drift", "-c", cfgPath); code != 0 {
 		t.Fatalf("drift after release: exit %d\n%s", code, out)
@@ -185,7 +197,7 @@ func TestLocalFailures(t *testing.T) {
 		data, _ := os.ReadFile(cfgPath)
 		os.WriteFile(cfgPath, []byte(strings.Replace(string(data), "boot_timeout: 5m", "boot_timeout: 50s", 1)), 0o644)
 		defer os.WriteFile(cfgPath, data, 0o644)
-		out, stderr, code := kiln(t, "test", "--run", run, "--force", "-c", cfgPath)
+		out, stderr, code := kiln(t, "test", "--run", run, "--force-boot", "-c", cfgPath)
 		if code != 1 || !strings.Contains(out+stderr, "timed out") {
 			t.Fatalf("test: exit %d, want 1 and a timeout\n%s%s", code, out, stderr)
 		}
@@ -193,7 +205,7 @@ func TestLocalFailures(t *testing.T) {
 
 	t.Run("corrupted blob", func(t *testing.T) {
 		write("tests/boot.sh", string(goodTest))
-		if _, stderr, code := kiln(t, "test", "--run", run, "--force", "-c", cfgPath); code != 0 {
+		if _, stderr, code := kiln(t, "test", "--run", run, "--force-boot", "-c", cfgPath); code != 0 {
 			t.Fatalf("test: exit %d\n%s", code, stderr)
 		}
 		cands, _ := b.ListImages(t.Context(), cfg.BuildRegion, cloud.Filter{Tags: map[string]string{cloud.TagAssetID: run, cloud.TagPhase: cloud.PhaseBuild}})

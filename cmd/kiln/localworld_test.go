@@ -59,9 +59,15 @@ type localWorld struct {
 
 func newLocalWorld(t *testing.T, confirmAbove int) *localWorld {
 	t.Helper()
+	return newLocalWorldYAML(t, fmt.Sprintf(localYAML, confirmAbove))
+}
+
+// newLocalWorldYAML is newLocalWorld with a kiln.yaml of its own.
+func newLocalWorldYAML(t *testing.T, yaml string) *localWorld {
+	t.Helper()
 	w := &localWorld{dir: filepath.Join(t.TempDir(), "proj")}
 	for path, data := range map[string]string{
-		"kiln.yaml":     fmt.Sprintf(localYAML, confirmAbove),
+		"kiln.yaml":     yaml,
 		"tests/boot.sh": "#!/bin/sh\ntrue\n",
 		".gitignore":    ".kiln/\n",
 	} {
@@ -114,6 +120,13 @@ type released struct {
 // at, publishing to channel, with this machine's journal.
 func (w *localWorld) release(t *testing.T, useCase, arch, channel string, at time.Time) released {
 	t.Helper()
+	rel, _ := w.releaseReport(t, useCase, arch, channel, at)
+	return rel
+}
+
+// releaseReport is release, also returning the pipeline's report.
+func (w *localWorld) releaseReport(t *testing.T, useCase, arch, channel string, at time.Time) (released, pipeline.ReleaseReport) {
+	t.Helper()
 	ctx := t.Context()
 	cfg := w.config(t)
 	j, err := journal.Open(journalPath(cfg))
@@ -132,7 +145,8 @@ func (w *localWorld) release(t *testing.T, useCase, arch, channel string, at tim
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Release(ctx, r, channel); err != nil {
+	rep, err := p.Release(ctx, r, channel)
+	if err != nil {
 		t.Fatalf("release %s %s: %v", useCase, arch, err)
 	}
 	u, _ := cfg.UseCase(useCase)
@@ -144,7 +158,7 @@ func (w *localWorld) release(t *testing.T, useCase, arch, channel string, at tim
 		}
 		out.images[region] = copies[0]
 	}
-	return out
+	return out, rep
 }
 
 // importImage puts an image into region directly, as made at at, with
@@ -181,7 +195,7 @@ func (w *localWorld) exists(t *testing.T, region, id string) bool {
 // releaseTags are the tags a replicate copy of run carries.
 func releaseTags(run, useCase, arch string) map[string]string {
 	return map[string]string{
-		cloud.TagManaged: "true", cloud.TagAssetID: run, cloud.TagUseCase: useCase, cloud.TagArch: arch,
+		cloud.TagManaged: "true", cloud.TagProject: "demo", cloud.TagAssetID: run, cloud.TagUseCase: useCase, cloud.TagArch: arch,
 		cloud.TagVersion: "1.0", cloud.TagPhase: cloud.PhaseReplicate, cloud.TagTest: cloud.TestPassed,
 		"deployment_name": "demo",
 	}
@@ -221,7 +235,18 @@ func (b *fakeBuilder) Build(ctx context.Context, in cloud.BuildInput) (cloud.Ima
 	if err := os.WriteFile(disk, data, 0o644); err != nil {
 		return cloud.Image{}, err
 	}
-	return b.ImportImage(ctx, local.ImportInput{Region: in.Region, Name: in.Name, Arch: in.Arch, Token: in.Token, Tags: in.Tags, Disk: disk})
+	// Exports are files of their own, as the real builder's qemu-img
+	// conversions are.
+	exports := map[string]string{}
+	for _, format := range in.UseCase.Exports {
+		path := disk + "." + format
+		rand.Read(data)
+		if err := os.WriteFile(path, data[:1000+len(format)], 0o644); err != nil {
+			return cloud.Image{}, err
+		}
+		exports[format] = path
+	}
+	return b.ImportImage(ctx, local.ImportInput{Region: in.Region, Name: in.Name, Arch: in.Arch, Token: in.Token, Tags: in.Tags, Disk: disk, Exports: exports})
 }
 
 func (b *fakeBuilder) TestImage(ctx context.Context, in cloud.TestInput) (cloud.TestResult, error) {

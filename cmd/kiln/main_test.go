@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/kiln-images/kiln/internal/report"
+
 	"bytes"
 	"encoding/json"
 	"os"
@@ -34,7 +36,7 @@ func TestVersion(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	var v versionReport
+	var v report.Version
 	if err := json.Unmarshal([]byte(out), &v); err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +185,7 @@ func TestRunsEmptyJournal(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	var r runsReport
+	var r report.Runs
 	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Schema != "kiln.runs/v1" || len(r.Runs) != 0 {
 		t.Fatalf("runs report %q: %v", out, err)
 	}

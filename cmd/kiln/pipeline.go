@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/ownership"
 	"github.com/kiln-images/kiln/internal/pipeline"
 )
 
@@ -23,6 +24,8 @@ type project struct {
 	journal  *journal.Journal
 	progress *output.Progress
 	pl       *pipeline.Pipeline
+	// downloads is nil when the project publishes no downloads.
+	downloads *downloads
 }
 
 func (p *project) Close() {
@@ -100,7 +103,7 @@ func (p *project) pipeline(g *globalOptions) (*pipeline.Pipeline, error) {
 	if p.cfg.Backend.Type == "aws" {
 		concurrency = p.cfg.Backend.AWS.CopyConcurrency
 	}
-	return &pipeline.Pipeline{
+	pl := &pipeline.Pipeline{
 		Config:      p.cfg,
 		Backend:     p.backend,
 		Journal:     p.journal,
@@ -108,18 +111,27 @@ func (p *project) pipeline(g *globalOptions) (*pipeline.Pipeline, error) {
 		Log:         g.logger(),
 		Concurrency: concurrency,
 		Hook:        fp.hit,
-	}, nil
+	}
+	if p.downloads = newDownloads(p.cfg, p.backend, g.logger(), fp.hit); p.downloads != nil {
+		pl.Indexer = p.downloads
+	}
+	return pl, nil
 }
 
 // findRun parses a --run value, takes the run's lock and recovers the run
 // from the cloud. The caller releases the lock with the returned function.
 func (p *project) findRun(ctx context.Context, id string) (pipeline.Run, func(), error) {
+	return p.findRunFlag(ctx, "--run", id)
+}
+
+// findRunFlag is findRun for a run named by another flag (--resume).
+func (p *project) findRunFlag(ctx context.Context, flag, id string) (pipeline.Run, func(), error) {
 	pl := p.pl
 	if id == "" {
-		return pipeline.Run{}, nil, usageError(fmt.Errorf("--run is required"))
+		return pipeline.Run{}, nil, usageError(fmt.Errorf("%s is required: give the run's asset id (kiln runs lists them)", flag))
 	}
 	if _, err := journal.ParseAssetID(id); err != nil {
-		return pipeline.Run{}, nil, usageError(fmt.Errorf("--run: %w", err))
+		return pipeline.Run{}, nil, usageError(fmt.Errorf("%s: %w", flag, err))
 	}
 	unlock, err := pl.LockRun(id)
 	if err != nil {
@@ -131,6 +143,15 @@ func (p *project) findRun(ctx context.Context, id string) (pipeline.Run, func(),
 		return pipeline.Run{}, nil, err
 	}
 	return r, unlock, nil
+}
+
+// owner is who the project's destructive commands act for: its name and
+// use cases (see package ownership).
+func (p *project) owner() ownership.Project {
+	return ownership.Project{
+		Name: p.cfg.Project, UseCases: p.cfg.UseCaseNames(),
+		CostKey: p.cfg.CostTag.Key, CostValue: p.cfg.CostTag.Value,
+	}
 }
 
 // withProject opens the project for a command, runs fn and closes it.

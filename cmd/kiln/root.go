@@ -1,16 +1,22 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 // streams are the command's standard input and outputs; tests replace them.
@@ -29,16 +35,26 @@ type globalOptions struct {
 	format  output.Format
 }
 
-func newRootCommand(s *streams) *cobra.Command {
-	g := &globalOptions{streams: s}
+func newRootCommand(g *globalOptions) *cobra.Command {
+	s := g.streams
 	cmd := &cobra.Command{
 		Use:   "kiln",
 		Short: "Build, test, replicate, publish and track machine images",
 		Long: `kiln takes a machine image from a recipe to a published, multi-region release,
 records it in per-channel manifests kept in git, and never leaves a resource behind.
 
-Exit codes: 0 success or in sync, 1 findings (drift, leftovers, failed tests),
-2 error (bad input, cloud error).`,
+The project is the kiln.yaml given with -c (a file, or a directory holding
+kiln.yaml), else $KILN_CONFIG, else the first kiln.yaml found in the current
+directory or its parents, as git finds its repository.
+
+Exit codes: 0 success, in sync, or a plan (without --apply) printed;
+1 findings (drift, failed tests, failed gates, leftovers after --apply);
+2 error (bad input, cloud error, interrupted).`,
+		Example: `  kiln init demo && cd demo
+  kiln release debian-sandbox
+  kiln manifest show
+  kiln drift -o json`,
+		Version:       versionLine(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -53,12 +69,14 @@ Exit codes: 0 success or in sync, 1 findings (drift, leftovers, failed tests),
 	cmd.SetIn(s.in)
 	cmd.SetOut(s.out)
 	cmd.SetErr(s.err)
-	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(err) })
+	cmd.SetVersionTemplate("kiln {{.Version}}\n")
+	cmd.SetFlagErrorFunc(flagError)
 
 	pf := cmd.PersistentFlags()
-	pf.StringVarP(&g.configPath, "config", "c", "kiln.yaml", "path of the project's kiln.yaml")
+	pf.StringVarP(&g.configPath, "config", "c", "", "the project: a kiln.yaml file or its directory (default: $KILN_CONFIG, else found in . or a parent)")
 	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "log debug detail to stderr")
+	cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
 
 	cmd.AddCommand(
 		newVersionCommand(g),
@@ -79,8 +97,33 @@ Exit codes: 0 success or in sync, 1 findings (drift, leftovers, failed tests),
 		newPromoteCommand(g),
 		newRollbackCommand(g),
 		newPruneCommand(g),
+		newAdoptCommand(g),
+		newIndexCommand(g),
+		newVerifyImageCommand(g),
+		newServeCommand(g),
+		newDistributionCommand(g),
 	)
 	return cmd
+}
+
+// invalidFlag is pflag's message for a value a flag does not take.
+var invalidFlag = regexp.MustCompile(`^invalid argument "(.*)" for "(.*)" flag: (.*)$`)
+
+// flagError words pflag's errors as kiln's: the command, the flag and the
+// value, without Go's parser messages.
+func flagError(c *cobra.Command, err error) error {
+	msg := err.Error()
+	if m := invalidFlag.FindStringSubmatch(msg); m != nil {
+		flag, value, why := m[2], m[1], m[3]
+		if _, after, ok := strings.Cut(flag, ", "); ok {
+			flag = after // "-c, --config": the long name
+		}
+		if strings.Contains(why, "strconv.") {
+			why = "not a number"
+		}
+		msg = fmt.Sprintf("%s %q: %s", flag, value, why)
+	}
+	return argError(c, "%s", msg)
 }
 
 // usageError marks an error in how kiln was called (exit 2, like any error,
@@ -92,18 +135,98 @@ func (e *usageErr) Unwrap() error { return e.err }
 
 func usageError(err error) error { return &usageErr{err: err} }
 
-// loadConfig reads the project's kiln.yaml.
-func (g *globalOptions) loadConfig() (*config.Config, error) {
-	return config.Load(g.configPath)
+// configFileName is the name kiln looks for in a directory.
+const configFileName = "kiln.yaml"
+
+// errNoProject is matched by the error of a command run where no project
+// is found; it also matches fs.ErrNotExist.
+var errNoProject = errors.New("no kiln project found")
+
+type noProjectError struct{ dir string }
+
+func (e *noProjectError) Error() string {
+	return fmt.Sprintf("no %s in %s or any parent directory: give the project with -c DIR or -c FILE (or set KILN_CONFIG), or make one with kiln init",
+		configFileName, e.dir)
+}
+func (e *noProjectError) Is(target error) bool {
+	return target == errNoProject || target == fs.ErrNotExist
 }
 
-// logger returns the logger for a command: text on stderr, debug with -v.
+// configFile finds the project's kiln.yaml: -c (a file, or a directory
+// holding kiln.yaml), else $KILN_CONFIG (the same), else the first
+// kiln.yaml in the working directory or one of its parents.
+func (g *globalOptions) configFile() (string, error) {
+	given := g.configPath
+	if given == "" {
+		given = os.Getenv("KILN_CONFIG")
+	}
+	if given != "" {
+		if st, err := os.Stat(given); err == nil && st.IsDir() {
+			return filepath.Join(given, configFileName), nil
+		}
+		return given, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("find %s: the working directory: %w", configFileName, err)
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		path := filepath.Join(dir, configFileName)
+		if st, err := os.Stat(path); err == nil && !st.IsDir() {
+			if dir == wd {
+				return configFileName, nil // as given: messages name it relative
+			}
+			return path, nil
+		}
+		if filepath.Dir(dir) == dir {
+			return "", &noProjectError{dir: wd}
+		}
+	}
+}
+
+// loadConfig finds and reads the project's kiln.yaml.
+func (g *globalOptions) loadConfig() (*config.Config, error) {
+	path, err := g.configFile()
+	if err != nil {
+		return nil, err
+	}
+	return config.Load(path)
+}
+
+// logger returns the logger for a command: on stderr, debug with -v; text
+// lines, or with -o json JSON lines, so that stderr holds only JSON.
 func (g *globalOptions) logger() *slog.Logger {
 	level := slog.LevelInfo
 	if g.verbose {
 		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(g.streams.err, &slog.HandlerOptions{Level: level}))
+	opts := &slog.HandlerOptions{Level: level}
+	if g.output == string(output.JSON) {
+		return slog.New(slog.NewJSONHandler(g.streams.err, opts))
+	}
+	return slog.New(slog.NewTextHandler(g.streams.err, opts))
+}
+
+// json reports whether the command prints JSON.
+func (g *globalOptions) json() bool { return g.format == output.JSON }
+
+// write prints a report document on stdout.
+func (g *globalOptions) write(v any) error { return report.Write(g.streams.out, v) }
+
+// note tells the person at the terminal something on stderr: a line of
+// text, or with -o json a log line.
+func (g *globalOptions) note(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if g.json() {
+		g.logger().Info(msg)
+		return
+	}
+	fmt.Fprintln(g.streams.err, msg)
+}
+
+// planOnly is the note of a plan: a mutating command run without --apply.
+func (g *globalOptions) planOnly(what string) {
+	g.note("nothing was changed; rerun with --apply to %s", what)
 }
 
 // tty reports whether stderr is a terminal with a size (live progress) or
@@ -118,7 +241,12 @@ func (g *globalOptions) tty() bool {
 	return err == nil && w > 0 && h > 0
 }
 
-// projectDir is the directory of the config file.
+// projectDir is the project's directory: that of its kiln.yaml, or the
+// working directory where there is none.
 func (g *globalOptions) projectDir() string {
-	return filepath.Dir(g.configPath)
+	path, err := g.configFile()
+	if err != nil {
+		return "."
+	}
+	return filepath.Dir(path)
 }

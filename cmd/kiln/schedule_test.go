@@ -81,9 +81,11 @@ func TestScheduleList(t *testing.T) {
 	}{
 		{[]string{"--from", "tomorrow"}, `--from "tomorrow": not an RFC 3339 time`},
 		{[]string{"--count", "0"}, "--count 0: give 1 to 100"},
-		{[]string{"--channel", "stable"}, "--channel, --commit and --push go with --run"},
-		{[]string{"--run", "--count", "2"}, "--count and --from are for listing"},
-		{[]string{"--run", "--channel", "nightly"}, "--channel"},
+		{[]string{"--channel", "stable"}, "--channel, --commit and --push go with --daemon"},
+		{[]string{"--daemon", "--count", "2"}, "--count and --from are for listing"},
+		{[]string{"--daemon", "--channel", "nightly"}, "--channel"},
+		// The old boolean --run (--run ID names a run everywhere else).
+		{[]string{"--run"}, "--run is now --daemon"},
 	} {
 		_, stderr, code := kiln(t, append([]string{"schedule", "-c", cfg}, tt.args...)...)
 		if code != 2 || !strings.Contains(stderr, tt.want) {
@@ -94,13 +96,13 @@ func TestScheduleList(t *testing.T) {
 
 func TestScheduleRunNeedsASchedule(t *testing.T) {
 	dir := initProject(t)
-	_, stderr, code := kiln(t, "schedule", "--run", "-c", filepath.Join(dir, "kiln.yaml"))
+	_, stderr, code := kiln(t, "schedule", "--daemon", "-c", filepath.Join(dir, "kiln.yaml"))
 	if code != 2 || !strings.Contains(stderr, "has a schedule") {
-		t.Fatalf("schedule --run with no schedule: exit %d, %s", code, stderr)
+		t.Fatalf("schedule --daemon with no schedule: exit %d, %s", code, stderr)
 	}
 }
 
-// kiln schedule --run, as a process on the aws backend (moto): at the next
+// kiln schedule --daemon, as a process on the aws backend (moto): at the next
 // minute it releases the use case, the manifest lists it in every region,
 // a second scheduler is refused meanwhile, and SIGTERM while it waits ends
 // it with exit 0. With --commit each release commits its manifest.
@@ -115,12 +117,12 @@ func TestAWSScheduleRun(t *testing.T) {
 	git(t, w.dir, "config", "user.useConfigOnly", "true")
 	git(t, w.dir, "add", "-A")
 	git(t, w.dir, "commit", "-qm", "project")
-	p := startKiln(t, nil, "schedule", "--run", "--commit", "-c", w.cfg)
+	p := startKiln(t, nil, "schedule", "--daemon", "--commit", "-c", w.cfg)
 
 	// A second scheduler for the same project is refused.
 	waitFor(t, p, `msg="next release"`, 30*time.Second)
-	second, code := runKiln(t, nil, "schedule", "--run", "-c", w.cfg)
-	if code != 2 || !strings.Contains(second.stderr.String(), "another kiln schedule --run works on this project") {
+	second, code := runKiln(t, nil, "schedule", "--daemon", "-c", w.cfg)
+	if code != 2 || !strings.Contains(second.stderr.String(), "another kiln schedule --daemon works on this project") {
 		t.Errorf("second scheduler: exit %d\n%s", code, second.stderr.String())
 	}
 

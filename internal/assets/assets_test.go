@@ -94,7 +94,7 @@ func (f *fakeCloud) DeleteAsset(_ context.Context, a cloud.Asset) error {
 }
 
 func tagged(run string, extra ...string) map[string]string {
-	t := map[string]string{cloud.TagManaged: "true", cloud.TagAssetID: run, cloud.TagUseCase: "ci"}
+	t := map[string]string{cloud.TagManaged: "true", cloud.TagProject: "p", cloud.TagAssetID: run, cloud.TagUseCase: "ci"}
 	for i := 0; i+1 < len(extra); i += 2 {
 		t[extra[i]] = extra[i+1]
 	}
@@ -123,7 +123,7 @@ func TestApplyDeletesInDependencyOrderAndVerifies(t *testing.T) {
 	if err := inv.Err(); err != nil || len(inv.Assets) != 7 {
 		t.Fatalf("scan: %d assets, err %v", len(inv.Assets), err)
 	}
-	plan := MakePlan(inv.Assets, Policy{Now: time.Now()})
+	plan := MakePlan(inv.Assets, Policy{Now: time.Now(), Project: testProject})
 	if plan.Deletes() != 7 {
 		t.Fatalf("plan deletes %d, want 7: %+v", plan.Deletes(), plan.Items)
 	}
@@ -159,7 +159,7 @@ func TestApplyRetriesNotYetAndReportsFailures(t *testing.T) {
 	f.failing["r2/image/img-2"] = cloud.Mark(fmt.Errorf("img-2: UnauthorizedOperation"), cloud.ErrAccessDenied)
 	flt := cloud.Filter{Tags: map[string]string{cloud.TagAssetID: runA}}
 	inv := Scan(context.Background(), f, []string{"r1", "r2"}, flt, 4)
-	rep, err := Apply(context.Background(), f, MakePlan(inv.Assets, Policy{}), Options{
+	rep, err := Apply(context.Background(), f, MakePlan(inv.Assets, Policy{Project: testProject}), Options{
 		Regions: []string{"r1", "r2"}, Filter: flt, RetryBase: time.Millisecond, RetryMax: time.Millisecond,
 	})
 	if err != nil {
@@ -198,7 +198,7 @@ func TestPlanSafety(t *testing.T) {
 		cloud.Asset{Kind: cloud.KindInstance, ID: "i-busy", Region: "r1", Tags: tagged(runB), Created: now.Add(-time.Minute)},
 		cloud.Asset{Kind: cloud.KindImage, ID: "img-young", Region: "r2", Tags: tagged("kiln-20261121T110000Z-cccccc"), Created: now.Add(-time.Hour)},
 	)
-	plan := MakePlan(as, Policy{
+	plan := MakePlan(as, Policy{Project: testProject,
 		Referenced: func(region, id string) string {
 			if region == "r1" && id == "img-pub" {
 				return "manifests/stable.json"
@@ -275,7 +275,7 @@ func TestPrunePlanKeepsNewestReferencedAndInUse(t *testing.T) {
 	cand := img("img-cand", "r1", 0)
 	cand.Tags[cloud.TagPhase] = cloud.PhaseBuild
 	as = append(as, cand)
-	plan := PrunePlan(as, Retention{
+	plan := PrunePlan(as, Retention{Project: testProject,
 		Keep: 2,
 		Referenced: func(region, id string) string {
 			if id == "img-d1" {

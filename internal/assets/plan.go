@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/ownership"
 )
 
 // Action is what a plan does with an asset.
@@ -13,8 +14,9 @@ const (
 	Delete     Action = "delete"      // delete it
 	WithParent Action = "with-parent" // goes when its parent (a stack) is deleted
 	Retain     Action = "retain"      // tagged kiln:retain=true or kept by its stack's policy
-	Protect    Action = "protect"     // an image a channel manifest references, or its storage
+	Protect    Action = "protect"     // an image a channel manifest references, or its storage; in use; of no known run
 	Skip       Action = "skip"        // its run is in progress, or it is too young
+	Foreign    Action = "foreign"     // not this project's: another project's or use case's, or not tagged with a project
 )
 
 // Item is one asset of a plan.
@@ -51,6 +53,15 @@ type Policy struct {
 	// OlderThan, when set, leaves alone assets younger than it.
 	OlderThan time.Duration
 	Now       time.Time
+	// Project is whose assets may be deleted; the zero Project owns
+	// nothing, so a plan without it deletes nothing.
+	Project ownership.Project
+	// InUse, when set, returns what uses an asset that kiln did not make
+	// (an image registered from a kiln snapshot), or "".
+	InUse func(a cloud.Asset) string
+	// ForceUnidentified lets kiln-managed assets with no kiln:asset-id go;
+	// without it they are kept, as no run is known to have made them.
+	ForceUnidentified bool
 }
 
 // MakePlan decides, for every asset, what a cleanup does with it. Untagged
@@ -72,14 +83,25 @@ func MakePlan(as []cloud.Asset, pol Policy) Plan {
 		}
 		it := Item{Asset: a, RunID: RunOf(a, byID), Action: Delete}
 		parent, hasParent := byID[a.Region+"/"+a.Parent]
+		hasParent = hasParent && a.Parent != ""
+		// An untagged child is judged with its parent; everything else
+		// by its own tags.
+		own, notOurs := ownership.Ours, ""
+		if !hasParent || a.Tags[cloud.TagManaged] != "" {
+			own, notOurs = pol.Project.Judge(a.Tags)
+		}
 		switch {
-		case a.Tags[cloud.TagRetain] == "true":
-			it.Action, it.Reason = Retain, cloud.TagRetain+"=true"
+		case own != ownership.Ours:
+			it.Action, it.Reason = Foreign, notOurs
+		case ownership.IsTrue(a.Tags[cloud.TagRetain]):
+			it.Action, it.Reason = Retain, cloud.TagRetain+"="+a.Tags[cloud.TagRetain]
 		case a.Retain:
 			it.Action, it.Reason = Retain, "its stack retains it on delete"
 		case a.Kind == cloud.KindImage && pol.Referenced != nil && pol.Referenced(a.Region, a.ID) != "":
 			it.Action, it.Reason = Protect, pol.Referenced(a.Region, a.ID)
-		case hasParent && a.Parent != "":
+		case pol.InUse != nil && pol.InUse(a) != "":
+			it.Action, it.Reason = Protect, "in use by "+pol.InUse(a)
+		case hasParent:
 			p := decide(parent)
 			switch {
 			case p.Action != Delete:
@@ -87,6 +109,8 @@ func MakePlan(as []cloud.Asset, pol Policy) Plan {
 			case parent.Kind == cloud.KindStack:
 				it.Action, it.Reason = WithParent, "deleted with stack "+parent.ID
 			}
+		case it.RunID == "" && !pol.ForceUnidentified:
+			it.Action, it.Reason = Protect, "kiln-managed but without "+cloud.TagAssetID+": no run is known to have made it (--force-unidentified deletes it)"
 		}
 		if it.Action == Delete && pol.InProgress != nil {
 			if busy, why := pol.InProgress(it.RunID, newest[it.RunID]); busy {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/ownership"
 )
 
 // Retention says which released images prune keeps.
@@ -21,6 +22,9 @@ type Retention struct {
 	// template), or "".
 	InUse func(region, id string) string
 	Now   time.Time
+	// Project is whose images may go; others' are listed and kept, and
+	// do not count towards Keep.
+	Project ownership.Project
 }
 
 // PrunePlan plans the deletion of released images (and their snapshots)
@@ -35,6 +39,9 @@ func PrunePlan(as []cloud.Asset, r Retention) Plan {
 			continue
 		}
 		released[a.Region+"/"+a.ID] = true
+		if !r.Project.Owns(a.Tags) {
+			continue // not ranked: another project's newer image must not push ours out
+		}
 		g := a.Tags[cloud.TagUseCase] + "/" + a.Tags[cloud.TagArch] + "/" + a.Region
 		groups[g] = append(groups[g], a)
 	}
@@ -70,5 +77,6 @@ func PrunePlan(as []cloud.Asset, r Retention) Plan {
 		},
 		OlderThan: r.OlderThan,
 		Now:       r.Now,
+		Project:   r.Project,
 	})
 }

@@ -20,7 +20,8 @@ type Refs struct {
 }
 
 // References loads every channel's manifest from the working tree and, when
-// gitRefs is not empty, from each git tag matching it.
+// gitRefs is not empty, from each git tag matching it. No tag matching is
+// no error: a young project has no release tags yet.
 func References(ctx context.Context, cfg *config.Config, gitRefs string) (*Refs, error) {
 	r := &Refs{Manifests: map[string]manifest.Manifest{}, where: map[string]string{}}
 	var tags []string
@@ -28,9 +29,6 @@ func References(ctx context.Context, cfg *config.Config, gitRefs string) (*Refs,
 		var err error
 		if tags, err = manifest.Tags(ctx, cfg.Dir, gitRefs); err != nil {
 			return nil, fmt.Errorf("--git-refs %s: %w", gitRefs, err)
-		}
-		if len(tags) == 0 {
-			return nil, fmt.Errorf("--git-refs %s: no git tag matches in %s", gitRefs, cfg.Dir)
 		}
 	}
 	for _, ch := range cfg.ChannelNames() {
@@ -46,32 +44,37 @@ func References(ctx context.Context, cfg *config.Config, gitRefs string) (*Refs,
 		if err != nil {
 			return nil, err
 		}
-		r.add(rel, m)
+		r.add(cfg, rel, m)
 		if len(tags) == 0 {
 			continue
 		}
-		at, err := manifest.AtRefs(ctx, cfg.Dir, "./"+filepath.ToSlash(rel), tags)
+		ls, err := Layouts(cfg, ch)
+		if err != nil {
+			return nil, err
+		}
+		at, err := manifest.AtRefs(ctx, cfg.Dir, "./"+filepath.ToSlash(rel), tags, ls...)
 		if err != nil {
 			return nil, fmt.Errorf("--git-refs %s: %w", gitRefs, err)
 		}
 		for ref, m := range at {
-			r.add(ref+":"+rel, m)
+			r.add(cfg, ref+":"+rel, m)
 		}
 	}
 	return r, nil
 }
 
-func (r *Refs) add(where string, m manifest.Manifest) {
+func (r *Refs) add(cfg *config.Config, where string, m manifest.Manifest) {
 	r.Manifests[where] = m
 	for _, e := range m.Entries() {
-		k := e.Region + "/" + e.ID
+		k := Locate(cfg, e.UseCase, e.Region) + "/" + e.ID
 		if _, ok := r.where[k]; !ok {
 			r.where[k] = where
 		}
 	}
 }
 
-// Where returns a place that references the image, or "".
+// Where returns a place that references the image at a location (a
+// region, or ACCOUNT/REGION in another account), or "".
 func (r *Refs) Where(region, id string) string { return r.where[region+"/"+id] }
 
 // All returns every manifest, for checks that need them all.

@@ -90,6 +90,17 @@ type Builder interface {
 	Build(ctx context.Context, in BuildInput) (Image, error)
 }
 
+// BuildChecker is implemented by builders that can tell, before anything is
+// made, whether a build and the boot test of its image can succeed: the
+// architecture, the recipe, and limits such as the size of user data.
+// Release checks it first, so that a run that cannot finish starts no
+// resources at all.
+type BuildChecker interface {
+	// CheckBuild returns an error (matching ErrInvalid for bad input)
+	// when Build(in) or a boot test with tests would be refused.
+	CheckBuild(ctx context.Context, in BuildInput, tests []string) error
+}
+
 // Tester boots images and runs a recipe's tests in them.
 type Tester interface {
 	// TestImage boots the image without modifying it, runs in.Tests inside
@@ -119,6 +130,13 @@ type Parameters interface {
 	PutParameters(ctx context.Context, values []Parameter) error
 }
 
+// ExportLister is implemented by backends whose images carry their exports
+// with them (local: the disk in other formats, made by the build): the
+// exports of one image, by format.
+type ExportLister interface {
+	ImageExports(ctx context.Context, region, id string) ([]Export, error)
+}
+
 // Exporter is implemented by backends that export images to files elsewhere
 // (aws: ExportImage to S3).
 type Exporter interface {
@@ -130,6 +148,23 @@ type Exporter interface {
 type UsageChecker interface {
 	// ImagesInUse maps the ids of images in use in region to what uses them.
 	ImagesInUse(ctx context.Context, region string) (map[string]string, error)
+}
+
+// SnapshotUsageChecker is implemented by backends whose images are backed by
+// snapshots another image may share (aws: an image someone registered from
+// a kiln snapshot), so that cleanup keeps a snapshot still in use.
+type SnapshotUsageChecker interface {
+	// SnapshotUsers maps the ids of the snapshots behind the account's
+	// images in region to those images' ids.
+	SnapshotUsers(ctx context.Context, region string) (map[string][]string, error)
+}
+
+// AssetTagger is implemented by backends that can add tags to an asset
+// after its creation, for adopting assets an older kiln made.
+type AssetTagger interface {
+	// TagAsset adds or replaces tags on a. An asset whose kind cannot be
+	// tagged after creation is an error matching ErrInvalid.
+	TagAsset(ctx context.Context, a Asset, tags map[string]string) error
 }
 
 // Progress receives the steps of long operations, for display. Step returns
@@ -168,7 +203,7 @@ type Image struct {
 	// Public is whether anyone may launch it; the full permissions come
 	// from LaunchPermissions.
 	Public      bool      `json:"public"`
-	Deprecation time.Time `json:"deprecation,omitempty"`
+	Deprecation time.Time `json:"deprecation,omitzero"`
 	Size        int64     `json:"size,omitempty"`
 	// SHA256 is the digest of the raw disk (local backend).
 	SHA256  string   `json:"sha256,omitempty"`
@@ -250,8 +285,10 @@ type ExportInput struct {
 
 // Export is a finished export.
 type Export struct {
-	Location string // e.g. s3://bucket/prefix/export-ami-123.vmdk
-	Format   string
+	Format   string `json:"format"`   // vmdk, vhd, raw, qcow2
+	Location string `json:"location"` // a file path (local) or s3://bucket/prefix/export-ami-123.vmdk
+	Size     int64  `json:"size"`     // bytes; 0 when the backend cannot tell
+	SHA256   string `json:"sha256"`   // hex digest of the file; "" when the backend cannot tell
 }
 
 // Kind is the kind of an asset. The constants are listed in the order
@@ -283,7 +320,7 @@ type Asset struct {
 	ID      string            `json:"id"`
 	Region  string            `json:"region"`
 	State   string            `json:"state,omitempty"`
-	Created time.Time         `json:"created,omitempty"`
+	Created time.Time         `json:"created,omitzero"`
 	Tags    map[string]string `json:"tags,omitempty"`
 	// Parent is the asset this one belongs to when it is an untagged
 	// child (a snapshot of an image, a resource of a stack).
@@ -291,4 +328,7 @@ type Asset struct {
 	// Retain marks a resource its owner keeps on delete (a stack resource
 	// with DeletionPolicy Retain).
 	Retain bool `json:"retain,omitempty"`
+	// Exports are the files exported from an image (local: its other disk
+	// formats), or the file an export asset is (aws: the S3 object).
+	Exports []Export `json:"exports,omitempty"`
 }

@@ -33,6 +33,9 @@ const (
 	PhaseTest      = "test"
 	PhaseReplicate = "replicate"
 	PhasePublish   = "publish"
+	// PhaseClaim marks what holds a run's claim on its channel while it
+	// releases (see Claimer).
+	PhaseClaim = "claim"
 )
 
 // TestPassed is the value of TagTest for an image that passed its tests.

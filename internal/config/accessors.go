@@ -42,9 +42,11 @@ func (c *Config) Resolve(p string) string {
 	return filepath.Join(c.Dir, p)
 }
 
-// TargetRegions returns the regions a use case is released to: its own list
+// TargetRegions returns where a use case is released to: its own regions
 // or else all the config's regions, with the build region moved first when
 // it is among them (the candidate is there already; copies start from it).
+// A region published into another account (backend.aws.publish_accounts)
+// is given as its location, ACCOUNT/REGION (see Location).
 func (c *Config) TargetRegions(u *UseCase) []string {
 	regions := slices.Clone(u.Regions)
 	if len(regions) == 0 {
@@ -52,6 +54,9 @@ func (c *Config) TargetRegions(u *UseCase) []string {
 	}
 	if i := slices.Index(regions, c.BuildRegion); i > 0 {
 		regions = slices.Insert(slices.Delete(regions, i, i+1), 0, c.BuildRegion)
+	}
+	for i, r := range regions {
+		regions[i] = c.Location(u, r)
 	}
 	return regions
 }

@@ -23,9 +23,17 @@ type Config struct {
 	Channels    map[string]Channel  `yaml:"channels"`
 	UseCases    map[string]*UseCase `yaml:"use_cases"`
 	Cleanup     Cleanup             `yaml:"cleanup"`
+	// Serve configures `kiln serve`; Distribution, when set, makes
+	// releases downloadable (distribution.go).
+	Serve        Serve         `yaml:"serve"`
+	Distribution *Distribution `yaml:"distribution"`
 	// State is where kiln keeps its local state (journal, build cache, logs),
 	// relative to Dir. Default ".kiln".
 	State string `yaml:"state"`
+
+	// ManifestFormats are the consumers' own manifest formats that channels
+	// may write or read (formats.go).
+	ManifestFormats map[string]*ManifestFormat `yaml:"manifest_formats"`
 }
 
 // Backend selects and configures the cloud backend.
@@ -81,6 +89,10 @@ type AWSBackend struct {
 	// RetryMaxBackoff caps the pause between retries of throttled or failed
 	// requests; default 20s.
 	RetryMaxBackoff Duration `yaml:"retry_max_backoff"`
+
+	// PublishAccounts are other accounts that use cases or regions publish
+	// into (accounts.go).
+	PublishAccounts []PublishAccount `yaml:"publish_accounts"`
 }
 
 // CostTag is the project's cost-allocation tag, put on every asset.
@@ -101,6 +113,12 @@ type Channel struct {
 	Manifest string `yaml:"manifest"` // default manifests/<channel>.json, relative to Dir
 	// MinInterval is the least time between two promotions into this channel.
 	MinInterval Duration `yaml:"min_interval"`
+	// Format is the manifest format the channel writes: a name from
+	// manifest_formats, or "kiln" (default) for kiln's own.
+	Format string `yaml:"format"`
+	// Reads are further formats its manifest may be in (older history in
+	// git); kiln rewrites it in Format.
+	Reads []string `yaml:"reads"`
 }
 
 // Cleanup holds the limits of destructive commands.
@@ -124,6 +142,9 @@ type UseCase struct {
 	DiskSize      Size     `yaml:"disk_size"` // default 2GiB
 	Schedule      string   `yaml:"schedule"`  // cron expression, optional
 	Version       string   `yaml:"version"`   // default version for {version}
+	// Attributes are values manifest formats use in keys and fields, such
+	// as os: linux, role: ephemeral.
+	Attributes map[string]string `yaml:"attributes"`
 }
 
 // Base is the starting point of a build. The local backend uses Suite,

@@ -87,6 +87,9 @@ func applyDefaults(c *Config, d *decoder) {
 		}
 	}
 
+	applyFormatDefaults(c, d)
+	applyDistributionDefaults(c, d)
+
 	for name, u := range c.UseCases {
 		u.Name = name
 		path := joinPath("use_cases", name)

@@ -24,6 +24,8 @@ func FuzzParse(f *testing.F) {
 	for _, doc := range validDocs {
 		f.Add([]byte(doc))
 	}
+	f.Add([]byte(runnersYAML))
+	f.Add([]byte(distYAML))
 
 	// One directory with the files both the example and the test documents
 	// refer to.

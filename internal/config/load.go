@@ -28,6 +28,11 @@ func Load(path string) (*Config, error) {
 	fail := func(msg string, err error) (*Config, error) {
 		return nil, Errors{{File: path, Msg: msg, err: err}}
 	}
+	// A FIFO or a device would block the open (or the read) until someone
+	// writes to it, and kiln with it: look before opening.
+	if st, err := os.Stat(path); err == nil && !st.IsDir() && !st.Mode().IsRegular() {
+		return fail(fmt.Sprintf("is not a regular file (%s); give the path of a kiln.yaml file", fileKind(st.Mode())), nil)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return fail("cannot open: "+cause(err), err)
@@ -209,4 +214,19 @@ func syntaxError(name string, err error) *Error {
 		}
 	}
 	return &Error{File: name, Line: line, Msg: "invalid YAML: " + msg, err: err}
+}
+
+// fileKind names the type of a file that is not a regular file.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "a special file"
 }

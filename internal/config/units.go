@@ -17,14 +17,44 @@ const (
 // Std returns d as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
 
-// String formats d in the form ParseDuration reads, preferring whole days
-// ("365d") where they fit.
+// String formats d in the form ParseDuration reads, in the largest one
+// unit that holds it whole, as people write durations: "365d", "36h",
+// "90m", "90s". Other values (fractions of a second) use Go's form
+// ("1.5s", "1m0.25s").
 func (d Duration) String() string {
 	t := time.Duration(d)
-	if t != 0 && t%day == 0 {
-		return strconv.FormatInt(int64(t/day), 10) + "d"
+	if t == 0 {
+		return "0s"
+	}
+	for _, u := range []struct {
+		unit time.Duration
+		name string
+	}{{day, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}} {
+		if t%u.unit == 0 {
+			return strconv.FormatInt(int64(t/u.unit), 10) + u.name
+		}
 	}
 	return t.String()
+}
+
+// MarshalJSON writes d as a string in kiln's notation ("7d", "90s"), the
+// way JSON reports carry durations.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return []byte(strconv.Quote(d.String())), nil
+}
+
+// UnmarshalJSON reads a duration string in kiln's notation.
+func (d *Duration) UnmarshalJSON(data []byte) error {
+	s, err := strconv.Unquote(string(data))
+	if err != nil {
+		return fmt.Errorf("duration: want a string such as \"7d\" or \"90s\", got %s", data)
+	}
+	v, err := ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
 }
 
 // ParseDuration reads a Go duration ("90m", "1h30m") optionally preceded by
@@ -32,6 +62,9 @@ func (d Duration) String() string {
 func ParseDuration(s string) (Duration, error) {
 	if s == "" {
 		return 0, errors.New("empty duration")
+	}
+	if strings.Trim(s, "0123456789") == "" && strings.Trim(s, "0") != "" {
+		return 0, fmt.Errorf("duration %q has no unit (s, m, h, d or w)", s)
 	}
 	rest, neg := strings.CutPrefix(s, "-")
 	var total time.Duration

@@ -21,7 +21,7 @@ func TestParseDuration(t *testing.T) {
 		{in: "1d12h", want: 36 * time.Hour},
 		{in: "-1d", want: -24 * time.Hour},
 		{in: "", err: "empty duration"},
-		{in: "10", err: `invalid duration "10"`},
+		{in: "10", err: `duration "10" has no unit (s, m, h, d or w)`},
 		{in: "1y", err: `invalid duration "1y"`},
 		{in: "1.5d", err: `invalid duration "1.5d"`},
 		{in: "d", err: `invalid duration "d"`},
@@ -50,8 +50,11 @@ func TestDurationString(t *testing.T) {
 		{0, "0s"},
 		{730 * 24 * time.Hour, "730d"},
 		{-24 * time.Hour, "-1d"},
-		{36 * time.Hour, "36h0m0s"},
-		{90 * time.Second, "1m30s"},
+		{36 * time.Hour, "36h"},
+		{90 * time.Second, "90s"},
+		{90 * time.Minute, "90m"},
+		{14 * 24 * time.Hour, "14d"},
+		{1500 * time.Millisecond, "1.5s"},
 	} {
 		if got := Duration(tc.d).String(); got != tc.want {
 			t.Errorf("Duration(%v).String() = %q, want %q", tc.d, got, tc.want)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -36,6 +37,7 @@ func (k *checker) check() {
 	k.checkCostTag()
 	k.checkNaming()
 	k.checkChannels()
+	k.checkFormats()
 	if k.c.Cleanup.ConfirmAbove < 0 {
 		k.errorf("cleanup.confirm_above", "%d is negative; use 0 to confirm every cleanup", k.c.Cleanup.ConfirmAbove)
 	}
@@ -45,6 +47,8 @@ func (k *checker) check() {
 	for _, name := range k.c.UseCaseNames() {
 		k.checkUseCase(k.c.UseCases[name], backendOK)
 	}
+	k.checkServe()
+	k.checkDistribution()
 	switch k.c.Backend.Type {
 	case "local":
 		k.checkLocal()
@@ -254,6 +258,8 @@ func (k *checker) checkChannels() {
 			k.errorf(mpath, "manifest path %q must be relative to the config's directory", m)
 		case !filepath.IsLocal(m):
 			k.errorf(mpath, "manifest path %q leads outside the config's directory", m)
+		case func() bool { _, err := ResolveInside(k.c.Dir, m); return errors.Is(err, ErrOutside) }():
+			k.errorf(mpath, "manifest path %q leads outside the project directory %s through a symbolic link; kiln does not write outside the project", m, k.c.Dir)
 		case !strings.HasSuffix(m, ".json"):
 			k.errorf(mpath, "manifest path %q must end in .json", m)
 		default:
@@ -279,14 +285,19 @@ func (k *checker) stat(p string) (os.FileInfo, error) {
 	return r.info, r.err
 }
 
-// checkFile checks that a recipe file exists; what names it in messages
-// ("script", "playbook"). A directory is accepted only when dirOK.
+// checkFile checks that a recipe file exists inside the project directory,
+// after following symbolic links; what names it in messages ("script",
+// "playbook"). A directory is accepted only when dirOK.
 func (k *checker) checkFile(path, p, what string, dirOK bool) {
 	if p == "" {
 		k.errorf(path, "missing; give the %s's path relative to the config's directory", what)
 		return
 	}
 	abs := k.c.Resolve(p)
+	if _, err := ResolveInside(k.c.Dir, p); errors.Is(err, ErrOutside) {
+		k.errorf(path, "%s %q leads outside the project directory %s; recipe files must be inside it (copy the file in)", what, p, k.c.Dir)
+		return
+	}
 	info, err := k.stat(abs)
 	switch {
 	case os.IsNotExist(err):
@@ -295,6 +306,8 @@ func (k *checker) checkFile(path, p, what string, dirOK bool) {
 		k.errorf(path, "%s %q: cannot read %s: %v", what, p, abs, cause(err))
 	case info.IsDir() && !dirOK:
 		k.errorf(path, "%s %q is a directory (%s); expected a file", what, p, abs)
+	case !info.IsDir() && !info.Mode().IsRegular():
+		k.errorf(path, "%s %q (%s) is not a regular file", what, p, abs)
 	}
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -30,6 +31,20 @@ func (k *checker) checkLocal() {
 	if !validMirror(l.Mirror) {
 		k.errorf(p+".mirror", "mirror %q is not an http, https or file URL such as %s", l.Mirror, defaultMirror)
 	}
+	if l.Root != "" {
+		if err := CheckStoreDir(k.c.Resolve(l.Root)); err != nil {
+			k.errorf(p+".root", "%v", err)
+		} else {
+			for _, r := range k.c.Regions {
+				if _, elsewhere := l.RegionPaths[r]; elsewhere || !ValidLocalRegion(r) {
+					continue
+				}
+				if err := CheckRegionDir(filepath.Join(k.c.Resolve(l.Root), r)); err != nil {
+					k.errorf(p+".root", "region %s: %v", r, err)
+				}
+			}
+		}
+	}
 	dirs := map[string]string{} // resolved directory → region
 	for _, r := range sortedKeys(l.RegionPaths) {
 		rp := joinPath(p+".region_paths", r)
@@ -42,6 +57,9 @@ func (k *checker) checkLocal() {
 		abs := k.c.Resolve(dir)
 		if other, dup := dirs[abs]; dup {
 			k.errorf(rp, "regions %s and %s share the directory %s; each region needs its own", other, r, abs)
+		}
+		if err := CheckRegionDir(abs); err != nil {
+			k.errorf(rp, "%v", err)
 		}
 		dirs[abs] = r
 	}
@@ -99,6 +117,7 @@ func (k *checker) checkAWS() {
 			}
 		}
 	}
+	k.checkPublishAccounts()
 	for _, t := range []struct {
 		field string
 		d     Duration

@@ -121,7 +121,7 @@ var validationCases = []errorCase{
 	{"manifest shared", localBase + "channels: {a: {manifest: m.json}, b: {manifest: ./m.json}}\n", []string{
 		`kiln.yaml:7:49: channels.b.manifest: channels a and b both use manifest "./m.json"; each channel needs its own`}},
 	{"min interval", localBase + "channels: {latest: {min_interval: -1h}}\n", []string{
-		"kiln.yaml:7:35: channels.latest.min_interval: -1h0m0s is negative"}},
+		"kiln.yaml:7:35: channels.latest.min_interval: -1h is negative"}},
 
 	// cleanup
 	{"confirm above", localBase + "cleanup: {confirm_above: -1}\n", []string{
@@ -266,6 +266,11 @@ var validationCases = []errorCase{
 		"kiln.yaml:9:48: backend.local.region_paths.r2: regions r1 and r2 share the directory /srv/a; each region needs its own",
 		`kiln.yaml:10:31: backend.local.block_public_access[1]: region "r9" is not among regions [r1 r2]`,
 	}},
+	{"local store in system directories", localBase + "backend: {local: {root: /usr, region_paths: {r1: /etc/kiln, r2: /home}}}\n", []string{
+		"kiln.yaml:7:25: backend.local.root: /usr is a system directory; give kiln's images a directory of their own",
+		"kiln.yaml:7:50: backend.local.region_paths.r1: /etc/kiln lies inside the system directory /etc; give kiln's images a directory of their own",
+		"kiln.yaml:7:65: backend.local.region_paths.r2: /home is a system directory; give kiln's images a directory of their own",
+	}},
 	{"local region path empty", localBase + "backend: {local: {region_paths: {r1: ''}}}\n", []string{
 		`kiln.yaml:7:38: backend.local.region_paths.r1: missing; give the directory that holds region "r1"`}},
 
@@ -295,7 +300,7 @@ var validationCases = []errorCase{
 		`kiln.yaml:10:16: backend.aws.subnet_id: "subnet-xyz" is not a subnet id such as subnet-0123456789abcdef0`,
 		`kiln.yaml:11:20: backend.aws.export_bucket: "A_bucket" is not an S3 bucket name (3 to 63 lowercase letters, digits, dots and dashes)`,
 		"kiln.yaml:12:20: backend.aws.build_timeout: 0s is not a positive duration; use e.g. 60m",
-		"kiln.yaml:13:19: backend.aws.copy_timeout: -1m0s is not a positive duration; use e.g. 60m",
+		"kiln.yaml:13:19: backend.aws.copy_timeout: -1m is not a positive duration; use e.g. 60m",
 	}},
 	{"aws copy concurrency high", awsWith(`backend: {type: aws, aws: {allowed_accounts: ["123456789012"], copy_concurrency: 101}}`), []string{
 		"kiln.yaml:2:82: backend.aws.copy_concurrency: 101 is out of range; allowed: 1 to 100"}},

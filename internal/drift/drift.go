@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/fanout"
 	"github.com/kiln-images/kiln/internal/manifest"
 )
@@ -69,6 +70,9 @@ type Finding struct {
 	Expected string   `json:"expected,omitempty"`
 	Actual   string   `json:"actual,omitempty"`
 	Message  string   `json:"message"`
+	// Key is the entry's key as its manifest file writes it, when that is
+	// not kiln's key (a declared format, e.g. linux-amd64-ephemeral).
+	Key string `json:"key,omitempty"`
 }
 
 // Summary counts a report's checks and findings.
@@ -103,6 +107,25 @@ func (r Report) Drifted() bool {
 type Channel struct {
 	Name     string
 	Manifest manifest.Manifest
+	// Layout is the format the manifest was read in; nil is kiln's own.
+	// Only the fields it holds from the cloud are compared: a format
+	// without a name field has no name to drift, and its constants and
+	// attributes are kiln validate's business.
+	Layout *manifest.Layout
+}
+
+// binds reports whether the channel's entries hold s.
+func (c Channel) binds(s manifest.FieldSource) bool { return c.Layout == nil || c.Layout.Binds(s) }
+
+// fileKey is the key the channel's file uses for kiln's key.
+func (c Channel) fileKey(key string) string {
+	if c.Layout == nil {
+		return key
+	}
+	if k, ok := c.Layout.FileKey(key); ok {
+		return k
+	}
+	return key
 }
 
 // Input says what to check.
@@ -115,11 +138,20 @@ type Input struct {
 	// Policy returns the launch permissions the publish policy of a manifest
 	// key (use case) grants; ok false when the key is unknown to the config.
 	Policy func(useCase string) (cloud.LaunchPermissions, bool)
-	// Regions are scanned for orphans besides the regions entries name.
+	// Regions are scanned for orphans besides the regions entries name:
+	// locations, as backends take them (ACCOUNT/REGION for a region of
+	// another account).
 	Regions []string
+	// Locate returns where the image of a manifest key's entry in region
+	// lives, when that is not the region of the backend's own account;
+	// nil means it always is.
+	Locate func(key, region string) string
 	// Ignore, when set, exempts an image from the orphan check (e.g. it
 	// belongs to a run still in progress).
-	Ignore     func(cloud.Image) bool
+	Ignore func(cloud.Image) bool
+	// Owns says whether a kiln-managed image is this project's; only this
+	// project's images can be its orphans. Nil: none are.
+	Owns       func(tags map[string]string) bool
 	WarnBefore time.Duration
 	Now        time.Time
 	// Concurrency bounds the regions scanned at once.
@@ -129,7 +161,17 @@ type Input struct {
 // located is an entry of a channel.
 type located struct {
 	channel string
+	ch      Channel
+	loc     string // where its image lives (see Input.Locate)
 	manifest.Located
+}
+
+// locate applies in.Locate.
+func (in Input) locate(key, region string) string {
+	if in.Locate == nil {
+		return region
+	}
+	return in.Locate(key, region)
 }
 
 // Check compares the manifests in in with the cloud.
@@ -137,7 +179,8 @@ func Check(ctx context.Context, b Images, in Input) (Report, error) {
 	byRegion := map[string][]located{}
 	for _, ch := range in.Channels {
 		for _, e := range ch.Manifest.Entries() {
-			byRegion[e.Region] = append(byRegion[e.Region], located{channel: ch.Name, Located: e})
+			loc := in.locate(e.UseCase, e.Region)
+			byRegion[loc] = append(byRegion[loc], located{channel: ch.Name, ch: ch, loc: loc, Located: e})
 		}
 	}
 	regionSet := map[string]bool{}
@@ -151,7 +194,7 @@ func Check(ctx context.Context, b Images, in Input) (Report, error) {
 	referenced := map[string]bool{}
 	for _, m := range in.Referenced {
 		for _, e := range m.Entries() {
-			referenced[e.Region+"/"+e.ID] = true
+			referenced[in.locate(e.UseCase, e.Region)+"/"+e.ID] = true
 		}
 	}
 
@@ -182,7 +225,7 @@ func Check(ctx context.Context, b Images, in Input) (Report, error) {
 			perRegion[i] = append(perRegion[i], fs...)
 		}
 		for _, img := range imgs {
-			if !cloud.Managed(img.Tags) || referenced[region+"/"+img.ID] || (in.Ignore != nil && in.Ignore(img)) {
+			if !cloud.Managed(img.Tags) || in.Owns == nil || !in.Owns(img.Tags) || referenced[region+"/"+img.ID] || (in.Ignore != nil && in.Ignore(img)) {
 				continue
 			}
 			perRegion[i] = append(perRegion[i], Finding{
@@ -240,9 +283,13 @@ func Check(ctx context.Context, b Images, in Input) (Report, error) {
 
 // checkEntry compares one manifest entry with the image in the cloud.
 func checkEntry(ctx context.Context, b Images, in Input, e located, byID map[string]cloud.Image) ([]Finding, error) {
+	key := e.ch.fileKey(e.UseCase)
+	if key == e.UseCase {
+		key = ""
+	}
 	f := func(k Kind, expected, actual, msg string) Finding {
-		return Finding{Kind: k, Severity: k.severity(), Channel: e.channel, UseCase: e.UseCase, Region: e.Region,
-			ImageID: e.ID, Expected: expected, Actual: actual, Message: msg}
+		return Finding{Kind: k, Severity: k.severity(), Channel: e.channel, UseCase: e.UseCase, Key: key,
+			Region: e.loc, ImageID: e.ID, Expected: expected, Actual: actual, Message: msg}
 	}
 	img, ok := byID[e.ID]
 	if !ok {
@@ -252,23 +299,23 @@ func checkEntry(ctx context.Context, b Images, in Input, e located, byID map[str
 	if img.State != cloud.StateAvailable {
 		out = append(out, f(Unavailable, string(cloud.StateAvailable), string(img.State), "image is not available"))
 	}
-	if img.Name != e.Name {
+	if e.ch.binds(manifest.SourceName) && img.Name != e.Name {
 		out = append(out, f(Name, e.Name, img.Name, "image name differs from the manifest"))
 	}
 	if img.Architecture != e.Architecture {
 		out = append(out, f(Architecture, e.Architecture, img.Architecture, "image architecture differs from the manifest"))
 	}
-	if img.Public != e.Public {
+	if e.ch.binds(manifest.SourcePublic) && img.Public != e.Public {
 		out = append(out, f(Public, fmt.Sprint(e.Public), fmt.Sprint(img.Public), "image public flag differs from the manifest"))
 	}
 	if in.Policy != nil {
 		if pol, ok := in.Policy(e.UseCase); ok {
-			if pol.Public != e.Public {
+			if e.ch.binds(manifest.SourcePublic) && pol.Public != e.Public {
 				out = append(out, f(Policy, fmt.Sprint(pol.Public), fmt.Sprint(e.Public),
 					"manifest entry's public flag contradicts the use case's publish policy"))
 			}
 			if len(pol.Accounts)+len(pol.Organizations)+len(pol.OrganizationalUnits) > 0 {
-				got, err := b.LaunchPermissions(ctx, e.Region, e.ID)
+				got, err := b.LaunchPermissions(ctx, e.loc, e.ID)
 				if err != nil {
 					return nil, fmt.Errorf("launch permissions of %s: %w", e.ID, err)
 				}
@@ -282,7 +329,7 @@ func checkEntry(ctx context.Context, b Images, in Input, e located, byID map[str
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", e.UseCase, e.Region, err)
 	}
-	if !want.Equal(img.Deprecation.Truncate(time.Second)) {
+	if e.ch.binds(manifest.SourceDeprecation) && !want.Equal(img.Deprecation.Truncate(time.Second)) {
 		out = append(out, f(Deprecation, formatTime(want), formatTime(img.Deprecation), "image deprecation time differs from the manifest"))
 	}
 	if d := img.Deprecation; !d.IsZero() {
@@ -290,7 +337,7 @@ func checkEntry(ctx context.Context, b Images, in Input, e located, byID map[str
 		case !d.After(in.Now):
 			out = append(out, f(Deprecated, "", formatTime(d), "image is deprecated"))
 		case in.WarnBefore > 0 && d.Sub(in.Now) <= in.WarnBefore:
-			out = append(out, f(Deprecating, "", formatTime(d), fmt.Sprintf("image will be deprecated in %s", d.Sub(in.Now).Round(time.Hour))))
+			out = append(out, f(Deprecating, "", formatTime(d), fmt.Sprintf("image will be deprecated in %s", config.Duration(d.Sub(in.Now).Round(time.Hour)))))
 		}
 	}
 	return out, nil

@@ -7,6 +7,7 @@ import (
 
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/fanout"
+	"github.com/kiln-images/kiln/internal/manifest"
 )
 
 // Setter changes what reconcile can fix.
@@ -35,7 +36,8 @@ func Plan(rep Report, in Input) (fixes []Fix, unfixable []Finding) {
 	entries := map[string]located{}
 	for _, ch := range in.Channels {
 		for _, e := range ch.Manifest.Entries() {
-			entries[ch.Name+"/"+e.UseCase+"/"+e.Region] = located{channel: ch.Name, Located: e}
+			loc := in.locate(e.UseCase, e.Region)
+			entries[ch.Name+"/"+e.UseCase+"/"+loc] = located{channel: ch.Name, ch: ch, loc: loc, Located: e}
 		}
 	}
 	byImage := map[string]int{}
@@ -63,6 +65,10 @@ func Plan(rep Report, in Input) (fixes []Fix, unfixable []Finding) {
 			if in.Policy != nil {
 				if pol, ok := in.Policy(e.UseCase); ok {
 					p.Accounts, p.Organizations, p.OrganizationalUnits = pol.Accounts, pol.Organizations, pol.OrganizationalUnits
+					if !e.ch.binds(manifest.SourcePublic) {
+						// The file does not say; the policy does.
+						p.Public = pol.Public
+					}
 				}
 			}
 			fx.Permissions = &p

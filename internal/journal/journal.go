@@ -42,25 +42,32 @@ var (
 
 // Run is one attempt to release one use case.
 type Run struct {
-	ID, UseCase, Arch, Version string
-	Created, Updated           time.Time
-	State                      RunState
-	Phase                      string // the last phase started: build, test, replicate, publish
-	Host                       string // hostname that started it
+	ID      string    `json:"id"`
+	UseCase string    `json:"use_case"`
+	Arch    string    `json:"arch"`
+	Version string    `json:"version"`
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+	State   RunState  `json:"state"`
+	Phase   string    `json:"phase"` // the last phase started: build, test, replicate, publish
+	Host    string    `json:"host"`  // hostname that started it
 }
 
 // Step is one recorded action of a run, typically one cloud call in one
 // region. A step still "started" after its process is gone is the evidence of
 // an interrupted call: what it made, if anything, is found by its tags.
 type Step struct {
-	ID                         int64
-	RunID, Phase, Name, Region string
-	State                      StepState
-	Started                    time.Time
-	Ended                      time.Time // zero while started
-	Resource                   string    // id of what the step made or touched, may be empty
-	Detail                     string    // free text, e.g. "copy of img-... from local-a"
-	Error                      string    // redacted error text of a failed step
+	ID       int64     `json:"id"`
+	RunID    string    `json:"run_id"`
+	Phase    string    `json:"phase"`
+	Name     string    `json:"name"`
+	Region   string    `json:"region"`
+	State    StepState `json:"state"`
+	Started  time.Time `json:"started"`
+	Ended    time.Time `json:"ended,omitzero"`  // zero while started
+	Resource string    `json:"resource"`        // id of what the step made or touched, may be empty
+	Detail   string    `json:"detail"`          // free text, e.g. "copy of img-... from local-a"
+	Error    string    `json:"error,omitempty"` // redacted error text of a failed step
 }
 
 // Journal is an open journal file. Its methods are safe for concurrent use,

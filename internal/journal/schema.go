@@ -44,6 +44,16 @@ var migrations = []string{
 		error    TEXT NOT NULL
 	) STRICT;
 	CREATE INDEX steps_run ON steps (run_id, id);`,
+	// 2: events: decisions recorded outside any run (a gate overridden by
+	// hand, resources adopted into the project).
+	`CREATE TABLE events (
+		id      INTEGER PRIMARY KEY,
+		time    TEXT NOT NULL,
+		kind    TEXT NOT NULL,
+		subject TEXT NOT NULL,
+		detail  TEXT NOT NULL,
+		host    TEXT NOT NULL
+	) STRICT;`,
 }
 
 // migrate brings the schema to the latest version in one write transaction,

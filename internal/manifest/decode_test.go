@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // entryDoc returns a manifest with use case "uc" and region "r1" whose
@@ -283,13 +285,26 @@ func TestLoad(t *testing.T) {
 	}
 }
 
-// A device that never ends must hit the limit, not fill memory.
+// A device that never ends, or a FIFO nobody writes to, is refused before
+// it is read: it must neither fill memory nor hang kiln.
 func TestLoadEndlessFile(t *testing.T) {
 	if _, err := os.Stat("/dev/zero"); err != nil {
 		t.Fatalf("this test reads /dev/zero: %v", err)
 	}
-	_, err := Load("/dev/zero")
-	if err == nil || err.Error() != "/dev/zero: is larger than the 16 MiB limit for manifests" {
-		t.Fatalf("Load(/dev/zero) = %v", err)
+	fifo := filepath.Join(t.TempDir(), "fifo.json")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/dev/zero", fifo} {
+		done := make(chan error, 1)
+		go func() { _, err := Load(p); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil || err.Error() != p+": is not a regular file (a pipe, socket or device), not a manifest file" {
+				t.Errorf("Load(%s) = %v", p, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Load(%s) hangs", p)
+		}
 	}
 }

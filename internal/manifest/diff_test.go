@@ -45,10 +45,10 @@ func TestDiff(t *testing.T) {
 			Manifest{"b": {"r2": a, "r1": a}, "a": {"r9": a}},
 			Manifest{"b": {"r1": c}, "a": {"r9": a, "r0": a}, "0": {"z": a}},
 			[]Change{
-				{UseCase: "0", Region: "z", Kind: Added, New: &a, Fields: fieldChanges(nil, &a)},
-				{UseCase: "a", Region: "r0", Kind: Added, New: &a, Fields: fieldChanges(nil, &a)},
+				{UseCase: "0", Region: "z", Kind: Added, New: &a, Fields: allFields(nil, &a)},
+				{UseCase: "a", Region: "r0", Kind: Added, New: &a, Fields: allFields(nil, &a)},
 				{UseCase: "b", Region: "r1", Kind: Changed, Old: &a, New: &c, Fields: []FieldChange{{"name", "ubuntu", "debian"}}},
-				{UseCase: "b", Region: "r2", Kind: Removed, Old: &a, Fields: fieldChanges(&a, nil)},
+				{UseCase: "b", Region: "r2", Kind: Removed, Old: &a, Fields: allFields(&a, nil)},
 			}},
 	}
 	for _, tt := range tests {
@@ -59,6 +59,12 @@ func TestDiff(t *testing.T) {
 			}
 		})
 	}
+}
+
+// allFields lists every field of an added (old nil) or removed entry.
+func allFields(old, nw *Entry) []FieldChange {
+	f, _ := DefaultLayout.fieldChanges("k", "r", old, nw)
+	return f
 }
 
 // diffPair is the big manifest and a release after it: one region dropped,

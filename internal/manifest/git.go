@@ -8,14 +8,57 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 )
 
+// Errors of git that callers explain in their own words. A *GitError
+// matches the one that fits (errors.Is).
+var (
+	ErrGitMissing      = errors.New("git is not installed")
+	ErrNotRepository   = errors.New("not in a git repository")
+	ErrUnknownRevision = errors.New("no such tag, branch or commit")
+)
+
+// GitError is a git command that failed: what ran, and git's own message.
+type GitError struct {
+	Args   []string
+	Stderr string // git's message, trimmed
+	Err    error  // how the process failed
+}
+
+func (e *GitError) Error() string {
+	what := "git " + strings.Join(e.Args, " ")
+	if e.Stderr != "" {
+		return what + ": " + e.Stderr
+	}
+	return what + ": " + e.Err.Error()
+}
+
+func (e *GitError) Unwrap() error { return e.Err }
+
+// Is classifies the failure by git's message, which runGit keeps in
+// English (LC_ALL=C).
+func (e *GitError) Is(target error) bool {
+	msg := strings.ToLower(e.Stderr)
+	switch target {
+	case ErrGitMissing:
+		return errors.Is(e.Err, exec.ErrNotFound)
+	case ErrNotRepository:
+		return strings.Contains(msg, "not a git repository")
+	case ErrUnknownRevision:
+		for _, s := range []string{"not a valid object name", "unknown revision", "bad revision", "not a tree object", "invalid object name"} {
+			if strings.Contains(msg, s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // runGit runs git in repoDir and returns its standard output. A failure
-// reports the command and git's own message.
+// is a *GitError with the command and git's own message.
 func runGit(ctx context.Context, repoDir string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "git", append([]string{"-C", repoDir}, args...)...)
 	// C locale: messages stay English in logs. Literal pathspecs: a path
@@ -24,14 +67,10 @@ func runGit(ctx context.Context, repoDir string, args ...string) ([]byte, error)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		what := "git " + strings.Join(args, " ")
 		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("%s: %w", what, ctxErr)
+			return nil, fmt.Errorf("git %s: %w", strings.Join(args, " "), ctxErr)
 		}
-		if msg := strings.TrimSpace(stderr.String()); msg != "" {
-			return nil, fmt.Errorf("%s: %s", what, msg)
-		}
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return nil, &GitError{Args: args, Stderr: strings.TrimSpace(stderr.String()), Err: err}
 	}
 	return stdout.Bytes(), nil
 }
@@ -39,10 +78,17 @@ func runGit(ctx context.Context, repoDir string, args ...string) ([]byte, error)
 // Tags returns the tags in repoDir matching the glob pattern ("" for all),
 // oldest version first: v1.9.0 before v1.10.0, and a pre-release such as
 // v2.0.0-rc1 before v2.0.0.
+//
+// A pattern starting with '-' is refused (git would take it for an
+// option, such as --contains=HEAD or -d), and the pattern is passed after
+// "--" all the same.
 func Tags(ctx context.Context, repoDir, pattern string) ([]string, error) {
+	if strings.HasPrefix(pattern, "-") {
+		return nil, fmt.Errorf("tag pattern %q: must not start with '-' (git would read it as an option); give a glob such as 'v*'", pattern)
+	}
 	args := []string{"-c", "versionsort.suffix=-", "tag", "--list", "--sort=version:refname"}
 	if pattern != "" {
-		args = append(args, pattern)
+		args = append(args, "--", pattern)
 	}
 	out, err := runGit(ctx, repoDir, args...)
 	if err != nil {
@@ -57,10 +103,11 @@ func Tags(ctx context.Context, repoDir, pattern string) ([]string, error) {
 	return tags, nil
 }
 
-// AtRefs decodes the manifest at path as it was at each ref. A ref where
-// the file did not exist yet is left out of the result; a ref that does not
-// exist, or a manifest there that does not decode, is an error.
-func AtRefs(ctx context.Context, repoDir, path string, refs []string) (map[string]Manifest, error) {
+// AtRefs decodes the manifest at path as it was at each ref, in whichever
+// of layouts fits it (none given: kiln's own format). A ref where the file
+// did not exist yet is left out of the result; a ref that does not exist,
+// or a manifest there that does not decode, is an error.
+func AtRefs(ctx context.Context, repoDir, path string, refs []string, layouts ...*Layout) (map[string]Manifest, error) {
 	out := make(map[string]Manifest, len(refs))
 	for _, ref := range refs {
 		s := Source{Ref: ref, Path: path}
@@ -71,7 +118,7 @@ func AtRefs(ctx context.Context, repoDir, path string, refs []string) (map[strin
 		if err != nil {
 			return nil, err
 		}
-		m, err := Decode(s.String(), data)
+		m, _, err := DecodeAny(s.String(), data, layouts...)
 		if err != nil {
 			return nil, err
 		}
@@ -124,54 +171,30 @@ func History(ctx context.Context, repoDir, path string, limit int) ([]Revision, 
 	return revs, nil
 }
 
-// Commit records the file at path, and nothing else, in a new commit of
-// the git repository it is in, with message, and returns the commit's
-// hash; "" when the file is as HEAD has it. Other changes in the work tree
-// and the index are left as they are. Where git knows no identity to
-// commit as (a bare CI runner), the commit is made as "kiln". With push
-// the branch is then pushed to its upstream.
-func Commit(ctx context.Context, path, message string, push bool) (string, error) {
-	dir, name := filepath.Dir(path), filepath.Base(path)
-	if err := CheckWorkTree(ctx, dir); err != nil {
-		return "", fmt.Errorf("commit %s: %w", path, err)
-	}
-	if _, err := runGit(ctx, dir, "add", "--", name); err != nil {
-		return "", fmt.Errorf("commit %s: %w", path, err)
-	}
-	status, err := runGit(ctx, dir, "status", "--porcelain", "--", name)
+// Uncommitted reports whether the file at path (relative to repoDir) differs
+// in the work tree or the index from HEAD.
+func Uncommitted(ctx context.Context, repoDir, path string) (bool, error) {
+	gp, err := gitPath(repoDir, path)
 	if err != nil {
-		return "", fmt.Errorf("commit %s: %w", path, err)
+		return false, err
 	}
-	if len(bytes.TrimSpace(status)) == 0 {
-		return "", nil
-	}
-	var args []string
-	for _, v := range []string{"GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"} {
-		if _, err := runGit(ctx, dir, "var", v); err != nil {
-			args = []string{"-c", "user.name=kiln", "-c", "user.email=kiln@localhost"}
-		}
-	}
-	args = append(args, "commit", "--quiet", "-m", message, "--", name)
-	if _, err := runGit(ctx, dir, args...); err != nil {
-		return "", fmt.Errorf("commit %s: %w", path, err)
-	}
-	out, err := runGit(ctx, dir, "rev-parse", "HEAD")
+	out, err := runGit(ctx, repoDir, "status", "--porcelain", "--", gp)
 	if err != nil {
-		return "", fmt.Errorf("commit %s: %w", path, err)
+		return false, err
 	}
-	hash := strings.TrimSpace(string(out))
-	if push {
-		if _, err := runGit(ctx, dir, "push", "--quiet"); err != nil {
-			return hash, fmt.Errorf("%s committed as %s, but not pushed: %w", path, hash, err)
-		}
-	}
-	return hash, nil
+	return len(bytes.TrimSpace(out)) > 0, nil
 }
 
 // CheckWorkTree returns an error unless dir is in a git work tree.
 func CheckWorkTree(ctx context.Context, dir string) error {
-	if _, err := runGit(ctx, dir, "rev-parse", "--show-toplevel"); err != nil {
-		return fmt.Errorf("%s is not in a git work tree: %w", dir, err)
+	_, err := runGit(ctx, dir, "rev-parse", "--show-toplevel")
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrGitMissing):
+		return fmt.Errorf("git is not installed; install it (e.g. apt-get install git): %w", ErrGitMissing)
+	case errors.Is(err, ErrNotRepository):
+		return fmt.Errorf("%s is not in a git work tree (start one with git init): %w", dir, ErrNotRepository)
 	}
-	return nil
+	return fmt.Errorf("%s is not in a git work tree: %w", dir, err)
 }

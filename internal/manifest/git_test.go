@@ -236,6 +236,15 @@ func TestTags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Patterns git would take for options are refused, not run.
+	for _, p := range []string{"--contains=HEAD", "-d", "--delete", "-l"} {
+		if got, err := Tags(ctx, r.dir, p); err == nil || !strings.Contains(err.Error(), "must not start with '-'") {
+			t.Errorf("Tags(%q) = %q, %v; want a refusal", p, got, err)
+		}
+	}
+	if after, _ := Tags(ctx, r.dir, ""); len(after) != len(all) {
+		t.Errorf("a refused pattern changed the tags: %q", after)
+	}
 	if len(all) != 7 || !slices.Contains(all, "bad-1") || !slices.Contains(all, "v2.0.0") {
 		t.Errorf("Tags(\"\") = %q; want all 7 tags", all)
 	}
@@ -346,10 +355,11 @@ func TestCommit(t *testing.T) {
 	gitT(t, r.dir, nil, "config", "commit.gpgsign", "false")
 	path := filepath.Join(r.dir, manifestPath)
 	before := gitT(t, r.dir, nil, "rev-parse", "HEAD")
+	msg := func(s string) Message { return Message{Subject: s} }
 
 	// Unchanged: no commit.
-	if hash, err := Commit(ctx, path, "nothing", false); err != nil || hash != "" {
-		t.Fatalf("Commit of an unchanged file = %q, %v", hash, err)
+	if res, err := CommitEntries(ctx, path, nil, msg("nothing"), false); err != nil || res.Hash != "" {
+		t.Fatalf("Commit of an unchanged file = %+v, %v", res, err)
 	}
 	// Another file changed and staged, one changed and not: both stay out
 	// of the commit.
@@ -359,17 +369,20 @@ func TestCommit(t *testing.T) {
 	if err := os.WriteFile(path, r.m1.Encode(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	hash, err := Commit(ctx, path, "stable: roll back to v1.0.0\n\nby kiln", false)
+	res, err := CommitEntries(ctx, path, nil, Message{Subject: "stable: roll back to v1.0.0", Trailers: []string{"Kiln-Override-Gate: interval: hotfix"}}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
+	hash := res.Hash
 	if head := gitT(t, r.dir, nil, "rev-parse", "HEAD"); hash == "" || hash != head || head == before {
 		t.Fatalf("Commit = %q; HEAD %s, was %s", hash, head, before)
 	}
 	if files := gitT(t, r.dir, nil, "show", "--name-only", "--format=", hash); files != manifestPath {
 		t.Errorf("commit changed %q, want only %s", files, manifestPath)
 	}
-	if got := gitT(t, r.dir, nil, "log", "-1", "--format=%an <%ae>%n%B", hash); got != "Release Bot <bot@example.com>\nstable: roll back to v1.0.0\n\nby kiln" {
+	got := gitT(t, r.dir, nil, "log", "-1", "--format=%an <%ae>%n%B", hash)
+	if !strings.HasPrefix(got, "Release Bot <bot@example.com>\nstable: roll back to v1.0.0\n\n- ") ||
+		!strings.HasSuffix(got, "\n\nKiln-Override-Gate: interval: hotfix") {
 		t.Errorf("commit:\n%s", got)
 	}
 	if st := gitT(t, r.dir, nil, "status", "--porcelain"); st != "M  README\n?? NOTES" {
@@ -384,36 +397,36 @@ func TestCommit(t *testing.T) {
 	gitT(t, r.dir, nil, "config", "--unset", "user.email")
 	gitT(t, r.dir, nil, "config", "user.useConfigOnly", "true")
 	os.WriteFile(path, r.m2.Encode(), 0o644)
-	if hash, err = Commit(ctx, path, "latest: new", false); err != nil {
+	if res, err = CommitEntries(ctx, path, nil, msg("latest: new"), false); err != nil {
 		t.Fatal(err)
 	}
-	if got := gitT(t, r.dir, nil, "log", "-1", "--format=%an <%ae>", hash); got != "kiln <kiln@localhost>" {
+	if got := gitT(t, r.dir, nil, "log", "-1", "--format=%an <%ae>", res.Hash); got != "kiln <kiln@localhost>" {
 		t.Errorf("author %q", got)
 	}
 
 	// Push goes to the upstream; without one the commit stays and the
 	// error says so.
 	os.WriteFile(path, r.m3.Encode(), 0o644)
-	hash, err = Commit(ctx, path, "latest: newer", true)
-	if err == nil || hash == "" || !strings.Contains(err.Error(), "committed as "+hash+", but not pushed") {
-		t.Fatalf("Commit with push and no upstream = %q, %v", hash, err)
+	res, err = CommitEntries(ctx, path, nil, msg("latest: newer"), true)
+	if err == nil || res.Hash == "" || !strings.Contains(err.Error(), "committed as "+res.Hash+", but not pushed") {
+		t.Fatalf("Commit with push and no upstream = %+v, %v", res, err)
 	}
 	remote := filepath.Join(t.TempDir(), "remote.git")
 	gitT(t, r.dir, nil, "init", "-q", "--bare", remote)
 	gitT(t, r.dir, nil, "remote", "add", "origin", remote)
 	gitT(t, r.dir, nil, "push", "-q", "-u", "origin", "main")
 	os.WriteFile(path, r.m1.Encode(), 0o644)
-	if hash, err = Commit(ctx, path, "latest: pushed", true); err != nil {
-		t.Fatal(err)
+	if res, err = CommitEntries(ctx, path, nil, msg("latest: pushed"), true); err != nil || !res.Pushed {
+		t.Fatal(res, err)
 	}
-	if got := gitT(t, remote, nil, "rev-parse", "main"); got != hash {
-		t.Errorf("remote main at %s, want %s", got, hash)
+	if got := gitT(t, remote, nil, "rev-parse", "main"); got != res.Hash {
+		t.Errorf("remote main at %s, want %s", got, res.Hash)
 	}
 
 	// Not in a repository.
 	outside := filepath.Join(t.TempDir(), "latest.json")
 	os.WriteFile(outside, r.m1.Encode(), 0o644)
-	if _, err := Commit(ctx, outside, "x", false); err == nil || !strings.Contains(err.Error(), "not in a git work tree") {
+	if _, err := CommitEntries(ctx, outside, nil, msg("x"), false); err == nil || !strings.Contains(err.Error(), "not in a git work tree") {
 		t.Errorf("Commit outside a repository = %v", err)
 	}
 }

@@ -34,6 +34,10 @@ func LoadValid(path string, r Rules) (Manifest, error) {
 // readLimited reads a file of at most MaxSize bytes; a directory or a
 // larger file is an Errors naming path.
 func readLimited(path string) ([]byte, error) {
+	// A FIFO or device would block the open until someone writes to it.
+	if st, err := os.Stat(path); err == nil && !st.IsDir() && !st.Mode().IsRegular() {
+		return nil, Errors{{File: path, Msg: "is not a regular file (a pipe, socket or device), not a manifest file"}}
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("load manifest: %w", err)

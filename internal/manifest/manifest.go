@@ -3,7 +3,6 @@ package manifest
 import (
 	"cmp"
 	"slices"
-	"strconv"
 )
 
 // Entry is what a channel says about one use case in one region.
@@ -13,27 +12,6 @@ type Entry struct {
 	ID              string `json:"id"`               // backend image id
 	Name            string `json:"name"`             // image name
 	Public          bool   `json:"public"`           // launchable by everyone
-}
-
-// fieldNames are the JSON names of Entry's fields in canonical order.
-var fieldNames = [...]string{"architecture", "deprecation_time", "id", "name", "public"}
-
-// field returns the value of the named field as text ("true"/"false" for
-// public).
-func (e Entry) field(name string) string {
-	switch name {
-	case "architecture":
-		return e.Architecture
-	case "deprecation_time":
-		return e.DeprecationTime
-	case "id":
-		return e.ID
-	case "name":
-		return e.Name
-	case "public":
-		return strconv.FormatBool(e.Public)
-	}
-	return ""
 }
 
 // Manifest maps use case → region → entry. Its zero value (nil) is an empty

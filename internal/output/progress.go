@@ -1,6 +1,8 @@
 package output
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -50,6 +52,11 @@ func (p *Progress) Step(name string) func(error) {
 		return func(err error) {
 			once.Do(func() {
 				took := p.now().Sub(start).Round(100 * time.Millisecond)
+				if errors.Is(err, context.Canceled) {
+					// The SDK's text of a cancelled call says less.
+					p.log.Warn("interrupted", "step", name, "elapsed", took)
+					return
+				}
 				if err != nil {
 					p.log.Error("failed", "step", name, "elapsed", took, "err", err)
 					return

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
 	"sync/atomic"
 
 	"github.com/kiln-images/kiln/internal/cloud"
@@ -15,18 +14,9 @@ import (
 // NewRun starts a run of a use case: it checks the use case and architecture,
 // makes the asset id and records the run.
 func (p *Pipeline) NewRun(ctx context.Context, useCase, arch, version string) (Run, error) {
-	u, err := p.Config.UseCase(useCase)
+	u, arch, err := p.ResolveArch(useCase, arch)
 	if err != nil {
 		return Run{}, err
-	}
-	if arch == "" {
-		if len(u.Architectures) != 1 {
-			return Run{}, fmt.Errorf("use case %s has architectures %v: choose one with --arch", u.Name, u.Architectures)
-		}
-		arch = u.Architectures[0]
-	}
-	if !slices.Contains(u.Architectures, arch) {
-		return Run{}, fmt.Errorf("--arch %q: use case %s has architectures %v", arch, u.Name, u.Architectures)
 	}
 	now := p.now().UTC()
 	id := journal.NewAssetID(now)

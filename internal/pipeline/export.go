@@ -10,11 +10,17 @@ import (
 // export writes the use case's export formats of the build region's copy
 // with a backend that exports images elsewhere (aws: ExportImage to S3).
 // The local backend makes its exports while building, as formats of the
-// image itself, and has nothing to do here.
+// image itself: they are only listed, for the report.
 func (p *Pipeline) export(ctx context.Context, r Run, u *config.UseCase, copies map[string]cloud.Image) ([]cloud.Export, error) {
+	img, have := copies[p.Config.Location(u, p.Config.BuildRegion)] // in the account the use case is published into
+	if len(u.Exports) == 0 || !have {
+		return nil, nil
+	}
 	exp, ok := p.Backend.(cloud.Exporter)
-	img, have := copies[p.Config.BuildRegion]
-	if !ok || len(u.Exports) == 0 || !have {
+	if !ok {
+		if l, ok := p.Backend.(cloud.ExportLister); ok {
+			return l.ImageExports(ctx, img.Region, img.ID)
+		}
 		return nil, nil
 	}
 	var out []cloud.Export

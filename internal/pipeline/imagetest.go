@@ -5,21 +5,21 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/journal"
 )
 
 // TestReport is the outcome of the test phase.
 type TestReport struct {
-	Run      Run           `json:"run"`
-	Region   string        `json:"region"`
-	ImageID  string        `json:"image_id"`
-	Passed   bool          `json:"passed"`
-	Reason   string        `json:"reason,omitempty"`
-	LogPath  string        `json:"log_path,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
+	Run      Run             `json:"run"`
+	Region   string          `json:"region"`
+	ImageID  string          `json:"image_id"`
+	Passed   bool            `json:"passed"`
+	Reason   string          `json:"reason,omitempty"`
+	LogPath  string          `json:"log_path,omitempty"`
+	Duration config.Duration `json:"duration"` // how long the boot test took
 	// Earlier is true when the candidate had already passed and was not
 	// booted again.
 	Earlier bool `json:"earlier"`
@@ -101,7 +101,7 @@ func (p *Pipeline) test(ctx context.Context, r Run, known *cloud.Image, force bo
 			})
 		})
 	}
-	rep.Passed, rep.Reason, rep.Duration, rep.LogPath = res.Passed, res.Reason, res.Duration, res.LogPath
+	rep.Passed, rep.Reason, rep.Duration, rep.LogPath = res.Passed, res.Reason, took(res.Duration), res.LogPath
 	if rep.LogPath == "" {
 		rep.LogPath = logPath
 	}

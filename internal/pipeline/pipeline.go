@@ -38,6 +38,8 @@ type Pipeline struct {
 	// Hook, when set, is called at every step boundary with a description
 	// of the boundary. The crash-safety harness kills kiln from here.
 	Hook func(event string)
+	// Indexer, when set, makes published releases downloadable.
+	Indexer Indexer
 }
 
 // Run identifies a run and what it releases.
@@ -89,6 +91,7 @@ func (p *Pipeline) tags(r Run, phase string) map[string]string {
 	t := p.Config.Tags()
 	maps.Copy(t, map[string]string{
 		cloud.TagManaged: "true",
+		cloud.TagProject: p.Config.Project,
 		cloud.TagAssetID: r.ID,
 		cloud.TagUseCase: r.UseCase,
 		cloud.TagArch:    r.Arch,
@@ -98,6 +101,10 @@ func (p *Pipeline) tags(r Run, phase string) map[string]string {
 	maps.DeleteFunc(t, func(_, v string) bool { return v == "" })
 	return t
 }
+
+// Tags are the creation tags of what is made for run r in phase, for
+// resources made outside the pipeline's phases (a run's claim).
+func (p *Pipeline) Tags(r Run, phase string) map[string]string { return p.tags(r, phase) }
 
 // runDir is where kiln keeps a run's local files (console logs).
 func (p *Pipeline) runDir(id string) string {
@@ -145,7 +152,7 @@ func (p *Pipeline) FindRun(ctx context.Context, id string) (Run, error) {
 		return Run{ID: id, UseCase: tags[cloud.TagUseCase], Arch: tags[cloud.TagArch], Version: tags[cloud.TagVersion], Created: created}
 	}
 	want := cloud.Filter{Tags: map[string]string{cloud.TagAssetID: id}}
-	regions := append([]string{p.Config.BuildRegion}, p.Config.Regions...)
+	regions := append([]string{p.Config.BuildRegion}, p.Config.Locations()...)
 	for _, region := range regions {
 		imgs, err := p.Backend.ListImages(ctx, region, want)
 		if err != nil {

@@ -375,7 +375,7 @@ func TestPromoteGates(t *testing.T) {
 			w.released(t)
 			m, _ := channel.Load(w.cfg, "latest")
 			last := c.break_(t, w, m)
-			rep, err := w.p.Promote(t.Context(), "sandbox", "latest", "stable", last, true)
+			rep, err := w.p.Promote(t.Context(), "sandbox", "latest", "stable", last, true, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -393,14 +393,14 @@ func TestPromoteGates(t *testing.T) {
 	t.Run("all pass", func(t *testing.T) {
 		w := newWorld(t, "", "1d")
 		w.released(t)
-		plan, err := w.p.Promote(t.Context(), "sandbox", "latest", "stable", time.Time{}, false)
+		plan, err := w.p.Promote(t.Context(), "sandbox", "latest", "stable", time.Time{}, false, nil)
 		if err != nil || !plan.Passed() || plan.Applied || len(plan.Changes) != 3 {
 			t.Fatalf("plan: %+v, %v", plan, err)
 		}
 		if s, _ := channel.Load(w.cfg, "stable"); len(s) != 0 {
 			t.Fatal("stable written without apply")
 		}
-		rep, err := w.p.Promote(t.Context(), "sandbox", "latest", "stable", time.Time{}, true)
+		rep, err := w.p.Promote(t.Context(), "sandbox", "latest", "stable", time.Time{}, true, nil)
 		if err != nil || !rep.Applied {
 			t.Fatalf("promote: %+v, %v", rep, err)
 		}
@@ -427,14 +427,14 @@ func TestRollback(t *testing.T) {
 	for region, e := range first["sandbox"] {
 		w.b.SetLaunchPermissions(ctx, region, e.ID, cloud.LaunchPermissions{})
 	}
-	plan, err := w.p.Rollback(ctx, "latest", "v1", first, false)
+	plan, err := w.p.Rollback(ctx, "latest", "v1", first, nil, false)
 	if err != nil || plan.Applied || len(plan.Changes) != 3 {
 		t.Fatalf("rollback plan: %+v, %v", plan, err)
 	}
 	if now, _ := channel.Load(w.cfg, "latest"); !now.Equal(second) {
 		t.Fatal("rollback without --apply changed the manifest")
 	}
-	rep, err := w.p.Rollback(ctx, "latest", "v1", first, true)
+	rep, err := w.p.Rollback(ctx, "latest", "v1", first, nil, true)
 	if err != nil || !rep.Applied || rep.Reconciled != 3 {
 		t.Fatalf("rollback: %+v, %v", rep, err)
 	}
@@ -449,7 +449,7 @@ func TestRollback(t *testing.T) {
 	// An image the old manifest needs is gone: refused, naming it.
 	gone := second["sandbox"]["local-b"].ID
 	w.b.DeleteImage(ctx, "local-b", gone)
-	_, err = w.p.Rollback(ctx, "latest", "v2", second, true)
+	_, err = w.p.Rollback(ctx, "latest", "v2", second, nil, true)
 	if err == nil || !strings.Contains(err.Error(), gone) {
 		t.Fatalf("rollback to a manifest with a deleted image: %v", err)
 	}

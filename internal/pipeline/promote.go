@@ -10,15 +10,12 @@ import (
 	"github.com/kiln-images/kiln/internal/channel"
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/gates"
 	"github.com/kiln-images/kiln/internal/manifest"
 )
 
 // Gate is one condition a promotion must meet.
-type Gate struct {
-	Name   string   `json:"name"`
-	Passed bool     `json:"passed"`
-	Detail []string `json:"detail,omitempty"` // what failed, one line per entry
-}
+type Gate = gates.Gate
 
 // PromoteReport is the outcome of a promotion (planned or applied).
 type PromoteReport struct {
@@ -31,31 +28,25 @@ type PromoteReport struct {
 	Parameters int               `json:"parameters"`
 }
 
-// Passed reports whether every gate passed.
-func (r PromoteReport) Passed() bool {
-	for _, g := range r.Gates {
-		if !g.Passed {
-			return false
-		}
-	}
-	return true
-}
+// Passed reports whether every gate passed (or was overridden).
+func (r PromoteReport) Passed() bool { return gates.Passed(r.Gates) }
 
 // Gate names.
 const (
-	GateComplete      = "complete"       // every target region has an entry
-	GateAvailable     = "available"      // every image exists and is available
-	GateTested        = "tested"         // every image's run passed kiln test
-	GatePublished     = "published"      // public or shared as the policy says
-	GateNotDeprecated = "not-deprecated" // no image is deprecated
-	GateInterval      = "interval"       // the target changed long enough ago
+	GateComplete      = gates.Complete      // every target region has an entry
+	GateAvailable     = gates.Available     // every image exists and is available
+	GateTested        = gates.Tested        // every image's run passed kiln test
+	GatePublished     = gates.Published     // public or shared as the policy says
+	GateNotDeprecated = gates.NotDeprecated // no image is deprecated
+	GateInterval      = gates.Interval      // the target changed long enough ago
 )
 
 // Promote copies a use case's entries from one channel's manifest to
-// another's, if every gate passes. Without apply it only reports the gates
-// and the diff it would make. lastChange is when the target channel last
-// changed (zero: never), for the interval gate.
-func (p *Pipeline) Promote(ctx context.Context, useCase, from, to string, lastChange time.Time, apply bool) (PromoteReport, error) {
+// another's, if every gate passes or is overridden by ov. Without apply it
+// only reports the gates and the diff it would make. lastChange is when the
+// target channel last changed (zero: never), for the interval gate, which
+// a promotion that changes nothing (a rerun) passes.
+func (p *Pipeline) Promote(ctx context.Context, useCase, from, to string, lastChange time.Time, apply bool, ov gates.Overrides) (PromoteReport, error) {
 	rep := PromoteReport{UseCase: useCase, From: from, To: to}
 	u, err := p.Config.UseCase(useCase)
 	if err != nil {
@@ -64,39 +55,49 @@ func (p *Pipeline) Promote(ctx context.Context, useCase, from, to string, lastCh
 	if from == to {
 		return rep, fmt.Errorf("--from and --to are both %q", from)
 	}
-	src, err := channel.Load(p.Config, from)
+	src, srcLayout, err := channel.Open(p.Config, from)
 	if err != nil {
 		return rep, err
 	}
-	if _, err := p.Config.ManifestPath(to); err != nil {
+	dstLayouts, err := channel.Layouts(p.Config, to)
+	if err != nil {
 		return rep, err
 	}
-	rep.Gates, err = p.gates(ctx, u, src, to, lastChange)
+	var seen map[string]cloud.Image
+	rep.Gates, seen, err = p.gates(ctx, u, src)
 	if err != nil {
 		return rep, err
 	}
 
+	// The channels may differ in format: what the source's does not hold
+	// comes from the image, as the gates read it.
 	update := func(m manifest.Manifest) error {
 		for _, arch := range u.Architectures {
 			key := u.ManifestKey(arch)
 			delete(m, key)
 			for region, e := range src[key] {
-				m.Set(key, region, e)
+				m.Set(key, region, fillFromImage(e, srcLayout, seen[region+"/"+e.ID]))
 			}
 		}
 		return nil
 	}
+	dst, dstLayout, err := channel.Open(p.Config, to)
+	if err != nil {
+		return rep, err
+	}
+	next := manifest.Manifest{}
+	for _, e := range dst.Entries() {
+		next.Set(e.UseCase, e.Region, e.Entry)
+	}
+	update(next)
+	rep.Changes = manifest.DiffLayouts(dst, dstLayout, next, dstLayouts[0])
+	// The interval gate needs to know whether anything changes (a rerun
+	// passes it), so it comes after the diff, which needs the images.
+	if min := p.Config.Channels[to].MinInterval; min > 0 {
+		rep.Gates = append(rep.Gates, gates.CheckInterval(to, min, lastChange, p.now(), len(rep.Changes) == 0))
+	}
+	ov.Apply(rep.Gates)
 	if !apply || !rep.Passed() {
-		dst, err := channel.Load(p.Config, to)
-		if err != nil {
-			return rep, err
-		}
-		next := manifest.Manifest{}
-		for _, e := range dst.Entries() {
-			next.Set(e.UseCase, e.Region, e.Entry)
-		}
-		update(next)
-		rep.Changes = manifest.Diff(dst, next)
 		return rep, nil
 	}
 	for _, arch := range u.Architectures {
@@ -113,8 +114,11 @@ func (p *Pipeline) Promote(ctx context.Context, useCase, from, to string, lastCh
 	return rep, nil
 }
 
-// gates checks a promotion of use case u's entries in src into channel to.
-func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Manifest, to string, lastChange time.Time) ([]Gate, error) {
+// gates checks a promotion of use case u's entries in src (the gates on
+// the entries; the interval gate is the caller's), and returns the images
+// it read, by region/id.
+func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Manifest) ([]Gate, map[string]cloud.Image, error) {
+	seen := map[string]cloud.Image{}
 	complete := Gate{Name: GateComplete}
 	available := Gate{Name: GateAvailable}
 	tested := Gate{Name: GateTested}
@@ -124,22 +128,24 @@ func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Ma
 	now := p.now()
 	for _, arch := range u.Architectures {
 		key := u.ManifestKey(arch)
-		for _, region := range p.Config.TargetRegions(u) {
+		for _, loc := range p.Config.TargetRegions(u) {
+			region := config.RegionOf(loc) // as the manifest names it
 			e, ok := src.Get(key, region)
 			if !ok {
 				complete.Detail = append(complete.Detail, fmt.Sprintf("%s %s: no entry", key, region))
 				continue
 			}
 			where := fmt.Sprintf("%s %s %s", key, region, e.ID)
-			imgs, err := p.Backend.ListImages(ctx, region, cloud.Filter{IDs: []string{e.ID}})
+			imgs, err := p.Backend.ListImages(ctx, loc, cloud.Filter{IDs: []string{e.ID}})
 			if err != nil {
-				return nil, fmt.Errorf("gate %s: %w", GateAvailable, err)
+				return nil, nil, fmt.Errorf("gate %s: %w", GateAvailable, err)
 			}
 			if len(imgs) == 0 {
 				available.Detail = append(available.Detail, where+": image does not exist")
 				continue
 			}
 			img := imgs[0]
+			seen[region+"/"+e.ID] = img
 			if img.State != cloud.StateAvailable {
 				available.Detail = append(available.Detail, fmt.Sprintf("%s: state %s", where, img.State))
 			}
@@ -149,9 +155,9 @@ func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Ma
 			if img.Public != perms.Public {
 				published.Detail = append(published.Detail, fmt.Sprintf("%s: public is %v, policy says %v", where, img.Public, perms.Public))
 			} else if len(perms.Accounts)+len(perms.Organizations)+len(perms.OrganizationalUnits) > 0 {
-				got, err := p.Backend.LaunchPermissions(ctx, region, e.ID)
+				got, err := p.Backend.LaunchPermissions(ctx, loc, e.ID)
 				if err != nil {
-					return nil, fmt.Errorf("gate %s: %w", GatePublished, err)
+					return nil, nil, fmt.Errorf("gate %s: %w", GatePublished, err)
 				}
 				if missing := missingShares(perms, got); len(missing) > 0 {
 					published.Detail = append(published.Detail, fmt.Sprintf("%s: not shared with %s", where, strings.Join(missing, ", ")))
@@ -162,23 +168,11 @@ func (p *Pipeline) gates(ctx context.Context, u *config.UseCase, src manifest.Ma
 			}
 		}
 	}
-	gates := []Gate{complete, available, tested, published, fresh}
-	if min := p.minInterval(to); min > 0 {
-		g := Gate{Name: GateInterval}
-		if !lastChange.IsZero() && now.Sub(lastChange) < min {
-			g.Detail = []string{fmt.Sprintf("channel %s changed %s ago (at %s); it may change at most once every %s",
-				to, now.Sub(lastChange).Round(time.Minute), lastChange.UTC().Format(time.RFC3339), min)}
-		}
-		gates = append(gates, g)
+	gs := []Gate{complete, available, tested, published, fresh}
+	for i := range gs {
+		gs[i].Passed = len(gs[i].Detail) == 0
 	}
-	for i := range gates {
-		gates[i].Passed = len(gates[i].Detail) == 0
-	}
-	return gates, nil
-}
-
-func (p *Pipeline) minInterval(ch string) time.Duration {
-	return p.Config.Channels[ch].MinInterval.Std()
+	return gs, seen, nil
 }
 
 // missingShares lists the accounts, organizations and OUs of want that got

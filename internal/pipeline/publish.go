@@ -27,7 +27,7 @@ type PublishReport struct {
 	Regions       []RegionResult    `json:"regions"`
 	Changes       []manifest.Change `json:"changes"`
 	Parameters    int               `json:"parameters"`
-	Exports       []cloud.Export    `json:"exports,omitempty"`
+	Exports       []cloud.Export    `json:"exports"`
 	CandidateGone bool              `json:"candidate_removed"`
 }
 
@@ -63,6 +63,9 @@ func (p *Pipeline) Publish(ctx context.Context, r Run, channelName string) (Publ
 		return rep, err
 	}
 	if rep.Manifest, err = p.Config.ManifestPath(channelName); err != nil {
+		return rep, err
+	}
+	if err := p.checkRelease(ctx, r); err != nil {
 		return rep, err
 	}
 	if err := p.Journal.SetRun(ctx, r.ID, cloud.PhasePublish, journal.RunRunning); err != nil {
@@ -172,7 +175,7 @@ func (p *Pipeline) publishRegion(ctx context.Context, r Run, channelName, region
 		read()
 		return img.ID, err
 	})
-	res := RegionResult{Region: region, ImageID: img.ID, Name: img.Name, State: "done", Duration: time.Since(start)}
+	res := RegionResult{Region: region, ImageID: img.ID, Name: img.Name, State: "done", Duration: took(time.Since(start))}
 	if err != nil {
 		res.State, res.Error = "failed", err.Error()
 	}
@@ -192,16 +195,20 @@ func (p *Pipeline) document(ctx context.Context, r Run, u *config.UseCase, chann
 	}
 	rep.Parameters = n
 	key := u.ManifestKey(r.Arch)
-	return p.step(ctx, r, cloud.PhasePublish, "document", "", rep.Manifest, func(ctx context.Context) (string, error) {
+	err = p.step(ctx, r, cloud.PhasePublish, "document", "", rep.Manifest, func(ctx context.Context) (string, error) {
 		rep.Changes, err = channel.Update(ctx, p.Config, channelName, func(m manifest.Manifest) error {
 			delete(m, key)
-			for region, e := range entries {
-				m.Set(key, region, e)
+			for loc, e := range entries {
+				m.Set(key, config.RegionOf(loc), e) // manifests name the region, whatever the account
 			}
 			return nil
 		})
 		return rep.Manifest, err
 	})
+	if err != nil {
+		return err
+	}
+	return p.index(ctx, r, channelName)
 }
 
 // removeCandidate deletes the run's candidate, which was only the source
@@ -338,7 +345,10 @@ func (p *Pipeline) putParameters(ctx context.Context, r Run, channelName string,
 	name := strings.NewReplacer("{channel}", channelName, "{use_case}", u.Name, "{arch}", r.Arch).Replace(rule)
 	var values []cloud.Parameter
 	for region, e := range entries {
-		values = append(values, cloud.Parameter{Region: region, Name: name, ImageID: e.ID, Tags: p.tags(r, cloud.PhasePublish)})
+		// entries are by location (publish) or by region (promote,
+		// rollback); the parameter goes where the image is.
+		loc := p.Config.Location(u, config.RegionOf(region))
+		values = append(values, cloud.Parameter{Region: loc, Name: name, ImageID: e.ID, Tags: p.tags(r, cloud.PhasePublish)})
 	}
 	slices.SortFunc(values, func(a, b cloud.Parameter) int { return strings.Compare(a.Region, b.Region) })
 	if r.ID == "" {

@@ -42,6 +42,9 @@ type ReleaseReport struct {
 // The single-phase commands keep their order and their barriers: a CI
 // pipeline with a job per phase publishes nothing before `kiln publish`.
 func (p *Pipeline) Release(ctx context.Context, r Run, channel string) (ReleaseReport, error) {
+	if err := p.checkRelease(ctx, r); err != nil {
+		return ReleaseReport{Run: r}, err
+	}
 	st, err := p.look(ctx, r)
 	if err != nil {
 		return ReleaseReport{Run: r}, err

@@ -8,18 +8,19 @@ import (
 	"time"
 
 	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/fanout"
 	"github.com/kiln-images/kiln/internal/journal"
 )
 
 // RegionResult is the outcome of one region of a fan-out phase.
 type RegionResult struct {
-	Region   string        `json:"region"`
-	ImageID  string        `json:"image_id,omitempty"`
-	Name     string        `json:"name,omitempty"`
-	State    string        `json:"state"` // done, existing, failed
-	Error    string        `json:"error,omitempty"`
-	Duration time.Duration `json:"duration_ns"`
+	Region   string          `json:"region"`
+	ImageID  string          `json:"image_id,omitempty"`
+	Name     string          `json:"name,omitempty"`
+	State    string          `json:"state"` // done, existing, failed
+	Error    string          `json:"error,omitempty"`
+	Duration config.Duration `json:"duration"` // how long the region took
 }
 
 // ReplicateReport is the outcome of the replicate phase.
@@ -50,12 +51,17 @@ func (p *Pipeline) targetRegions(r Run, only []string) ([]string, error) {
 	if len(only) == 0 {
 		return all, nil
 	}
+	var out []string
 	for _, region := range only {
-		if !slices.Contains(all, region) {
+		// --region names the region; where the use case is published
+		// into another account, that account's.
+		loc := p.Config.Location(u, config.RegionOf(region))
+		if !slices.Contains(all, loc) {
 			return nil, fmt.Errorf("--region %s: not a target region of use case %s (targets: %v)", region, u.Name, all)
 		}
+		out = append(out, loc)
 	}
-	return only, nil
+	return out, nil
 }
 
 // Replicate copies the tested candidate to every target region (or those in
@@ -127,7 +133,7 @@ func (p *Pipeline) copySpec(r Run, cand cloud.Image) (string, map[string]string)
 func (p *Pipeline) replicateRegion(ctx context.Context, r Run, cand cloud.Image, region, name string, tags map[string]string, known map[string][]cloud.Image) (cloud.Image, RegionResult, error) {
 	start := time.Now()
 	img, existed, err := p.replicateTo(ctx, r, cand, region, name, maps.Clone(tags), known)
-	res := RegionResult{Region: region, Name: name, ImageID: img.ID, Duration: time.Since(start)}
+	res := RegionResult{Region: region, Name: name, ImageID: img.ID, Duration: took(time.Since(start))}
 	switch {
 	case err != nil:
 		res.State, res.Error = "failed", err.Error()
@@ -178,4 +184,9 @@ func (p *Pipeline) replicateTo(ctx context.Context, r Run, cand cloud.Image, reg
 		return img.ID, err
 	})
 	return img, false, err
+}
+
+// took is a measured time as reports carry it: to the millisecond.
+func took(d time.Duration) config.Duration {
+	return config.Duration(d.Round(time.Millisecond))
 }

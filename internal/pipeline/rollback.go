@@ -29,27 +29,35 @@ type RollbackReport struct {
 }
 
 // Rollback restores a channel's manifest to target (read from a git ref by
-// the caller), refusing if any image it names is gone. With apply it writes
-// the manifest and makes each image's launch permissions and deprecation
-// match its entry and the publish policy.
-func (p *Pipeline) Rollback(ctx context.Context, channelName, ref string, target manifest.Manifest, apply bool) (RollbackReport, error) {
+// the caller, in the format tl; nil is kiln's own), refusing if any image
+// it names is gone. With apply it writes the manifest in the channel's
+// format and makes each image's launch permissions and deprecation match
+// its entry and the publish policy. What target's format does not hold
+// (an older format without the image's name, say) is taken from the image.
+func (p *Pipeline) Rollback(ctx context.Context, channelName, ref string, target manifest.Manifest, tl *manifest.Layout, apply bool) (RollbackReport, error) {
 	rep := RollbackReport{Channel: channelName, Ref: ref}
+	if tl == nil {
+		tl = manifest.DefaultLayout
+	}
 	path, err := p.Config.ManifestPath(channelName)
 	if err != nil {
 		return rep, err
 	}
-	if err := target.Validate(ref+":"+path, channel.Rules(p.Config.Backend.Type)); err != nil {
+	if err := tl.Validate(ref+":"+path, target, channel.Rules(p.Config.Backend.Type)); err != nil {
 		return rep, err
 	}
-	cur, err := channel.Load(p.Config, channelName)
+	cur, curLayout, err := channel.Open(p.Config, channelName)
 	if err != nil {
 		return rep, err
 	}
-	rep.Changes = manifest.Diff(cur, target)
+	rep.Changes = manifest.DiffLayouts(cur, curLayout, target, tl)
 
+	// By location: a use case published into another account has its
+	// images there.
 	byRegion := map[string][]manifest.Located{}
+	locOf := func(e manifest.Located) string { return channel.Locate(p.Config, e.UseCase, e.Region) }
 	for _, e := range target.Entries() {
-		byRegion[e.Region] = append(byRegion[e.Region], e)
+		byRegion[locOf(e)] = append(byRegion[locOf(e)], e)
 	}
 	regions := slices.Sorted(maps.Keys(byRegion))
 	found := make([]map[string]cloud.Image, len(regions))
@@ -97,19 +105,30 @@ func (p *Pipeline) Rollback(ctx context.Context, channelName, ref string, target
 	}
 	errs = fanout.Each(ctx, entries, p.Concurrency, func(ctx context.Context, e manifest.Located) error {
 		perms := cloud.LaunchPermissions{Public: e.Public}
-		if u, _, ok := channel.UseCaseOf(p.Config, e.UseCase); ok {
+		u, _, known := channel.UseCaseOf(p.Config, e.UseCase)
+		if known {
 			pol := Permissions(u.Publish)
 			perms.Accounts, perms.Organizations, perms.OrganizationalUnits = pol.Accounts, pol.Organizations, pol.OrganizationalUnits
 		}
-		if err := p.Backend.SetLaunchPermissions(ctx, e.Region, e.ID, perms); err != nil {
-			return fmt.Errorf("%s in %s: %w", e.ID, e.Region, err)
+		switch {
+		case tl.Binds(manifest.SourcePublic):
+		case known:
+			perms.Public = Permissions(u.Publish).Public // the file does not say; the policy does
+		default:
+			perms.Public = found[slices.Index(regions, locOf(e))][e.ID].Public // nor the policy: leave it
+		}
+		if err := p.Backend.SetLaunchPermissions(ctx, locOf(e), e.ID, perms); err != nil {
+			return fmt.Errorf("%s in %s: %w", e.ID, locOf(e), err)
+		}
+		if !tl.Binds(manifest.SourceDeprecation) {
+			return nil // the file does not say: leave the image's as it is
 		}
 		var dep time.Time
 		if e.DeprecationTime != "" {
 			dep, _ = time.Parse(time.RFC3339, e.DeprecationTime) // validated above
 		}
-		if err := p.Backend.SetDeprecation(ctx, e.Region, e.ID, dep); err != nil {
-			return fmt.Errorf("%s in %s: %w", e.ID, e.Region, err)
+		if err := p.Backend.SetDeprecation(ctx, locOf(e), e.ID, dep); err != nil {
+			return fmt.Errorf("%s in %s: %w", e.ID, locOf(e), err)
 		}
 		return nil
 	})
@@ -133,7 +152,8 @@ func (p *Pipeline) Rollback(ctx context.Context, channelName, ref string, target
 	if _, err := channel.Update(ctx, p.Config, channelName, func(m manifest.Manifest) error {
 		clear(m)
 		for _, e := range target.Entries() {
-			m.Set(e.UseCase, e.Region, e.Entry)
+			img := found[slices.Index(regions, locOf(e))][e.ID]
+			m.Set(e.UseCase, e.Region, fillFromImage(e.Entry, tl, img))
 		}
 		return nil
 	}); err != nil {
@@ -141,4 +161,23 @@ func (p *Pipeline) Rollback(ctx context.Context, channelName, ref string, target
 	}
 	rep.Applied = true
 	return rep, nil
+}
+
+// fillFromImage completes an entry read in layout l with what l does not
+// hold, from the image it names, as it is now: so an entry moves from a
+// format without (say) the image's name into one with it.
+func fillFromImage(e manifest.Entry, l *manifest.Layout, img cloud.Image) manifest.Entry {
+	if !l.Binds(manifest.SourceName) {
+		e.Name = img.Name
+	}
+	if !l.Binds(manifest.SourcePublic) {
+		e.Public = img.Public
+	}
+	if !l.Binds(manifest.SourceDeprecation) {
+		e.DeprecationTime = ""
+		if !img.Deprecation.IsZero() {
+			e.DeprecationTime = img.Deprecation.UTC().Format(time.RFC3339)
+		}
+	}
+	return e
 }

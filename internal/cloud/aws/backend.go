@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/kiln-images/kiln/internal/cloud"
@@ -192,6 +193,42 @@ func (b *Backend) CheckAccount(ctx context.Context) error {
 	if !ok {
 		return cloud.Mark(fmt.Errorf("credentials act as account %s, which is not in backend.aws.allowed_accounts [%s]; refusing to change anything",
 			acct, strings.Join(b.cfg.AllowedAccounts, ", ")), cloud.ErrAccessDenied)
+	}
+	return nil
+}
+
+// checkLocation is CheckAccount for a change at a location: the build
+// account must be allowed, and for a region of another account, the
+// credentials of its role must act as that account, which must be allowed
+// too. The answer is cached per account.
+func (b *Backend) checkLocation(ctx context.Context, loc string) error {
+	if err := b.CheckAccount(ctx); err != nil {
+		return err
+	}
+	acct, _ := config.SplitLocation(loc)
+	if acct == "" {
+		return nil
+	}
+	cs, err := b.clients.account(acct)
+	if err != nil {
+		return err
+	}
+	cs.mu.Lock()
+	seen := cs.identity
+	cs.mu.Unlock()
+	if seen == "" {
+		out, err := cs.sts().GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if err != nil {
+			return cloud.Mark(fmt.Errorf("act in account %s (assume role %s): %w", acct, b.clients.roles[acct].RoleARN, classify(err)), cloud.ErrAccessDenied)
+		}
+		seen = aws.ToString(out.Account)
+		cs.mu.Lock()
+		cs.identity = seen
+		cs.mu.Unlock()
+	}
+	if seen != acct || !slices.Contains(b.cfg.AllowedAccounts, seen) {
+		return cloud.Mark(fmt.Errorf("the role %s acts as account %s, not %s, or that account is not in backend.aws.allowed_accounts [%s]; refusing to change anything",
+			b.clients.roles[acct].RoleARN, seen, acct, strings.Join(b.cfg.AllowedAccounts, ", ")), cloud.ErrAccessDenied)
 	}
 	return nil
 }

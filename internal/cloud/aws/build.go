@@ -12,6 +12,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/config"
 )
 
 // Build makes a candidate image in in.Region: it starts a temporary
@@ -54,7 +55,7 @@ func (b *Backend) BuildDeferCleanup(ctx context.Context, in cloud.BuildInput) (c
 	if err := checkTags(imageTags); err != nil {
 		return cloud.Image{}, nil, fmt.Errorf("build %s: %w", in.Name, err)
 	}
-	if err := b.CheckAccount(ctx); err != nil {
+	if err := b.checkLocation(ctx, in.Region); err != nil {
 		return cloud.Image{}, nil, err
 	}
 	c, err := b.clients.region(in.Region)
@@ -257,6 +258,12 @@ func (b *Backend) keepConsole(ctx context.Context, c *regional, in cloud.BuildIn
 	if err != nil {
 		b.log.Warn("could not read the build console", "instance", id, "err", err)
 		return ""
+	}
+	// A playbook may print an extra var; they are secrets.
+	if in.UseCase != nil {
+		if r := config.Redactor(config.SecretsOf(in.UseCase.Provision)); r != nil {
+			text = r.Replace(text)
+		}
 	}
 	if in.StateDir != "" {
 		path := filepath.Join(in.StateDir, "logs", "aws-build-"+in.Token+".log")

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
@@ -28,7 +29,8 @@ import (
 // regional holds the clients of one region. SDK clients are safe for
 // concurrent use, so one set serves every goroutine.
 type regional struct {
-	region string
+	region string // the AWS region
+	loc    string // the location asked for: region, or ACCOUNT/REGION in another account
 	ec2    *ec2.Client
 	ssm    *ssm.Client
 	s3     *s3.Client
@@ -37,6 +39,9 @@ type regional struct {
 }
 
 // clientSet makes the regional clients lazily from one loaded SDK config.
+// The build account's set also makes, on first use, the sets of the
+// accounts in backend.aws.publish_accounts, whose credentials come from
+// assuming the account's role with the build account's.
 type clientSet struct {
 	base    aws.Config
 	regions []string
@@ -46,6 +51,12 @@ type clientSet struct {
 
 	mu sync.Mutex
 	by map[string]*regional
+
+	roles  map[string]config.PublishAccount // account id -> its role, in the build account's set
+	others map[string]*clientSet            // account id -> its clients, made on first use
+	// identity is the account another account's credentials were seen
+	// to act as ("" until checked).
+	identity string
 }
 
 func newClientSet(ctx context.Context, cfg config.AWSBackend, regions []string, o options) (*clientSet, error) {
@@ -74,7 +85,40 @@ func newClientSet(ctx context.Context, cfg config.AWSBackend, regions []string, 
 		}
 		return nil, fmt.Errorf("aws backend: load SDK config: %w", err)
 	}
-	return &clientSet{base: base, regions: regions, by: map[string]*regional{}}, nil
+	roles := map[string]config.PublishAccount{}
+	for _, a := range cfg.PublishAccounts {
+		roles[a.Account()] = a
+	}
+	return &clientSet{base: base, regions: regions, by: map[string]*regional{}, roles: roles, others: map[string]*clientSet{}}, nil
+}
+
+// sessionName names kiln's sessions in assumed roles, in CloudTrail.
+const sessionName = "kiln"
+
+// account returns the clients of another account, assuming its role with
+// this set's credentials; the SDK's credential cache renews the session
+// before it expires.
+func (cs *clientSet) account(id string) (*clientSet, error) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if o, ok := cs.others[id]; ok {
+		return o, nil
+	}
+	role, ok := cs.roles[id]
+	if !ok {
+		return nil, cloud.Mark(fmt.Errorf("account %s is not in backend.aws.publish_accounts; kiln has no role to act in it", id), cloud.ErrInvalid)
+	}
+	provider := stscreds.NewAssumeRoleProvider(cs.stsLocked(), role.RoleARN, func(o *stscreds.AssumeRoleOptions) {
+		o.RoleSessionName = sessionName
+		if role.ExternalID != "" {
+			o.ExternalID = aws.String(role.ExternalID)
+		}
+	})
+	base := cs.base.Copy()
+	base.Credentials = aws.NewCredentialsCache(provider)
+	o := &clientSet{base: base, regions: cs.regions, by: map[string]*regional{}}
+	cs.others[id] = o
+	return o, nil
 }
 
 // responseTimeout bounds the wait for a response's headers. EC2 answers
@@ -90,19 +134,37 @@ const responseTimeout = 60 * time.Second
 // 5xx answers (and connection timeouts) we retry. The retry quota (token
 // bucket) is off: it is meant to shed load from long-running services, and
 // in a release run it would turn a throttling burst into failed steps.
+//
+// An endpoint that cannot be reached at all is given up on sooner (see
+// reachRetryer).
 func newRetryer(o options) aws.Retryer {
-	return retry.NewStandard(func(so *retry.StandardOptions) {
+	std := retry.NewStandard(func(so *retry.StandardOptions) {
 		so.MaxAttempts = o.maxAttempts
 		so.MaxBackoff = o.maxBackoff
 		so.Backoff = retry.NewExponentialJitterBackoff(o.maxBackoff)
 		so.RateLimiter = ratelimit.None
 	})
+	return reachRetryer{RetryerV2: std, log: o.logger}
 }
 
-// region returns the clients of region, making them on first use. A region
-// outside the configured list is refused so a typo cannot create resources
-// where nobody looks for them.
-func (cs *clientSet) region(region string) (*regional, error) {
+// region returns the clients of a location, making them on first use: a
+// region of this set's account, or ACCOUNT/REGION in an account of
+// backend.aws.publish_accounts. A region outside the configured list is
+// refused so a typo cannot create resources where nobody looks for them.
+func (cs *clientSet) region(loc string) (*regional, error) {
+	acct, region := config.SplitLocation(loc)
+	if acct == "" {
+		return cs.regional(region, loc)
+	}
+	o, err := cs.account(acct)
+	if err != nil {
+		return nil, err
+	}
+	return o.regional(region, loc)
+}
+
+// regional returns the clients of one of this set's regions, for loc.
+func (cs *clientSet) regional(region, loc string) (*regional, error) {
 	if !validRegion(region) {
 		return nil, cloud.Mark(fmt.Errorf("region %q: want a region name such as us-east-1", region), cloud.ErrInvalid)
 	}
@@ -118,6 +180,7 @@ func (cs *clientSet) region(region string) (*regional, error) {
 	cfg.Region = region
 	r := &regional{
 		region: region,
+		loc:    loc,
 		ec2:    ec2.NewFromConfig(cfg),
 		ssm:    ssm.NewFromConfig(cfg),
 		s3: s3.NewFromConfig(cfg, func(o *s3.Options) {
@@ -138,6 +201,13 @@ func (cs *clientSet) region(region string) (*regional, error) {
 // config's, or us-east-1): regional STS endpoints all answer for the
 // account.
 func (cs *clientSet) sts() *sts.Client {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.stsLocked()
+}
+
+// stsLocked is sts for a caller holding cs.mu.
+func (cs *clientSet) stsLocked() *sts.Client {
 	cs.stsOnce.Do(func() {
 		cfg := cs.base.Copy()
 		switch {

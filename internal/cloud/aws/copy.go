@@ -10,6 +10,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/config"
 )
 
 // CopyImage copies in.SourceID from in.SourceRegion to in.Region, tagged
@@ -27,9 +28,11 @@ func (b *Backend) CopyImage(ctx context.Context, in cloud.CopyInput) (cloud.Imag
 	if err := checkTags(tags); err != nil {
 		return cloud.Image{}, fmt.Errorf("copy %s to %s: %w", in.SourceID, in.Region, err)
 	}
-	if err := b.CheckAccount(ctx); err != nil {
+	if err := b.checkLocation(ctx, in.Region); err != nil {
 		return cloud.Image{}, err
 	}
+	srcAcct, srcRegion := config.SplitLocation(in.SourceRegion)
+	dstAcct, dstRegion := config.SplitLocation(in.Region)
 	c, err := b.clients.region(in.Region)
 	if err != nil {
 		return cloud.Image{}, err
@@ -45,6 +48,12 @@ func (b *Backend) CopyImage(ctx context.Context, in cloud.CopyInput) (cloud.Imag
 		return b.ensureImageTags(ctx, in.Region, im, tags)
 	}
 
+	if dstAcct != srcAcct {
+		// Another account copies what this one shares with it.
+		if err := b.shareForCopy(ctx, in.SourceRegion, in.SourceID, dstAcct); err != nil {
+			return cloud.Image{}, fmt.Errorf("copy %s to %s: %w", in.SourceID, in.Region, err)
+		}
+	}
 	name := in.Name
 	if name == "" {
 		src, err := b.describeImage(ctx, in.SourceRegion, in.SourceID)
@@ -55,7 +64,7 @@ func (b *Backend) CopyImage(ctx context.Context, in cloud.CopyInput) (cloud.Imag
 	}
 	req := &ec2.CopyImageInput{
 		SourceImageId:     aws.String(in.SourceID),
-		SourceRegion:      aws.String(in.SourceRegion),
+		SourceRegion:      aws.String(srcRegion),
 		Name:              aws.String(name),
 		ClientToken:       aws.String(in.Token),
 		TagSpecifications: tagSpecs(tags, ec2types.ResourceTypeImage, ec2types.ResourceTypeSnapshot),
@@ -63,7 +72,7 @@ func (b *Backend) CopyImage(ctx context.Context, in cloud.CopyInput) (cloud.Imag
 	if in.Description != "" {
 		req.Description = aws.String(in.Description)
 	}
-	if key := b.cfg.KMSKeys[in.Region]; key != "" {
+	if key := b.cfg.KMSKeys[dstRegion]; key != "" {
 		req.Encrypted = aws.Bool(true)
 		req.KmsKeyId = aws.String(key)
 	}
@@ -92,6 +101,42 @@ func (b *Backend) CopyImage(ctx context.Context, in cloud.CopyInput) (cloud.Imag
 		return cloud.Image{}, fmt.Errorf("copy %s to %s: %w", in.SourceID, in.Region, err)
 	}
 	return b.ensureImageTags(ctx, in.Region, im, tags)
+}
+
+// shareForCopy lets account acct copy image id in loc: launch permission
+// on the image and create-volume permission on its snapshots, which
+// CopyImage from another account needs. Sharing again is harmless; the
+// shares go with the candidate when publish deletes it.
+func (b *Backend) shareForCopy(ctx context.Context, loc, id, acct string) error {
+	if err := b.checkLocation(ctx, loc); err != nil {
+		return err
+	}
+	c, err := b.clients.region(loc)
+	if err != nil {
+		return err
+	}
+	im, err := b.describeImage(ctx, loc, id)
+	if err != nil {
+		return fmt.Errorf("share %s with account %s: %w", id, acct, err)
+	}
+	if _, err := c.ec2.ModifyImageAttribute(ctx, &ec2.ModifyImageAttributeInput{
+		ImageId:          aws.String(id),
+		LaunchPermission: &ec2types.LaunchPermissionModifications{Add: []ec2types.LaunchPermission{{UserId: aws.String(acct)}}},
+	}); err != nil {
+		return fmt.Errorf("share %s with account %s: %w", id, acct, classify(err))
+	}
+	for _, snap := range snapshotIDs(im) {
+		if _, err := c.ec2.ModifySnapshotAttribute(ctx, &ec2.ModifySnapshotAttributeInput{
+			SnapshotId:    aws.String(snap),
+			Attribute:     ec2types.SnapshotAttributeNameCreateVolumePermission,
+			OperationType: ec2types.OperationTypeAdd,
+			UserIds:       []string{acct},
+		}); err != nil {
+			return fmt.Errorf("share snapshot %s of %s with account %s: %w", snap, id, acct, classify(err))
+		}
+	}
+	b.log.Info("shared for copy", "image", id, "region", loc, "account", acct, "snapshots", len(snapshotIDs(im)))
+	return nil
 }
 
 func checkCopyInput(in cloud.CopyInput) error {

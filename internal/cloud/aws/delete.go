@@ -18,7 +18,7 @@ import (
 // the flag; a snapshot still held for a moment after deregistration is
 // retried briefly. Deleting an absent image succeeds.
 func (b *Backend) DeleteImage(ctx context.Context, region, id string) error {
-	if err := b.CheckAccount(ctx); err != nil {
+	if err := b.checkLocation(ctx, region); err != nil {
 		return err
 	}
 	c, err := b.clients.region(region)

@@ -20,7 +20,7 @@ func (b *Backend) DeleteAsset(ctx context.Context, a cloud.Asset) error {
 	if a.ID == "" {
 		return cloud.Mark(fmt.Errorf("delete %s asset in %s: empty id", a.Kind, a.Region), cloud.ErrInvalid)
 	}
-	if err := b.CheckAccount(ctx); err != nil {
+	if err := b.checkLocation(ctx, a.Region); err != nil {
 		return err
 	}
 	c, err := b.clients.region(a.Region)

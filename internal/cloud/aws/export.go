@@ -2,6 +2,9 @@ package aws
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
@@ -48,7 +51,7 @@ func (b *Backend) ExportImage(ctx context.Context, in cloud.ExportInput) (cloud.
 	if err := checkTags(taskTags); err != nil {
 		return cloud.Export{}, fmt.Errorf("export %s: %w", in.ImageID, err)
 	}
-	if err := b.CheckAccount(ctx); err != nil {
+	if err := b.checkLocation(ctx, in.Region); err != nil {
 		return cloud.Export{}, err
 	}
 	c, err := b.clients.region(in.Region)
@@ -119,7 +122,22 @@ func (b *Backend) ExportImage(ctx context.Context, in cloud.ExportInput) (cloud.
 			return cloud.Export{}, fmt.Errorf("tag exported file s3://%s/%s: %w", bucket, key, classify(err))
 		}
 	}
-	return cloud.Export{Location: "s3://" + bucket + "/" + key, Format: ext}, nil
+	e := cloud.Export{Location: "s3://" + bucket + "/" + key, Format: ext}
+	// Size, and the sha256 when S3 keeps one for the whole object (an
+	// export written in parts has none: reading it back would cost a
+	// download of the disk).
+	head, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String(key), ChecksumMode: s3types.ChecksumModeEnabled,
+	})
+	if err != nil {
+		return cloud.Export{}, fmt.Errorf("read back exported file %s: %w", e.Location, classify(err))
+	}
+	e.Size = aws.ToInt64(head.ContentLength)
+	if sum, err := base64.StdEncoding.DecodeString(aws.ToString(head.ChecksumSHA256)); err == nil && len(sum) == sha256.Size &&
+		head.ChecksumType != s3types.ChecksumTypeComposite {
+		e.SHA256 = hex.EncodeToString(sum)
+	}
+	return e, nil
 }
 
 // exportTaskByToken finds an export task tagged with token that has not

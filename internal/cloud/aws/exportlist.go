@@ -21,6 +21,7 @@ var errOtherRegion = errors.New("export bucket is in another region")
 type exportObject struct {
 	location string
 	modified time.Time
+	size     int64
 	tags     map[string]string
 }
 
@@ -58,7 +59,7 @@ func listExports(ctx context.Context, c *regional, bucket, prefix string) ([]exp
 			for _, t := range tg.TagSet {
 				tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
 			}
-			out = append(out, exportObject{location: "s3://" + bucket + "/" + key, modified: aws.ToTime(o.LastModified), tags: tags})
+			out = append(out, exportObject{location: "s3://" + bucket + "/" + key, modified: aws.ToTime(o.LastModified), size: aws.ToInt64(o.Size), tags: tags})
 		}
 	}
 	return out, nil

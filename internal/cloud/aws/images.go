@@ -147,7 +147,7 @@ func (b *Backend) TagImage(ctx context.Context, region, id string, tags map[stri
 	if err := checkTags(tags); err != nil {
 		return fmt.Errorf("tag image %s in %s: %w", id, region, err)
 	}
-	if err := b.CheckAccount(ctx); err != nil {
+	if err := b.checkLocation(ctx, region); err != nil {
 		return err
 	}
 	c, err := b.clients.region(region)

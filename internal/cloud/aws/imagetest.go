@@ -59,7 +59,7 @@ func (b *Backend) TestImageDeferCleanup(ctx context.Context, in cloud.TestInput)
 	if err != nil {
 		return res, nil, cloud.Mark(fmt.Errorf("test image %s: %w", in.ImageID, err), cloud.ErrInvalid)
 	}
-	if err := b.CheckAccount(ctx); err != nil {
+	if err := b.checkLocation(ctx, in.Region); err != nil {
 		return res, nil, err
 	}
 	c, err := b.clients.region(in.Region)

@@ -113,3 +113,28 @@ func imagesInUse(ctx context.Context, api usageAPI) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// SnapshotUsers maps each snapshot behind one of the account's images in
+// region to the images it backs, from one paged scan of the images (EC2's
+// block-device-mapping.snapshot-id filter would do it per snapshot, but
+// not every endpoint answers it).
+func (b *Backend) SnapshotUsers(ctx context.Context, region string) (map[string][]string, error) {
+	c, err := b.clients.region(region)
+	if err != nil {
+		return nil, err
+	}
+	imgs, err := describeImages(ctx, c.ec2, []string{"self"}, cloud.Filter{})
+	if err != nil {
+		return nil, fmt.Errorf("images behind snapshots in %s: %w", region, err)
+	}
+	users := map[string][]string{}
+	for _, im := range imgs {
+		if im.State == ec2types.ImageStateDeregistered {
+			continue
+		}
+		for _, s := range snapshotIDs(im) {
+			users[s] = append(users[s], aws.ToString(im.ImageId))
+		}
+	}
+	return users, nil
+}

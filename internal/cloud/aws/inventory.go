@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 
@@ -65,7 +66,7 @@ type inventory struct {
 
 // add records an asset, merging with what is already known of it.
 func (inv *inventory) add(a cloud.Asset) *cloud.Asset {
-	a.Region = inv.c.region
+	a.Region = inv.c.loc
 	k := assetKey{a.Kind, a.ID}
 	if cur, ok := inv.assets[k]; ok {
 		if len(a.Tags) > 0 {
@@ -413,7 +414,9 @@ func (inv *inventory) exports(ctx context.Context, want map[string]string) error
 	}
 	for _, o := range objs {
 		if cloud.Match(o.tags, want) {
-			inv.add(cloud.Asset{Kind: cloud.KindExport, ID: o.location, Created: o.modified, Tags: o.tags})
+			format := strings.TrimPrefix(path.Ext(o.location), ".")
+			inv.add(cloud.Asset{Kind: cloud.KindExport, ID: o.location, Created: o.modified, Tags: o.tags,
+				Exports: []cloud.Export{{Format: format, Location: o.location, Size: o.size}}})
 		}
 	}
 	return nil

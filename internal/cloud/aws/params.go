@@ -42,8 +42,10 @@ func (b *Backend) PutParameters(ctx context.Context, values []cloud.Parameter) e
 			return fmt.Errorf("put parameter %s in %s: %w", v.Name, v.Region, err)
 		}
 	}
-	if err := b.CheckAccount(ctx); err != nil {
-		return err
+	for _, v := range values {
+		if err := b.checkLocation(ctx, v.Region); err != nil {
+			return err
+		}
 	}
 	var undo []paramUndo
 	for _, v := range values {

@@ -172,7 +172,7 @@ func (b *Backend) SetLaunchPermissions(ctx context.Context, region, id string, p
 	if err := checkPermissions(p); err != nil {
 		return fmt.Errorf("set launch permissions of %s in %s: %w", id, region, err)
 	}
-	if err := b.CheckAccount(ctx); err != nil {
+	if err := b.checkLocation(ctx, region); err != nil {
 		return err
 	}
 	c, err := b.clients.region(region)
@@ -258,7 +258,7 @@ const maxPublicDeprecation = 2 * 365 * 24 * time.Hour
 // SetDeprecation sets the image's deprecation time; the zero time removes
 // it. A public image may not be deprecated more than two years out.
 func (b *Backend) SetDeprecation(ctx context.Context, region, id string, t time.Time) error {
-	if err := b.CheckAccount(ctx); err != nil {
+	if err := b.checkLocation(ctx, region); err != nil {
 		return err
 	}
 	c, err := b.clients.region(region)

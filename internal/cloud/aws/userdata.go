@@ -94,6 +94,11 @@ export DEBIAN_FRONTEND=noninteractive
 	}
 	s.WriteString(`
 cd / && rm -rf "$work"
+# cloud-init keeps this user data (extra vars and all) on the disk the
+# image is made from.
+cloud=${KILN_CLOUD_DIR:-/var/lib/cloud}
+rm -f "$cloud"/instance/user-data.txt* "$cloud"/instances/*/user-data.txt* \
+	"$cloud"/instance/scripts/part-* "$cloud"/instances/*/scripts/part-* 2>/dev/null
 kiln_say "$m: PASS"
 kiln_poweroff 0
 `)
@@ -115,6 +120,9 @@ func fileStep(s *strings.Builder, dir, field string, n int, label string, f *con
 	}
 	if f.Mode != "" && !modeRE.MatchString(f.Mode) {
 		return fmt.Errorf("%s.file.mode %q: want an octal mode such as 0644", field, f.Mode)
+	}
+	if err := inside(dir, f.Source); err != nil {
+		return fmt.Errorf("%s.file.source: %w", field, err)
 	}
 	src := resolve(dir, f.Source)
 	fi, err := os.Stat(src)
@@ -171,18 +179,25 @@ func ansibleStep(s *strings.Builder, dir, field string, n int, label string, a *
 	}
 	play := fmt.Sprintf("play-%d.yml", n)
 	heredoc(s, play, data, n)
-	args := ""
+	args, vf := "", ""
 	if len(a.ExtraVars) > 0 {
-		// A JSON file keeps values with quotes or spaces intact.
+		// A JSON file keeps values with quotes or spaces intact; it is
+		// made readable by root alone and removed as soon as ansible is
+		// done, so the values are never on a command line.
 		vars, err := json.Marshal(a.ExtraVars)
 		if err != nil {
 			return fmt.Errorf("%s.ansible.extra_vars: %w", field, err)
 		}
-		vf := fmt.Sprintf("vars-%d.json", n)
-		heredoc(s, vf, vars, 1000+n)
+		vf = fmt.Sprintf("vars-%d.json", n)
+		fmt.Fprintf(s, "(umask 077 && base64 -d >%s <<'KILN_EOF_%d') || kiln_fail %s\n%s\nKILN_EOF_%d\n",
+			vf, 1000+n, shq("cannot write "+vf), wrap64(vars), 1000+n)
 		args = " -e @" + vf
 	}
-	fmt.Fprintf(s, "ansible-playbook -i localhost, -c local%s %s || kiln_fail %s\n", args, play, shq(label+" (ansible) exited with status ")+`"$?"`)
+	fmt.Fprintf(s, "ansible-playbook -i localhost, -c local%s %s; rc=$?\n", args, play)
+	if vf != "" {
+		fmt.Fprintf(s, "rm -f %s\n", vf)
+	}
+	fmt.Fprintf(s, "[ \"$rc\" -eq 0 ] || kiln_fail %s\n", shq(label+" (ansible) exited with status ")+`"$rc"`)
 	return nil
 }
 
@@ -265,9 +280,23 @@ func resolve(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
+// inside refuses a recipe path that leads out of the project directory,
+// by "..", an absolute path or a symbolic link: its content would go into
+// the user data, and so into the image.
+func inside(dir, p string) error {
+	if dir == "" {
+		return nil
+	}
+	_, err := config.ResolveInside(dir, p)
+	return err
+}
+
 func readRecipeFile(dir, p string) ([]byte, error) {
 	if p == "" {
 		return nil, fmt.Errorf("empty path")
+	}
+	if err := inside(dir, p); err != nil {
+		return nil, err
 	}
 	data, err := os.ReadFile(resolve(dir, p))
 	if err != nil {

@@ -52,7 +52,7 @@ func (s *sandbox) run(t *testing.T, script []byte) (console string, exit int) {
 	cmd := exec.Command("/bin/sh", "-s")
 	cmd.Stdin = bytes.NewReader(script)
 	cmd.Env = append(os.Environ(), "PATH="+s.path, "KILN_WORK="+filepath.Join(s.dir, "work"),
-		"KILN_CONSOLES="+s.console, "KILN_OUT="+s.out)
+		"KILN_CONSOLES="+s.console, "KILN_OUT="+s.out, "KILN_CLOUD_DIR="+filepath.Join(s.dir, "cloud"))
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); ok {
 		exit = ee.ExitCode()
@@ -166,6 +166,9 @@ func TestProvisionScriptStopsAtFailure(t *testing.T) {
 func TestProvisionScriptBadInput(t *testing.T) {
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "f"), "x", 0o644)
+	outside := t.TempDir()
+	write(t, filepath.Join(outside, "passwd"), "root:x:0:0", 0o644)
+	os.Symlink(filepath.Join(outside, "passwd"), filepath.Join(dir, "passwd-link"))
 	tests := []struct {
 		name  string
 		steps []config.Step
@@ -176,6 +179,11 @@ func TestProvisionScriptBadInput(t *testing.T) {
 		{"bad mode", []config.Step{{File: &config.FileStep{Source: "f", Destination: "/x", Mode: "rw"}}}, `provision[0].file.mode "rw"`},
 		{"missing playbook", []config.Step{{Shell: "f"}, {Ansible: &config.AnsibleStep{Playbook: "p.yml"}}}, `provision[1].ansible.playbook: "p.yml"`},
 		{"empty step", []config.Step{{Name: "x"}}, "provision[0]: no shell, file or ansible"},
+		{"source up and out", []config.Step{{File: &config.FileStep{Source: "../../../../../../etc/hostname", Destination: "/x"}}}, "leads outside the project"},
+		{"absolute source", []config.Step{{File: &config.FileStep{Source: "/etc/shadow", Destination: "/x"}}}, "leads outside the project"},
+		{"source through a link", []config.Step{{File: &config.FileStep{Source: "passwd-link", Destination: "/x"}}}, "leads outside the project"},
+		{"shell outside", []config.Step{{Shell: "/etc/passwd"}}, "leads outside the project"},
+		{"playbook through a link", []config.Step{{Ansible: &config.AnsibleStep{Playbook: "passwd-link"}}}, "leads outside the project"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -287,5 +295,69 @@ func TestEncodeUserData(t *testing.T) {
 	noise = []byte(base64.StdEncoding.EncodeToString(noise))
 	if _, err := encodeUserData(noise); err == nil || !strings.Contains(err.Error(), "EC2 allows 16384") {
 		t.Errorf("error %v, want one about the 16 KiB limit", err)
+	}
+}
+
+// TestTestScriptStaysInTheProject: a test path that leads out of the
+// project would put a host file into the test instance's user data.
+func TestTestScriptStaysInTheProject(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "tests/ok.sh"), "#!/bin/sh\n", 0o644)
+	os.Symlink("/etc/passwd", filepath.Join(dir, "tests/link.sh"))
+	for _, p := range []string{"/etc/passwd", "../../../../../etc/passwd", "tests/link.sh"} {
+		if _, err := testScript(dir, []string{"tests/ok.sh", p}); err == nil || !strings.Contains(err.Error(), "leads outside the project") {
+			t.Errorf("tests [%s]: %v", p, err)
+		}
+	}
+}
+
+// TestProvisionScriptKeepsVarsSecret: extra vars go to ansible in a file
+// only root reads, removed when ansible ends (also when it fails), never
+// on its command line; cloud-init's copy of the user data is removed
+// before the image is made.
+func TestProvisionScriptKeepsVarsSecret(t *testing.T) {
+	const secret = "s3cret-db-pw"
+	for _, status := range []int{0, 3} {
+		t.Run(fmt.Sprint("ansible exits ", status), func(t *testing.T) {
+			sb := newSandbox(t)
+			recipe := filepath.Join(sb.dir, "recipe")
+			write(t, filepath.Join(recipe, "site.yml"), "- hosts: all\n", 0o644)
+			seen := filepath.Join(sb.dir, "seen")
+			write(t, filepath.Join(sb.dir, "bin", "ansible-playbook"), fmt.Sprintf(
+				"#!/bin/sh\necho \"args $*\" >>%[1]s\nfor a; do case $a in @*) stat -c 'mode %%a' \"${a#@}\" >>%[1]s; cat \"${a#@}\" >>%[1]s;; esac; done\nexit %[2]d\n",
+				seen, status), 0o755)
+			for _, f := range []string{"cloud/instance/user-data.txt", "cloud/instances/i-1/user-data.txt.i", "cloud/instances/i-1/scripts/part-001"} {
+				write(t, filepath.Join(sb.dir, f), "user data with "+secret, 0o600)
+			}
+			script, err := provisionScript(recipe, []config.Step{{Ansible: &config.AnsibleStep{Playbook: "site.yml", ExtraVars: map[string]string{"db_password": secret}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(script, []byte(secret)) {
+				t.Error("the secret is in the script's text")
+			}
+			console, exit := sb.run(t, script)
+			if (exit == 0) != (status == 0) {
+				t.Fatalf("exit %d for ansible status %d; console:\n%s", exit, status, console)
+			}
+			got, _ := os.ReadFile(seen)
+			lines := strings.SplitN(string(got), "\n", 3)
+			if len(lines) < 3 || strings.Contains(lines[0], secret) || lines[1] != "mode 600" || !strings.Contains(lines[2], secret) {
+				t.Errorf("ansible saw:\n%s", got)
+			}
+			if _, err := os.Stat(filepath.Join(sb.dir, "work", "vars-1.json")); !os.IsNotExist(err) {
+				t.Errorf("vars file left: %v", err)
+			}
+			var cloudLeft []string
+			filepath.WalkDir(filepath.Join(sb.dir, "cloud"), func(p string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					cloudLeft = append(cloudLeft, p)
+				}
+				return nil
+			})
+			if status == 0 && len(cloudLeft) > 0 {
+				t.Errorf("cloud-init's copies left in the image: %v", cloudLeft)
+			}
+		})
 	}
 }

@@ -176,7 +176,7 @@ func (b *Backend) listAssets(ctx context.Context, region string, f cloud.Filter)
 		if want(rec.ID, rec.Tags) {
 			out = append(out, cloud.Asset{
 				Kind: cloud.KindImage, ID: rec.ID, Region: r.name, State: string(rec.State),
-				Created: rec.Created, Tags: maps.Clone(rec.Tags),
+				Created: rec.Created, Tags: maps.Clone(rec.Tags), Exports: r.exports(rec),
 			})
 		}
 	}

@@ -79,6 +79,9 @@ func New(cfg config.LocalBackend, root string, regions []string, opts ...Option)
 	if !filepath.IsAbs(root) {
 		return nil, invalidf("local backend: store root %q is not an absolute path", root)
 	}
+	if err := config.CheckStoreDir(root); err != nil {
+		return nil, invalidf("local backend: store root: %v", err)
+	}
 	if len(regions) == 0 {
 		return nil, invalidf("local backend: no regions configured")
 	}
@@ -99,6 +102,9 @@ func New(cfg config.LocalBackend, root string, regions []string, opts ...Option)
 		}
 		if other, ok := dirs[dir]; ok {
 			return nil, invalidf("local backend: regions %s and %s both use directory %s", other, name, dir)
+		}
+		if err := config.CheckRegionDir(dir); err != nil {
+			return nil, invalidf("local backend: region %s: %v", name, err)
 		}
 		dirs[dir] = name
 		b.regions[name] = &region{name: name, dir: dir, cache: newRecordCache()}

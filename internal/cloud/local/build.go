@@ -9,6 +9,7 @@ import (
 
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/cloud/local/debimage"
+	"github.com/kiln-images/kiln/internal/config"
 )
 
 // Build makes a bootable Debian disk from the recipe with debimage and
@@ -97,4 +98,33 @@ func removeWorkDir(ctx context.Context, dir string) error {
 		return err
 	}
 	return debimage.RemoveAll(ctx, dir)
+}
+
+var _ cloud.BuildChecker = (*Backend)(nil)
+
+// CheckBuild reports what Build would refuse before it starts (the
+// architecture, the recipe and its files, the tools), and a test script
+// that is not the project's, without making anything.
+func (b *Backend) CheckBuild(ctx context.Context, in cloud.BuildInput, tests []string) error {
+	if _, err := b.region(in.Region); err != nil {
+		return err
+	}
+	u := in.UseCase
+	if u == nil {
+		return fmt.Errorf("local build %s: no use case: %w", in.Name, cloud.ErrInvalid)
+	}
+	for i, t := range tests {
+		if _, err := config.ResolveInside(in.Dir, t); err != nil {
+			return cloud.Mark(fmt.Errorf("local: tests[%d]: %w", i, err), cloud.ErrInvalid)
+		}
+	}
+	err := debimage.Check(debimage.Spec{
+		Arch: in.Arch, Suite: u.Base.Suite, Mirror: b.cfg.Mirror, Packages: u.Base.Packages,
+		Steps: u.Provision, Dir: in.Dir, DiskSize: u.DiskSize.Bytes(), Exports: u.Exports,
+		WorkDir: filepath.Join(in.StateDir, "work", "check"), CacheDir: filepath.Join(in.StateDir, "cache", "rootfs"), Log: b.log,
+	})
+	if err != nil {
+		return fmt.Errorf("local build %s: %w", in.Name, err)
+	}
+	return nil
 }

@@ -135,7 +135,9 @@ func (b *Backend) gc(ctx context.Context, r *region) (GCStats, error) {
 
 // removeStaleTemp removes staging files unchanged for StaleTemp. It goes
 // by the inode change time, which writing and linking both set: a blob
-// hard-linked into tmp/ keeps its old modification time.
+// hard-linked into tmp/ keeps its old modification time. Only regular
+// files with the names kiln gives staging files are removed: whatever else
+// is there is not kiln's to delete.
 func (b *Backend) removeStaleTemp(r *region) (int, error) {
 	entries, err := os.ReadDir(r.tmpDir())
 	if errors.Is(err, fs.ErrNotExist) {
@@ -147,11 +149,14 @@ func (b *Backend) removeStaleTemp(r *region) (int, error) {
 	cutoff := b.now().Add(-StaleTemp)
 	n := 0
 	for _, e := range entries {
+		if !stagingName.MatchString(e.Name()) || !e.Type().IsRegular() {
+			continue
+		}
 		fi, err := e.Info()
 		if err != nil || !changeTime(fi).Before(cutoff) {
 			continue
 		}
-		if err := os.RemoveAll(filepath.Join(r.tmpDir(), e.Name())); err != nil {
+		if err := os.Remove(filepath.Join(r.tmpDir(), e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return n, err
 		}
 		n++

@@ -53,8 +53,8 @@ func TestGC(t *testing.T) {
 	}
 	// A staging file just written, and a blob just hard-linked into tmp/
 	// (old modification time, fresh change time): both in use.
-	written := filepath.Join(r.tmpDir(), "copy-inflight")
-	linked := filepath.Join(r.tmpDir(), "link-inflight")
+	written := filepath.Join(r.tmpDir(), "copy-1234567890")
+	linked := filepath.Join(r.tmpDir(), "link-0123456789abcdef")
 	for _, p := range []string{written, linked} {
 		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
 			t.Fatal(err)

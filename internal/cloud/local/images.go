@@ -68,18 +68,25 @@ func (b *Backend) Image(ctx context.Context, region, id string) (cloud.Image, er
 // ("raw" or an export format), for reading: the boot tester opens it with
 // qemu's snapshot=on. The file is read-only and shared with other images.
 func (b *Backend) DiskFile(ctx context.Context, region, id, format string) (string, error) {
+	path, _, err := b.DiskBlob(ctx, region, id, format)
+	return path, err
+}
+
+// DiskBlob is DiskFile with the sha256 the image's record gives for the
+// blob, which a reader checks what it read against.
+func (b *Backend) DiskBlob(ctx context.Context, region, id, format string) (path, sha256 string, err error) {
 	r, rec, err := b.lookup(region, id)
 	if err != nil {
-		return "", fmt.Errorf("local: %w", err)
+		return "", "", fmt.Errorf("local: %w", err)
 	}
 	if rec.State != cloud.StateAvailable {
-		return "", cloud.Mark(fmt.Errorf("local: image %s in region %s is %s", id, region, rec.State), cloud.ErrNotYet)
+		return "", "", cloud.Mark(fmt.Errorf("local: image %s in region %s is %s", id, region, rec.State), cloud.ErrNotYet)
 	}
 	digest, ok := rec.Formats[format]
 	if !ok {
-		return "", invalidf("local: image %s in region %s has no %q format (it has %v)", id, region, format, slices.Sorted(maps.Keys(rec.Formats)))
+		return "", "", invalidf("local: image %s in region %s has no %q format (it has %v)", id, region, format, slices.Sorted(maps.Keys(rec.Formats)))
 	}
-	return r.blobPath(digest), nil
+	return r.blobPath(digest), digest, nil
 }
 
 // LaunchPermissions returns who may launch the image.

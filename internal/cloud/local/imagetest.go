@@ -8,6 +8,7 @@ import (
 
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/cloud/local/qemuboot"
+	"github.com/kiln-images/kiln/internal/config"
 )
 
 // TestImage boots the image's raw disk under qemu on a copy-on-write
@@ -22,6 +23,11 @@ func (b *Backend) TestImage(ctx context.Context, in cloud.TestInput) (cloud.Test
 	}
 	tests := make([]string, len(in.Tests))
 	for i, t := range in.Tests {
+		if in.Dir != "" {
+			if _, err := config.ResolveInside(in.Dir, t); err != nil {
+				return cloud.TestResult{}, cloud.Mark(fmt.Errorf("local: tests[%d]: %w", i, err), cloud.ErrInvalid)
+			}
+		}
 		tests[i] = filepath.Join(in.Dir, t)
 	}
 	work := filepath.Join(in.StateDir, "work", "test-"+in.Token)

@@ -39,8 +39,15 @@ func (r *region) assetPath(kind cloud.Kind, id string) string {
 	return filepath.Join(r.assetKindDir(kind), id+".json")
 }
 
-// ensure creates the region's directories.
+// ensure creates the region's directories, the marker first: from then
+// on the directory is known to be kiln's.
 func (r *region) ensure() error {
+	if err := os.MkdirAll(r.dir, 0o755); err != nil {
+		return err
+	}
+	if err := r.writeMarker(); err != nil {
+		return err
+	}
 	for _, d := range []string{
 		r.imagesDir(), r.blobsDir(), r.tmpDir(),
 		r.assetKindDir(cloud.KindBuild), r.assetKindDir(cloud.KindInstance),

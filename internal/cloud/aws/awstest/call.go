@@ -16,6 +16,9 @@ type Call struct {
 	Region  string
 	Action  string     // query Action, JSON target operation, or S3 method
 	Form    url.Values // the query protocol's parameters (nil for others)
+	// Key is the access key that signed the request: moto tells accounts
+	// apart by it.
+	Key string
 }
 
 var scopeRE = regexp.MustCompile(`Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request`)
@@ -32,6 +35,9 @@ func readCall(r *http.Request) (Call, []byte, error) {
 	var c Call
 	if m := scopeRE.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
 		c.Region, c.Service = m[1], m[2]
+	}
+	if m := accessKeyRE.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
+		c.Key = m[1]
 	}
 	switch {
 	case r.Header.Get("X-Amz-Target") != "":

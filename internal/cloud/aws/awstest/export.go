@@ -2,6 +2,8 @@ package awstest
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -129,6 +131,10 @@ func (s *Stub) putObject(region, bucket, key, body string) error {
 		return err
 	}
 	req.Header.Set("Authorization", scopeAuth(region, "s3"))
+	// A whole-object checksum, as S3 keeps for a file written in one part.
+	sum := sha256.Sum256([]byte(body))
+	req.Header.Set("x-amz-checksum-sha256", base64.StdEncoding.EncodeToString(sum[:]))
+	req.Header.Set("x-amz-sdk-checksum-algorithm", "SHA256")
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return err

@@ -52,7 +52,12 @@ func (u upstream) forward(w http.ResponseWriter, r *http.Request, body []byte, p
 			w.Header()[k] = v
 		}
 	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	if r.Method == http.MethodHead {
+		// No body: the length is the object's, as the upstream said.
+		w.Header().Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	} else {
+		w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	}
 	w.WriteHeader(resp.StatusCode)
 	w.Write(out)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -34,8 +33,14 @@ type Stub struct {
 	exports     map[string]*exportTask
 	exportToken map[string]string // client token -> task id
 	exportSteps int
+	copyTokens  map[string]string // account/region/client token -> image, of copies across accounts
 	calls       map[string]int
 	requests    map[string][]Call
+	registered  map[string]registration // moto's made-up snapshot id -> what RegisterImage asked for
+	tokens      map[string][]byte       // region|action|client token -> the first call's answer
+	// createMu serializes the calls that create named or tokened things
+	// (see semantics.go).
+	createMu sync.Mutex
 }
 
 type exportTask struct {
@@ -55,8 +60,11 @@ func NewStub(t testing.TB, target string) *Stub {
 		exports:     map[string]*exportTask{},
 		exportToken: map[string]string{},
 		exportSteps: 2,
+		copyTokens:  map[string]string{},
 		calls:       map[string]int{},
 		requests:    map[string][]Call{},
+		registered:  map[string]registration{},
+		tokens:      map[string][]byte{},
 	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
@@ -164,6 +172,31 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case "CreateImage":
 			s.createImage(w, r, c)
 			return
+		case "RegisterImage":
+			s.registerImage(w, c)
+			return
+		case "CopyImage":
+			// A copy of an image another account shared (accounts.go),
+			// else moto's copy with EC2's names and tokens (semantics.go).
+			if s.copyShared(w, r, c) {
+				return
+			}
+			s.copyImage(w, c)
+			return
+		case "RunInstances":
+			s.runInstances(w, c)
+			return
+		case "CreateKeyPair":
+			s.createKeyPair(w, c)
+			return
+		case "DeleteKeyPair":
+			if s.deleteKeyPair(w, c) {
+				return
+			}
+		case "DeleteSnapshot":
+			if s.refuseSnapshotInUse(w, c) {
+				return
+			}
 		case "DescribeImages":
 			s.forward(w, r, body, s.patchImages)
 			return
@@ -176,20 +209,7 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // bookkeeping needs it (moto reads the region from the signature scope and
 // does not check the signature).
 func (s *Stub) ec2(region string, params url.Values) (int, []byte, error) {
-	params.Set("Version", "2016-11-15")
-	req, err := http.NewRequest(http.MethodPost, s.target+"/", strings.NewReader(params.Encode()))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-	req.Header.Set("Authorization", scopeAuth(region, "ec2"))
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, out, err
+	return s.ec2As("awstest", region, params)
 }
 
 func scopeAuth(region, service string) string {
@@ -199,7 +219,7 @@ func scopeAuth(region, service string) string {
 // imageExists asks moto for the image, answering the client with moto's
 // error when it does not exist.
 func (s *Stub) imageExists(w http.ResponseWriter, c Call, id string) bool {
-	status, out, err := s.ec2(c.Region, url.Values{"Action": {"DescribeImages"}, "ImageId.1": {id}})
+	status, out, err := s.ec2As(c.key(), c.Region, url.Values{"Action": {"DescribeImages"}, "ImageId.1": {id}})
 	switch {
 	case err != nil:
 		http.Error(w, err.Error(), http.StatusBadGateway)
@@ -257,6 +277,7 @@ var (
 func (s *Stub) patchImages(body []byte) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	body = s.patchRegistered(body)
 	// The replacement functions build new slices: m aliases body.
 	body = imageStateRE.ReplaceAllFunc(body, func(m []byte) []byte {
 		id := string(imageStateRE.FindSubmatch(m)[1])
@@ -378,10 +399,15 @@ var snapshotIDRE = regexp.MustCompile(`<snapshotId>(snap-[0-9a-zA-Z]+)</snapshot
 // tags the new image's snapshots before answering, so the client sees the
 // tags in place when the call returns, as on AWS.
 func (s *Stub) createImage(w http.ResponseWriter, r *http.Request, c Call) {
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+	if s.refuseTakenName(w, c, c.Form.Get("Name")) {
+		return
+	}
 	specs := tagSpecs(c.Form)
 	snapTags := specs["snapshot"]
 	delete(specs, "snapshot")
-	status, out, err := s.ec2(c.Region, withoutTagSpecs(c.Form, specs))
+	status, out, err := s.ec2As(c.key(), c.Region, withoutTagSpecs(c.Form, specs))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
@@ -392,7 +418,7 @@ func (s *Stub) createImage(w http.ResponseWriter, r *http.Request, c Call) {
 			http.Error(w, "stub: no image id in moto's CreateImage answer", http.StatusBadGateway)
 			return
 		}
-		_, desc, err := s.ec2(c.Region, url.Values{"Action": {"DescribeImages"}, "ImageId.1": {string(m[1])}})
+		_, desc, err := s.ec2As(c.key(), c.Region, url.Values{"Action": {"DescribeImages"}, "ImageId.1": {string(m[1])}})
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
@@ -405,7 +431,7 @@ func (s *Stub) createImage(w http.ResponseWriter, r *http.Request, c Call) {
 			tag.Set(fmt.Sprintf("Tag.%d.Key", i+1), k)
 			tag.Set(fmt.Sprintf("Tag.%d.Value", i+1), snapTags[k])
 		}
-		if st, body, err := s.ec2(c.Region, tag); err != nil || st != http.StatusOK {
+		if st, body, err := s.ec2As(c.key(), c.Region, tag); err != nil || st != http.StatusOK {
 			http.Error(w, fmt.Sprintf("stub: tag snapshots: %v %s", err, body), http.StatusBadGateway)
 			return
 		}

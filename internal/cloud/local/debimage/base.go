@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kiln-images/kiln/internal/config"
 )
 
 // basePath is where the base for key lives in the cache: a directory as
@@ -219,7 +221,9 @@ func (b *builder) mmdebstrap(ctx context.Context, logPath string, args []string,
 	}
 	defer logf.Close()
 	last := &ring{n: outputTail}
-	w := &lineWriter{log: logf, fn: func(line string) {
+	// Extra vars are secrets: a playbook that prints one must not put it
+	// in the log, the progress output or an error.
+	w := &lineWriter{log: logf, redact: config.Redactor(config.SecretsOf(b.s.Steps)), fn: func(line string) {
 		last.add(line)
 		if onLine != nil {
 			onLine(line)

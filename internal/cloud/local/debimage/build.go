@@ -24,6 +24,26 @@ type builder struct {
 	log     *slog.Logger
 }
 
+// Check reports, without building anything, what Build would refuse of s
+// before it starts: the fields (architecture, suite, packages, sizes,
+// exports), the recipe's steps and the files they name, and the tools the
+// build runs. Errors about s match cloud.ErrInvalid.
+func Check(s Spec) error {
+	s, err := s.normalize()
+	if err != nil {
+		return err
+	}
+	steps, err := parseSteps(s.Dir, s.Steps)
+	if err != nil {
+		return err
+	}
+	b := &builder{s: s, steps: steps, unshare: os.Geteuid() != 0, log: s.Log}
+	if err := b.checkTools(); err != nil {
+		return err
+	}
+	return b.checkUnshareAccess()
+}
+
 // Build makes a bootable disk image as s describes, in s.WorkDir. Bad input
 // is an error matching cloud.ErrInvalid that names the field and value; a
 // failed provisioning step is a *StepError.

@@ -19,13 +19,17 @@ type lineWriter struct {
 	log io.Writer // may be nil
 	fn  func(line string)
 	buf []byte
+	// redact, when set, blanks secrets out of every line; the log then
+	// gets whole lines, redacted, instead of the bytes as they come.
+	redact *strings.Replacer
+	raw    []byte // the current line's bytes for the log, uncut
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := len(p)
-	if w.log != nil {
+	if w.log != nil && w.redact == nil {
 		// The log is for people; a failed write to it must not fail
 		// the build.
 		w.log.Write(p)
@@ -44,6 +48,9 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 }
 
 func (w *lineWriter) add(p []byte) {
+	if w.redact != nil && w.log != nil {
+		w.raw = append(w.raw, p...)
+	}
 	if room := maxLine - len(w.buf); room < len(p) {
 		p = p[:max(room, 0)]
 	}
@@ -56,6 +63,13 @@ func (w *lineWriter) flush() {
 		line = line[i+1:]
 	}
 	w.buf = w.buf[:0]
+	if w.redact != nil {
+		line = w.redact.Replace(line)
+		if w.log != nil {
+			io.WriteString(w.log, w.redact.Replace(string(w.raw))+"\n")
+			w.raw = w.raw[:0]
+		}
+	}
 	w.fn(line)
 }
 

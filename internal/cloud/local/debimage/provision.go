@@ -51,6 +51,16 @@ func (b *builder) provision(ctx context.Context, base string, l layout) (t tree,
 	if err != nil {
 		return t, err
 	}
+	// Extra vars go to ansible in files only the build reads, removed by
+	// the step's hook when ansible is done and here in any case.
+	for i := range b.steps {
+		if err := b.steps[i].writeVars(hookDir); err != nil {
+			return t, fmt.Errorf("ansible extra vars of step %d: %w", b.steps[i].n, err)
+		}
+		if f := b.steps[i].varsFile; f != "" {
+			defer os.Remove(f)
+		}
+	}
 	fstab := filepath.Join(hookDir, "fstab")
 	if err := os.WriteFile(fstab, []byte(l.fstab()), 0o644); err != nil {
 		return t, err

@@ -106,6 +106,12 @@ func TestParseSteps(t *testing.T) {
 	file := func(src, dst, mode, owner string) config.Step {
 		return config.Step{File: &config.FileStep{Source: src, Destination: dst, Mode: mode, Owner: owner}}
 	}
+	// Links that lead out of the project, and one that stays in it.
+	outside := t.TempDir()
+	os.WriteFile(filepath.Join(outside, "passwd"), []byte("root:x:0:0"), 0o644)
+	os.Symlink(filepath.Join(outside, "passwd"), filepath.Join(dir, "passwd-link"))
+	os.Symlink(outside, filepath.Join(dir, "outdir"))
+	os.Symlink("f.txt", filepath.Join(dir, "inside-link"))
 	tests := []struct {
 		name  string
 		step  config.Step
@@ -153,6 +159,13 @@ func TestParseSteps(t *testing.T) {
 		{"missing playbook", config.Step{Ansible: &config.AnsibleStep{Playbook: "nope.yml"}}, `ansible.playbook "nope.yml"`, nil},
 		{"bad var name", config.Step{Ansible: &config.AnsibleStep{Playbook: "play.yml", ExtraVars: map[string]string{"a-b": "1"}}}, `"a-b" is not a valid variable name`, nil},
 		{"control character in name", config.Step{Name: "a\nb", Shell: "plain.sh"}, "control characters", nil},
+		{"source up and out", file("../../../../../../../../etc/hostname", "/f", "", ""), "leads outside the project", nil},
+		{"absolute source outside", file("/etc/shadow", "/f", "", ""), "leads outside the project", nil},
+		{"source through a link", file("passwd-link", "/f", "", ""), "leads outside the project", nil},
+		{"source in a linked directory", file("outdir/passwd", "/f", "", ""), "leads outside the project", nil},
+		{"shell outside", config.Step{Shell: "/etc/passwd"}, "leads outside the project", nil},
+		{"playbook outside", config.Step{Ansible: &config.AnsibleStep{Playbook: "passwd-link"}}, "leads outside the project", nil},
+		{"link inside the project", file("inside-link", "/f", "", ""), "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -30,6 +30,10 @@ type step struct {
 	owner string // user[:group]
 	// ansible
 	vars map[string]string
+	// varsFile holds vars as JSON on the host while the build runs (mode
+	// 0600, in the work directory), to be uploaded into the chroot: never
+	// on a command line, where the process list and logs would show them.
+	varsFile string
 }
 
 var (
@@ -81,10 +85,22 @@ func parseStep(dir string, n int, cs config.Step) (step, error) {
 		}
 		return filepath.Join(dir, p)
 	}
+	// Every file a step names is the project's: a path or link leading
+	// out of it would copy a host file into the image.
+	inside := func(p string) error {
+		if dir == "" {
+			return nil
+		}
+		_, err := config.ResolveInside(dir, p)
+		return err
+	}
 	var err error
 	switch {
 	case cs.Shell != "":
 		st.kind, st.label, st.src = "shell", "shell "+cs.Shell, resolve(cs.Shell)
+		if err = inside(cs.Shell); err != nil {
+			return st, fmt.Errorf("%s: shell: %w", where, err)
+		}
 		if err = wantFile(st.src, false); err != nil {
 			return st, fmt.Errorf("%s: shell %q: %w", where, cs.Shell, err)
 		}
@@ -96,6 +112,9 @@ func parseStep(dir string, n int, cs config.Step) (step, error) {
 		st.kind, st.label, st.src = "file", "file "+f.Source, resolve(f.Source)
 		if f.Source == "" {
 			return st, fmt.Errorf("%s: file.source: empty", where)
+		}
+		if err = inside(f.Source); err != nil {
+			return st, fmt.Errorf("%s: file.source: %w", where, err)
 		}
 		if err = wantFile(st.src, true); err != nil {
 			return st, fmt.Errorf("%s: file.source %q: %w", where, f.Source, err)
@@ -126,6 +145,9 @@ func parseStep(dir string, n int, cs config.Step) (step, error) {
 		st.kind, st.label, st.src = "ansible", "ansible "+a.Playbook, resolve(a.Playbook)
 		if a.Playbook == "" {
 			return st, fmt.Errorf("%s: ansible.playbook: empty", where)
+		}
+		if err = inside(a.Playbook); err != nil {
+			return st, fmt.Errorf("%s: ansible.playbook: %w", where, err)
 		}
 		if err = wantFile(st.src, false); err != nil {
 			return st, fmt.Errorf("%s: ansible.playbook %q: %w", where, a.Playbook, err)
@@ -226,19 +248,57 @@ func (st step) hooks(nonce string) []string {
 			"ANSIBLE_PYTHON_INTERPRETER=auto_silent",
 			"ANSIBLE_RETRY_FILES_ENABLED=0",
 		}, " ")
+		vars := st.stage() + "/vars.json"
+		if st.varsFile != "" {
+			// The vars go in through mmdebstrap's upload, which reads the
+			// host file as the user who runs kiln and writes into a file
+			// made beforehand with mode 0600 (upload keeps no mode), owned
+			// by whoever runs ansible: root, or the user namespace's root
+			// in unshare mode. Never on a command line.
+			hooks = append(hooks, `install -m 0600 /dev/null "$1`+vars+`"`, "upload "+quote(st.varsFile)+" "+vars)
+		}
 		cmd = "cd " + quote(filepath.Dir(st.src)) + " && " + env +
 			` ansible-playbook -i "$1," -c community.general.chroot`
-		if len(st.vars) > 0 {
-			vars, _ := json.Marshal(st.vars) // a map of strings always encodes
-			cmd += " -e " + quote(string(vars))
+		if st.varsFile != "" {
+			cmd += ` -e @"$1` + vars + `"`
 		}
 		cmd += " " + quote(st.src)
+		if st.varsFile != "" {
+			// Gone as soon as ansible is done with it, whatever happened.
+			cmd += `; r=$?; rm -f "$1` + vars + `"; exit "$r"`
+		}
 	}
 	// The marker text is put together by printf: mmdebstrap echoes hook
 	// commands, and the echo must not look like a marker.
 	return append(hooks, fmt.Sprintf(
 		`printf 'kiln-step %%s begin %%d\n' %[1]s %[2]d; (%[3]s); s=$?; printf 'kiln-step %%s end %%d %%d\n' %[1]s %[2]d "$s"; exit "$s"`,
 		nonce, st.n, cmd))
+}
+
+// writeVars writes the step's extra vars as JSON to a new file in dir that
+// only this user may read, and records its path in st.varsFile.
+func (st *step) writeVars(dir string) error {
+	if len(st.vars) == 0 {
+		return nil
+	}
+	data, _ := json.Marshal(st.vars) // a map of strings always encodes
+	path := filepath.Join(dir, fmt.Sprintf("vars-%d.json", st.n))
+	os.Remove(path) // a crashed attempt's
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(path)
+		return err
+	}
+	st.varsFile = path
+	return nil
 }
 
 // scratchDirs are the directories the steps need in the chroot.

@@ -1,0 +1,56 @@
+package distribute
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// SumsFile is the name of the checksum list in each version directory,
+// which `sha256sum -c SHA256SUMS` checks.
+const SumsFile = "SHA256SUMS"
+
+// EncodeSums writes name -> sha256 as sha256sum does, sorted by name.
+func EncodeSums(sums map[string]string) []byte {
+	var b bytes.Buffer
+	for _, name := range slices.Sorted(maps.Keys(sums)) {
+		fmt.Fprintf(&b, "%s  %s\n", sums[name], name)
+	}
+	return b.Bytes()
+}
+
+// ParseSums reads a SHA256SUMS file: one "<64 hex>  <name>" per line (a
+// "*" before the name, sha256sum's binary mode, is accepted), names
+// without slashes, each once.
+func ParseSums(data []byte) (map[string]string, error) {
+	if len(data) > 1<<20 {
+		return nil, fmt.Errorf("%s: %d bytes, more than a checksum list has", SumsFile, len(data))
+	}
+	out := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		sum, name, ok := strings.Cut(line, " ")
+		name = strings.TrimPrefix(strings.TrimPrefix(name, " "), "*")
+		switch {
+		case !ok || !sha256RE.MatchString(sum):
+			return nil, fmt.Errorf("%s line %d: want \"<sha256>  <file name>\"", SumsFile, n)
+		case name == "" || strings.ContainsAny(name, "/\\\x00") || name == "." || name == "..":
+			return nil, fmt.Errorf("%s line %d: file name %q is not a plain name", SumsFile, n, name)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("%s line %d: %s is listed twice", SumsFile, n, name)
+		}
+		out[name] = sum
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", SumsFile, err)
+	}
+	return out, nil
+}
