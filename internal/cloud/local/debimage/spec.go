@@ -47,7 +47,8 @@ type Spec struct {
 type Result struct {
 	Disk     string            // raw disk: GPT, ESP, ext4 root
 	Exports  map[string]string // format -> path; "raw" is Disk itself
-	CacheKey string            // base tarball used
+	CacheKey string            // key of the base used
+	Base     string            // the base in the cache: a directory, or in unshare mode a tarball
 	CacheHit bool              // whether the base came from the cache
 	Kernel   string            // version of the kernel the disk boots, e.g. 6.1.0-26-amd64
 }
