@@ -19,6 +19,7 @@ FUZZ_CONFIG ?= 200000x
 FUZZ_MANIFEST ?= 400000x
 FUZZ_RECORD ?= 200000x
 FUZZ_CONSOLE ?= 100000x
+FUZZ_VARFILE ?= 100000x
 FUZZ_INSIDE ?= 50000x
 FUZZ_FORMAT ?= 200000x
 FUZZ_REMOTE ?= 100000x
@@ -114,6 +115,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZ_MANIFEST) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/manifest
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZ_RECORD) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/deploy/record
 	$(GO) test -run='^$$' -fuzz='^FuzzCleanConsole$$' -fuzztime=$(FUZZ_CONSOLE) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/console
+	$(GO) test -run='^$$' -fuzz='^FuzzVarFile$$' -fuzztime=$(FUZZ_VARFILE) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/config
 	$(GO) test -run='^$$' -fuzz='^FuzzResolveInside$$' -fuzztime=$(FUZZ_INSIDE) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/config
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeFormat$$' -fuzztime=$(FUZZ_FORMAT) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/manifest
 	$(GO) test -run='^$$' -fuzz='^FuzzParseRemote$$' -fuzztime=$(FUZZ_REMOTE) -fuzzminimizetime=$(FUZZ_MINIMIZE) ./internal/forge

@@ -1,14 +1,21 @@
 #!/bin/sh
-# bench-aws.sh runs the aws release benchmark: kiln versus HashiCorp
-# Packer's amazon-ebs builder, against one moto behind a proxy that adds
-# 150 ms to every request, interleaved round by round. It writes the
-# results into docs/bench/aws-release.md (between the GENERATED markers)
-# and keeps every run's request log as CSV.
+# bench-aws.sh runs the aws benchmarks against one moto behind a proxy that
+# adds 150 ms to every request, interleaved round by round, and keeps every
+# run's request log as CSV:
+#   - the release: kiln versus HashiCorp Packer's amazon-ebs builder, into
+#     docs/bench/aws-release.md (between the GENERATED markers);
+#   - distribution to 16 regions: an instance build + CopyImage against
+#     build: {method: upload} of the example recipe's 2 GiB disk, through an
+#     uplink of UPLOAD_BANDWIDTH, into docs/bench/aws-upload.md.
 #
-# Needs: go, moto_server (moto 5.x), packer (Debian package, 1.6.6).
+# Needs: go, moto_server (moto 5.x), packer (Debian package, 1.6.6), and
+# for the upload benchmark the local builder's tools (make deps) as root.
 #
 # Environment:
-#   ROUNDS=5               rounds (each runs every variant once)
+#   ROUNDS=5               rounds of the release benchmark (each runs every variant once)
+#   UPLOAD_ROUNDS=3        rounds of the upload benchmark
+#   UPLOAD_BANDWIDTH=1e9   the modelled uplink, bits per second
+#   ONLY=release|upload    run one of the two
 #   LOGS=DIR               where the request logs go (default: a new temporary directory)
 #   KILN_BASELINE_REF=REF  also measure `kiln release` built from this git ref, side by side
 #   BENCH_ARGS="..."       more flags for the benchmark (-latency, -poll, -concurrency; see
@@ -31,4 +38,12 @@ if [ -n "${KILN_BASELINE_REF:-}" ]; then
 fi
 
 echo "request logs: $logs" >&2
-go test ./bench/awsrelease -run '^$' -bench '^BenchmarkRelease$' -benchtime 1x -timeout 3h -args "$@"
+if [ "${ONLY:-release}" = release ]; then
+	go test ./bench/awsrelease -run '^$' -bench '^BenchmarkRelease$' -benchtime 1x -timeout 3h -args "$@"
+fi
+if [ "${ONLY:-upload}" = upload ]; then
+	urounds=${UPLOAD_ROUNDS:-3}
+	go test ./bench/awsrelease -run '^$' -bench '^BenchmarkUpload$' -benchtime 1x -timeout 3h -args \
+		-rounds "$urounds" -bandwidth "${UPLOAD_BANDWIDTH:-1e9}" -upload-out "$PWD/docs/bench/aws-upload.md" -logs "$logs" \
+		-command "ONLY=upload UPLOAD_ROUNDS=$urounds scripts/bench-aws.sh" ${BENCH_ARGS:-}
+fi

@@ -14,11 +14,36 @@ import (
 	"github.com/kiln-images/kiln/internal/cloud/aws/awstest"
 )
 
-// KilnProject writes a kiln project into dir for the aws backend: one use
-// case built in BuildRegion from SourceAMI, released to BuildRegion and
-// regions, public, with a one-line provisioning script and one test. It
-// returns the path of its kiln.yaml.
-func KilnProject(dir string, regions []string, poll time.Duration, concurrency int) (string, error) {
+// Project says how a kiln project of the benchmark differs from the plain
+// one: one use case built in BuildRegion from SourceAMI on an instance,
+// released to BuildRegion and Destinations, public, with a one-line
+// provisioning script and one test, bundles in user data.
+type Project struct {
+	Poll        time.Duration
+	Concurrency int
+	// Bucket stages the recipe and test bundles there (backend.aws.bucket).
+	Bucket string
+	// UploadDisk builds with method upload from this raw disk.
+	UploadDisk string
+	// Regions replaces Destinations.
+	Regions []string
+}
+
+// KilnProject writes the project p describes into dir and returns the path
+// of its kiln.yaml.
+func KilnProject(dir string, p Project) (string, error) {
+	regions := p.Regions
+	if regions == nil {
+		regions = Destinations
+	}
+	extra := ""
+	if p.Bucket != "" {
+		extra += "    bucket: " + p.Bucket + "\n"
+	}
+	build := "    base: {ami: " + SourceAMI + "}\n    provision:\n      - shell: scripts/setup.sh\n"
+	if p.UploadDisk != "" {
+		build = "    build: {method: upload, disk: " + p.UploadDisk + "}\n"
+	}
 	files := map[string]string{
 		"scripts/setup.sh": "#!/bin/sh\necho provisioned >/etc/bench\n",
 		"tests/boot.sh":    "#!/bin/sh\ntest -f /etc/bench\n",
@@ -29,17 +54,14 @@ backend:
     allowed_accounts: ["%s"]
     poll_interval: %s
     copy_concurrency: %d
-regions: [%s]
+%sregions: [%s]
 build_region: %s
 use_cases:
   bench:
     architectures: [x86_64]
-    base: {ami: %s}
-    provision:
-      - shell: scripts/setup.sh
-    tests: [tests/boot.sh]
+%s    tests: [tests/boot.sh]
     publish: {public: true}
-`, awstest.Account, poll, concurrency, strings.Join(append([]string{BuildRegion}, regions...), ", "), BuildRegion, SourceAMI),
+`, awstest.Account, p.Poll, p.Concurrency, extra, strings.Join(append([]string{BuildRegion}, regions...), ", "), BuildRegion, build),
 	}
 	for name, text := range files {
 		path := filepath.Join(dir, name)

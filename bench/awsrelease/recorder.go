@@ -2,6 +2,7 @@ package awsrelease
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/url"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kiln-images/kiln/internal/cloud/aws/awstest"
 )
 
 // Request is one request that passed through a Recorder.
@@ -21,6 +24,7 @@ type Request struct {
 	Region     string
 	Action     string // query Action, JSON target operation, or HTTP method
 	Status     int
+	Bytes      int64 // the request's body: what the client sent
 }
 
 // Recorder is an HTTP proxy in front of an AWS endpoint. It holds every
@@ -31,9 +35,45 @@ type Recorder struct {
 	latency time.Duration
 	client  *http.Client
 	start   time.Time
+	link    *link // nil: no bandwidth limit
 
 	mu  sync.Mutex
 	log []Request
+}
+
+// link is the client's uplink: request bodies go through it one after
+// another at a fixed rate, as through a network interface of that speed.
+type link struct {
+	mu   sync.Mutex
+	rate float64 // bytes per second
+	free time.Time
+}
+
+// send waits until n bytes have gone through the link after everything
+// queued before them.
+func (l *link) send(ctx context.Context, n int64) error {
+	l.mu.Lock()
+	start := time.Now()
+	if l.free.After(start) {
+		start = l.free
+	}
+	l.free = start.Add(time.Duration(float64(n) / l.rate * float64(time.Second)))
+	done := l.free
+	l.mu.Unlock()
+	t := time.NewTimer(time.Until(done))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// LimitBandwidth makes request bodies go through a link of bytesPerSecond
+// (shared by all requests), before the latency.
+func (rec *Recorder) LimitBandwidth(bytesPerSecond float64) {
+	rec.link = &link{rate: bytesPerSecond}
 }
 
 // NewRecorder returns a recorder forwarding to target (a base URL) after
@@ -75,13 +115,26 @@ func (rec *Recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Service, req.Region, req.Action = describe(r, body)
+	req.Bytes = int64(len(body))
+	// A presigned URL is fetched by the guest of an instance, from inside
+	// AWS on a real run: not the tool's request, not logged.
+	guest := r.URL.Query().Get("X-Amz-Signature") != ""
 	defer func() {
+		if guest {
+			return
+		}
 		req.End = rec.Now()
 		rec.mu.Lock()
 		rec.log = append(rec.log, req)
 		rec.mu.Unlock()
 	}()
 
+	if rec.link != nil && len(body) > 0 {
+		if err := rec.link.send(r.Context(), int64(len(body))); err != nil {
+			req.Status = 499
+			return
+		}
+	}
 	select {
 	case <-time.After(rec.latency):
 	case <-r.Context().Done():
@@ -140,6 +193,9 @@ func describe(r *http.Request, body []byte) (service, region, action string) {
 		if f, err := url.ParseQuery(string(body)); err == nil {
 			action = f.Get("Action")
 		}
+	}
+	if service == "ebs" {
+		action = awstest.EBSAction(r.Method, r.URL.Path)
 	}
 	if action == "" {
 		action = r.Method

@@ -83,15 +83,23 @@ func BenchmarkRelease(b *testing.B) {
 	awstest.SimulateGuests(b, moto.URL, BuildRegion)
 
 	poll := *flagPoll
+	plain := Project{Poll: poll, Concurrency: *flagConcurrency}
+	staged, upload := plain, plain
+	staged.Bucket = "kiln-bench"
+	upload.UploadDisk = filepath.Join(work, "sample-disk.raw")
+	if err := WriteSampleDisk(upload.UploadDisk); err != nil {
+		b.Fatal(err)
+	}
 	variants := []Variant{
 		PackerVariant(packer, int(poll/time.Second)),
-		KilnReleaseVariant("kiln release", kiln, poll, *flagConcurrency),
-		KilnPhasesVariant("kiln phases", kiln, poll, *flagConcurrency),
-		// The default before it was raised to 20: 16 regions in two waves.
-		KilnReleaseVariant("kiln release, copy_concurrency 8", kiln, poll, 8),
+		KilnReleaseVariant("kiln release", kiln, plain),
+		KilnReleaseVariant("kiln release, staged", kiln, staged),
+		KilnReleaseVariant("kiln release, upload", kiln, upload),
+		KilnPhasesVariant("kiln phases", kiln, plain),
 	}
 	if *flagBaseline != "" {
-		variants = append(variants, KilnReleaseVariant(fmt.Sprintf("kiln release (%s, copy_concurrency %d)", *flagBaselineRef, *flagBaselineCC), *flagBaseline, poll, *flagBaselineCC))
+		variants = append(variants, KilnReleaseVariant(fmt.Sprintf("kiln release (%s, copy_concurrency %d)", *flagBaselineRef, *flagBaselineCC), *flagBaseline,
+			Project{Poll: poll, Concurrency: *flagBaselineCC}))
 	}
 
 	rep := Report{
@@ -104,6 +112,7 @@ func BenchmarkRelease(b *testing.B) {
 			fmt.Sprintf("proxy latency %s on every request, both tools; moto reset before every run", *flagLatency),
 			fmt.Sprintf("build region %s, %d destination regions: %s", BuildRegion, len(Destinations), strings.Join(Destinations, ", ")),
 			fmt.Sprintf("kiln: poll_interval %s (first pause of every wait; grows by half up to 6×; the reads confirming an available image are a fifth of it apart), copy_concurrency %d unless the variant says otherwise, publish {public: true}, one shell provisioning step, one test", poll, *flagConcurrency),
+			"kiln release: bundles inline in the user data (no bucket); staged: in a bucket (PutObject and DeleteObject for build and test, the guest fetches them through presigned URLs); upload: build: {method: upload} from a 64 MiB sample disk with 8 MiB of data (the API orchestration of the method; the bytes of a real disk are measured in aws-upload.md)",
 			fmt.Sprintf("Packer: amazon-ebs, communicator none, ami_regions (15), ami_groups [all], aws_polling delay_seconds %d (a fixed pause between waiter attempts)", int(poll/time.Second)),
 			fmt.Sprintf("%d rounds, variants in rotating order", *flagRounds),
 		},
@@ -207,7 +216,7 @@ func versions(tb testing.TB, kiln, packer string) []string {
 	} else {
 		tb.Fatalf("%s version: %v", kiln, err)
 	}
-	if data, err := exec.Command(packer, "version").Output(); err == nil {
+	if data, err := exec.Command(packer, "version").Output(); packer != "" && err == nil {
 		out = append(out, strings.TrimSpace(string(bytes.SplitN(data, []byte("\n"), 2)[0]))+" (Debian package, amazon-ebs builder built in)")
 	}
 	if data, err := exec.Command("python3", "-c", "import moto; print(moto.__version__)").Output(); err == nil {

@@ -211,7 +211,7 @@ func WriteReport(path, section string) error {
 // from the run's first request).
 func WriteLog(path string, res Result) error {
 	var b bytes.Buffer
-	b.WriteString("start_s,end_s,service,region,action,status,phase\n")
+	b.WriteString("start_s,end_s,service,region,action,status,phase,bytes\n")
 	phaseOf := map[int]string{}
 	n := 0
 	for _, p := range res.Phases {
@@ -228,7 +228,7 @@ func WriteLog(path string, res Result) error {
 		}
 	}
 	for i, r := range res.Log {
-		fmt.Fprintf(&b, "%.3f,%.3f,%s,%s,%s,%d,%s\n", (r.Start - t0).Seconds(), (r.End - t0).Seconds(), r.Service, r.Region, r.Action, r.Status, phaseOf[i])
+		fmt.Fprintf(&b, "%.3f,%.3f,%s,%s,%s,%d,%s,%d\n", (r.Start - t0).Seconds(), (r.End - t0).Seconds(), r.Service, r.Region, r.Action, r.Status, phaseOf[i], r.Bytes)
 	}
 	return os.WriteFile(path, b.Bytes(), 0o644)
 }

@@ -75,9 +75,14 @@ func PackerVariant(bin string, pollSeconds int) Variant {
 }
 
 // KilnReleaseVariant runs `kiln release` on a new project.
-func KilnReleaseVariant(name, bin string, poll time.Duration, concurrency int) Variant {
+func KilnReleaseVariant(name, bin string, p Project) Variant {
 	return Variant{Name: name, Run: func(ctx context.Context, w *World, dir string) (Result, error) {
-		cfg, err := KilnProject(filepath.Join(dir, "project"), Destinations, poll, concurrency)
+		if p.Bucket != "" {
+			if err := w.MakeBucket(ctx, p.Bucket); err != nil {
+				return Result{}, err
+			}
+		}
+		cfg, err := KilnProject(filepath.Join(dir, "project"), p)
 		if err != nil {
 			return Result{}, err
 		}
@@ -89,9 +94,9 @@ func KilnReleaseVariant(name, bin string, poll time.Duration, concurrency int) V
 
 // KilnPhasesVariant runs the phases as separate commands, as a CI pipeline
 // with one job per phase would: build, test, replicate, publish.
-func KilnPhasesVariant(name, bin string, poll time.Duration, concurrency int) Variant {
+func KilnPhasesVariant(name, bin string, p Project) Variant {
 	return Variant{Name: name, Run: func(ctx context.Context, w *World, dir string) (Result, error) {
-		cfg, err := KilnProject(filepath.Join(dir, "project"), Destinations, poll, concurrency)
+		cfg, err := KilnProject(filepath.Join(dir, "project"), p)
 		if err != nil {
 			return Result{}, err
 		}

@@ -1,6 +1,7 @@
 package awsrelease
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -8,6 +9,9 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/kiln-images/kiln/internal/cloud/aws/awstest"
 )
@@ -101,4 +105,35 @@ func WriteSourceImages(path string) error {
 		return err
 	}
 	return os.WriteFile(path, data, 0o644)
+}
+
+// MakeBucket makes an S3 bucket in BuildRegion, straight in moto.
+func (w *World) MakeBucket(ctx context.Context, name string) error {
+	c := s3.NewFromConfig(awstest.Config(w.Moto.URL, BuildRegion), func(o *s3.Options) { o.UsePathStyle = true })
+	_, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
+	return err
+}
+
+// WriteSampleDisk writes the 64 MiB sparse raw disk the upload variant of
+// BenchmarkRelease uploads: 8 MiB of data in 16 blocks spread over it.
+func WriteSampleDisk(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(64 << 20); err != nil {
+		f.Close()
+		return err
+	}
+	block := make([]byte, 512<<10)
+	for i := range 16 {
+		for j := range block {
+			block[j] = byte(i*31 + j)
+		}
+		if _, err := f.WriteAt(block, int64(i)*4<<20); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -12,6 +13,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/cloud/aws/awstest"
 )
 
 // awsLeftovers lists, with direct EC2 calls to moto, everything tagged with
@@ -21,8 +23,16 @@ func (w *awsWorld) leftovers(t *testing.T, run string, keep map[string]bool) []s
 	ctx := t.Context()
 	byRun := []ec2types.Filter{{Name: aws.String("tag:" + cloud.TagAssetID), Values: []string{run}}}
 	var left []string
+	for _, key := range w.staged(t) {
+		if strings.Contains(key, "/"+run+"/") {
+			left = append(left, "staged bundle "+key)
+		}
+	}
 	for _, region := range awsRegions {
-		c := w.ec2(region)
+		// Through the stub, which shows registered images on the snapshots
+		// they were registered from (moto does not) and unfinished uploads
+		// as pending.
+		c := ec2.NewFromConfig(awstest.Config(w.stub.URL, region))
 		keptSnaps := map[string]bool{}
 		imgs, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: byRun})
 		if err != nil {
@@ -78,10 +88,11 @@ func (w *awsWorld) leftovers(t *testing.T, run string, keep map[string]bool) []s
 	return left
 }
 
-// awsEvents counts the step boundaries of a full release.
-func awsEvents(t *testing.T) int {
+// awsEvents counts the step boundaries of a full release in a world
+// newWorld makes.
+func awsEvents(t *testing.T, newWorld func(*testing.T) *awsWorld) int {
 	t.Helper()
-	w := newAWSWorld(t, "{public: true}")
+	w := newWorld(t)
 	trace := filepath.Join(t.TempDir(), "trace")
 	p, code := runKiln(t, []string{"KILN_FAILPOINT_LOG=" + trace}, "release", "ci-runner", "-c", w.cfg)
 	if code != 0 {
@@ -108,13 +119,13 @@ func crashStride(t *testing.T) int {
 // crashStride-th), each time in a new world, and calls then with the
 // world and the killed run; then returns what the run left behind, and did
 // says what then does, for the report of leftovers.
-func awsCrashEach(t *testing.T, variant, did string, then func(t *testing.T, w *awsWorld, i int, run string) []string) {
-	n := awsEvents(t)
+func awsCrashEach(t *testing.T, variant, did string, newWorld func(*testing.T) *awsWorld, then func(t *testing.T, w *awsWorld, i int, run string) []string) {
+	n := awsEvents(t, newWorld)
 	tally := crashTally{backend: "aws (moto)", variant: variant}
 	defer tally.report(t)
 	for i := 1; i <= n; i += crashStride(t) {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
-			w := newAWSWorld(t, "{public: true}")
+			w := newWorld(t)
 			p, code := runKiln(t, []string{"KILN_FAILPOINT=" + strconv.Itoa(i)}, "release", "ci-runner", "-c", w.cfg)
 			if code != -1 {
 				t.Fatalf("kiln was not killed at boundary %d (exit %d)\n%s", i, code, p.stderr.String())
@@ -129,30 +140,50 @@ func awsCrashEach(t *testing.T, variant, did string, then func(t *testing.T, w *
 	}
 }
 
-func TestAWSCrashCleanup(t *testing.T) {
-	awsCrashEach(t, "kill, then cleanup --run ID --apply", "cleanup of", func(t *testing.T, w *awsWorld, i int, run string) []string {
-		cp, code := runKiln(t, nil, "cleanup", "--run", run, "--apply", "-c", w.cfg)
-		if code != 0 {
-			t.Errorf("cleanup after a kill at boundary %d: exit %d\n%s%s", i, code, cp.stdout.String(), cp.stderr.String())
+// instanceWorld is the aws world of the crash harness's instance builds.
+func instanceWorld(t *testing.T) *awsWorld { return newAWSWorld(t, "{public: true}") }
+
+// uploadWorld builds with method upload from a given disk (build.disk),
+// so that every kill point costs seconds, not a build: the local build of
+// a disk is the local builder's, killed and resumed by the local harness.
+func uploadWorld(t *testing.T) *awsWorld { return newAWSUploadWorld(t, "{public: true}") }
+
+func crashCleanup(t *testing.T, w *awsWorld, i int, run string) []string {
+	cp, code := runKiln(t, nil, "cleanup", "--run", run, "--apply", "-c", w.cfg)
+	if code != 0 {
+		t.Errorf("cleanup after a kill at boundary %d: exit %d\n%s%s", i, code, cp.stdout.String(), cp.stderr.String())
+	}
+	return w.leftovers(t, run, referenced(t, w.dir))
+}
+
+func crashResume(t *testing.T, w *awsWorld, i int, run string) []string {
+	rp, code := runKiln(t, nil, "release", "--resume", run, "-c", w.cfg)
+	if code != 0 {
+		t.Fatalf("resume after a kill at boundary %d: exit %d\n%s", i, code, rp.stderr.String())
+	}
+	keep := referenced(t, w.dir)
+	var left []string
+	for _, region := range awsRegions {
+		imgs := w.images(t, region, run)
+		if len(imgs) != 1 || !keep[region+"/"+aws.ToString(imgs[0].ImageId)] {
+			left = append(left, fmt.Sprintf("%s: %d images of the run", region, len(imgs)))
 		}
-		return w.leftovers(t, run, referenced(t, w.dir))
-	})
+	}
+	return append(left, w.leftovers(t, run, keep)...)
+}
+
+func TestAWSCrashCleanup(t *testing.T) {
+	awsCrashEach(t, "kill, then cleanup --run ID --apply", "cleanup of", instanceWorld, crashCleanup)
 }
 
 func TestAWSCrashResume(t *testing.T) {
-	awsCrashEach(t, "kill, then release --resume ID", "resuming", func(t *testing.T, w *awsWorld, i int, run string) []string {
-		rp, code := runKiln(t, nil, "release", "--resume", run, "-c", w.cfg)
-		if code != 0 {
-			t.Fatalf("resume after a kill at boundary %d: exit %d\n%s", i, code, rp.stderr.String())
-		}
-		keep := referenced(t, w.dir)
-		var left []string
-		for _, region := range awsRegions {
-			imgs := w.images(t, region, run)
-			if len(imgs) != 1 || !keep[region+"/"+aws.ToString(imgs[0].ImageId)] {
-				left = append(left, fmt.Sprintf("%s: %d images of the run", region, len(imgs)))
-			}
-		}
-		return append(left, w.leftovers(t, run, keep)...)
-	})
+	awsCrashEach(t, "kill, then release --resume ID", "resuming", instanceWorld, crashResume)
+}
+
+func TestAWSCrashUploadCleanup(t *testing.T) {
+	awsCrashEach(t, "build method upload: kill, then cleanup --run ID --apply", "cleanup of", uploadWorld, crashCleanup)
+}
+
+func TestAWSCrashUploadResume(t *testing.T) {
+	awsCrashEach(t, "build method upload: kill, then release --resume ID", "resuming", uploadWorld, crashResume)
 }

@@ -3,12 +3,9 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
-
-	"github.com/kiln-images/kiln/internal/report"
-
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +20,7 @@ import (
 	"github.com/kiln-images/kiln/internal/cloud/aws/awstest"
 	"github.com/kiln-images/kiln/internal/deploy/localunit"
 	"github.com/kiln-images/kiln/internal/manifest"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 // motoServer is this test binary's moto; tests that use it reset it.
@@ -43,7 +41,12 @@ type awsWorld struct {
 	base   string // the AMI builds start from
 	stub   *awstest.Stub
 	faults *awstest.Faults
+	guests *awstest.Guests
 }
+
+// awsBucket is the project's bucket in every aws world: bundles are
+// staged there.
+const awsBucket = "kiln-grit"
 
 func newAWSWorld(t *testing.T, publish string) *awsWorld {
 	t.Helper()
@@ -52,11 +55,13 @@ func newAWSWorld(t *testing.T, publish string) *awsWorld {
 	w.stub = awstest.NewStub(t, motoServer.URL)
 	w.faults = awstest.NewFaults(t, w.stub.URL, 7)
 	awstest.Env(t, w.faults.URL)
-	awstest.SimulateGuests(t, motoServer.URL, awsRegions...)
-	// The guest of a test instance runs the tests and prints the marker.
-	w.stub.SetConsole(func(region, instance string) (string, bool) {
-		return "[   12.3] systemd[1]: Started kiln tests.\nKILN-TEST-RESULT: PASS\n", true
-	})
+	// The guests fetch their bundles through the presigned URLs in their
+	// user data, check the digests and print the markers.
+	w.guests = awstest.SimulateGuests(t, motoServer.URL, awsRegions...)
+	w.stub.SetConsole(w.guests.Console)
+	if _, err := w.s3().CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String(awsBucket)}); err != nil {
+		t.Fatal(err)
+	}
 	base := seedBaseImage(t, w.ec2("us-east-1"))
 	w.base = base
 	os.MkdirAll(filepath.Join(w.dir, "scripts"), 0o755)
@@ -73,6 +78,7 @@ backend:
     build_timeout: 2m
     copy_timeout: 2m
     test_timeout: 1m
+    bucket: %s
 regions: [%s]
 build_region: us-east-1
 cost_tag: {key: deployment_name, value: grit}
@@ -84,7 +90,7 @@ use_cases:
       - shell: scripts/setup.sh
     tests: [tests/boot.sh]
     publish: %s
-`, awstest.Account, strings.Join(awsRegions, ", "), base, publish)
+`, awstest.Account, awsBucket, strings.Join(awsRegions, ", "), base, publish)
 	w.cfg = filepath.Join(w.dir, "kiln.yaml")
 	if err := os.WriteFile(w.cfg, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
@@ -113,6 +119,25 @@ func seedBaseImage(t *testing.T, c *ec2.Client) string {
 
 func (w *awsWorld) ec2(region string) *ec2.Client {
 	return ec2.NewFromConfig(awstest.Config(motoServer.URL, region))
+}
+
+func (w *awsWorld) s3() *s3.Client {
+	return s3.NewFromConfig(awstest.Config(motoServer.URL, "us-east-1"), func(o *s3.Options) { o.UsePathStyle = true })
+}
+
+// staged lists the bundles staged in the project's bucket, straight
+// from moto.
+func (w *awsWorld) staged(t *testing.T) []string {
+	t.Helper()
+	out, err := w.s3().ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: aws.String(awsBucket), Prefix: aws.String("kiln/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, o := range out.Contents {
+		keys = append(keys, aws.ToString(o.Key))
+	}
+	return keys
 }
 
 // kiln runs the CLI on the world's project.

@@ -33,6 +33,7 @@ To continue an interrupted build use kiln release --resume ID.`,
 	}
 	cmd.Flags().StringVar(&o.arch, "arch", "", "architecture to build (default: the use case's only one)")
 	cmd.Flags().StringVar(&o.version, "version", "", "version for {version} in names (default: the use case's, else the run's start time)")
+	g.addVarFlags(cmd)
 	completeArch(g, cmd)
 	return cmd
 }

@@ -71,6 +71,7 @@ Exit 0 when published, 1 when the tests failed or a gate refused it, 2 on error.
 	completeRuns(g, cmd, "resume")
 	completeArch(g, cmd)
 	completeChannels(g, cmd)
+	g.addVarFlags(cmd)
 	return cmd
 }
 

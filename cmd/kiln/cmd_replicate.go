@@ -38,6 +38,7 @@ Exit 0 when every region has its copy, 2 when some failed (each is reported).`,
 	}
 	cmd.Flags().StringVar(&o.run, "run", "", "asset id of the run (required)")
 	cmd.Flags().StringArrayVar(&o.regions, "region", nil, "only this target region (repeatable)")
+	g.addVarFlags(cmd)
 	completeRuns(g, cmd)
 	completeRegions(g, cmd)
 	return cmd

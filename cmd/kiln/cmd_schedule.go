@@ -69,6 +69,7 @@ release (which "kiln release --resume ID" continues).`,
 	cmd.Flags().Bool("run", false, "renamed --daemon")
 	cmd.Flags().MarkHidden("run")
 	cmd.Flags().StringVar(&o.channel, "channel", "latest", "with --daemon: channel to publish to")
+	g.addVarFlags(cmd)
 	cmd.Flags().IntVar(&o.count, "count", 3, "how many next times to show per use case")
 	cmd.Flags().StringVar(&o.from, "from", "", "show the times after this RFC 3339 time (default: now)")
 	o.addFlags(cmd)

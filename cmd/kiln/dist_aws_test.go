@@ -50,10 +50,6 @@ func distAWS(t *testing.T, w *awsWorld) minisign.PrivateKey {
 	return key
 }
 
-func (w *awsWorld) s3() *s3.Client {
-	return s3.NewFromConfig(awstest.Config(motoServer.URL, "us-east-1"), func(o *s3.Options) { o.UsePathStyle = true })
-}
-
 // standIns make, straight through the WAF and CloudFront APIs, the web ACL
 // and distribution the stacks describe: moto's CloudFormation skips these
 // resource types (see docs/moto.md), so a deploy there makes none.

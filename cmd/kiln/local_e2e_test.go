@@ -1,8 +1,8 @@
 package main
 
 import (
-	"github.com/kiln-images/kiln/internal/report"
-
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -16,6 +16,7 @@ import (
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/manifest"
+	"github.com/kiln-images/kiln/internal/report"
 )
 
 // These tests run real builds (mmdebstrap), real boots (qemu, TCG here) and
@@ -59,12 +60,43 @@ func store(t *testing.T, cfgPath string) (*local.Backend, *config.Config) {
 	return b, cfg
 }
 
+// The release also carries recipe variables: a plain one given with --var
+// and used in the release names, and a secret one from the environment,
+// which the provisioning script uses (it keeps only a digest in the
+// image, which the boot test checks) and prints; afterwards the secret is
+// nowhere in the project, its state directory (journal, store, logs) or
+// kiln's output.
 func TestLocalReleaseEndToEnd(t *testing.T) {
+	const secret = "local-5ecret-T0KEN-e2e-4410"
 	dir, cfgPath := localProject(t, "5m")
-	out, stderr, code := kiln(t, "release", "debian-sandbox", "-c", cfgPath, "-o", "json")
+	replaceIn(t, cfgPath, `  release: "{use_case}-{arch}-{version}"`, `  release: "{use_case}-{arch}-{var.edition}-{version}"`)
+	appendFile(t, cfgPath, `variables:
+  edition: {default: community}
+  licence_key: {secret: true}
+`)
+	appendFile(t, filepath.Join(dir, "scripts/provision.sh"), `
+# The recipe's variables: the edition in the image, of the licence key only
+# a digest (the boot test checks it); a careless echo of the key itself.
+echo "edition $edition" >/etc/kiln-demo-edition
+printf '%s' "$licence_key" | sha256sum | cut -d' ' -f1 >/etc/kiln-demo-licence.sha256
+echo "using licence $licence_key"
+`)
+	sum := sha256.Sum256([]byte(secret))
+	appendFile(t, filepath.Join(dir, "tests/boot.sh"), `
+grep -qx "edition enterprise" /etc/kiln-demo-edition || fail "edition not set by the variable"
+grep -qx "`+hex.EncodeToString(sum[:])+`" /etc/kiln-demo-licence.sha256 || fail "the licence key did not reach provisioning"
+`)
+	t.Setenv("KILN_VAR_licence_key", secret)
+	out, stderr, code := kiln(t, "release", "debian-sandbox", "-c", cfgPath, "-o", "json", "--var", "edition=enterprise")
 	if code != 0 {
 		t.Fatalf("release: exit %d\n%s\n%s", code, out, stderr)
 	}
+	defer func() {
+		runs, _, _ := kiln(t, "runs", "-c", cfgPath, "-o", "json")
+		if where := secretIn(t, secret, []string{dir}, map[string]string{"release stdout": out, "release stderr": stderr, "runs": runs}); len(where) > 0 {
+			t.Errorf("the secret is in %v", where)
+		}
+	}()
 	var rep report.Release
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
@@ -83,7 +115,8 @@ func TestLocalReleaseEndToEnd(t *testing.T) {
 		}
 		img := imgs[0]
 		e, ok := m.Get("debian-sandbox", region)
-		if !ok || e.ID != img.ID || e.Name != img.Name || !e.Public || e.Architecture != "x86_64" || e.DeprecationTime == "" {
+		if !ok || e.ID != img.ID || e.Name != img.Name || !e.Public || e.Architecture != "x86_64" || e.DeprecationTime == "" ||
+			!strings.HasPrefix(img.Name, "debian-sandbox-x86_64-enterprise-") {
 			t.Errorf("%s: manifest entry %+v, image %s %s", region, e, img.ID, img.Name)
 		}
 		for k, v := range map[string]string{
@@ -249,6 +282,34 @@ func flipByte(t *testing.T, path string, off int64) {
 	}
 	buf[0] ^= 0xff
 	if _, err := f.WriteAt(buf, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// appendFile appends text to the file at path.
+func appendFile(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// replaceIn replaces old, which must be there, with new in the file at path.
+func replaceIn(t *testing.T, path, old, new string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), old) {
+		t.Fatalf("%s does not contain %q", path, old)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(data), old, new, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/kiln-images/kiln/internal/deploy/localunit"
 	"github.com/kiln-images/kiln/internal/manifest"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/redact"
 	"github.com/kiln-images/kiln/internal/report"
 )
 
@@ -48,7 +49,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	g := &globalOptions{streams: &streams{in: stdin, out: stdout, err: stderr}}
+	// Every byte kiln prints passes the mask of the run's secret
+	// variables, which fills as soon as they are read.
+	secrets := &redact.Secrets{}
+	out, errw := redact.NewWriter(stdout, secrets), redact.NewWriter(stderr, secrets)
+	defer out.Flush()
+	defer errw.Flush()
+	g := &globalOptions{streams: &streams{in: stdin, out: out, err: errw, secrets: secrets}}
 	root := newRootCommand(g)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

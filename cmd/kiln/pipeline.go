@@ -15,11 +15,14 @@ import (
 	"github.com/kiln-images/kiln/internal/output"
 	"github.com/kiln-images/kiln/internal/ownership"
 	"github.com/kiln-images/kiln/internal/pipeline"
+	"github.com/kiln-images/kiln/internal/redact"
+	"github.com/kiln-images/kiln/internal/vars"
 )
 
 // project is a loaded kiln project: its config, backend and journal.
 type project struct {
 	cfg      *config.Config
+	vars     *vars.Set
 	backend  cloud.Backend
 	journal  *journal.Journal
 	progress *output.Progress
@@ -45,6 +48,9 @@ func (g *globalOptions) openProject(ctx context.Context) (*project, error) {
 		return nil, err
 	}
 	p := &project{cfg: cfg}
+	if p.vars, err = g.resolveVars(cfg); err != nil {
+		return nil, err
+	}
 	if p.journal, err = journal.Open(journalPath(cfg)); err != nil {
 		return nil, err
 	}
@@ -68,7 +74,8 @@ func (g *globalOptions) openProject(ctx context.Context) (*project, error) {
 func openBackend(ctx context.Context, g *globalOptions, cfg *config.Config) (cloud.Backend, error) {
 	switch cfg.Backend.Type {
 	case "aws":
-		return aws.New(ctx, cfg.Backend.AWS, cfg.Regions, aws.WithLogger(g.logger()))
+		return aws.New(ctx, cfg.Backend.AWS, cfg.Regions, aws.WithLogger(g.logger()),
+			aws.WithDiskBuilder(newLocalDisks(cfg, g.logger())), aws.WithStateDir(cfg.StateDir()))
 	default:
 		b, err := local.New(cfg.Backend.Local, cfg.Resolve(cfg.Backend.Local.Root), cfg.Regions, local.WithLogger(g.logger()))
 		if err != nil {
@@ -110,7 +117,8 @@ func (p *project) pipeline(g *globalOptions) (*pipeline.Pipeline, error) {
 	pl := &pipeline.Pipeline{
 		Config:      p.cfg,
 		Backend:     p.backend,
-		Journal:     p.journal,
+		Journal:     maskedJournal{Journal: p.journal, s: g.streams.secrets},
+		Variables:   p.vars,
 		Progress:    failpointProgress{fp: fp, next: p.progress},
 		Log:         g.logger(),
 		Concurrency: concurrency,
@@ -167,4 +175,19 @@ func (g *globalOptions) withProject(cmd *cobra.Command, fn func(context.Context,
 	}
 	defer p.Close()
 	return fn(ctx, p)
+}
+
+// maskedJournal masks secret values in what the pipeline records: a step's
+// detail and its error.
+type maskedJournal struct {
+	*journal.Journal
+	s *redact.Secrets
+}
+
+func (j maskedJournal) Begin(ctx context.Context, runID, phase, name, region, detail string) (int64, error) {
+	return j.Journal.Begin(ctx, runID, phase, name, region, j.s.String(detail))
+}
+
+func (j maskedJournal) End(ctx context.Context, stepID int64, resource string, err error) error {
+	return j.Journal.End(ctx, stepID, j.s.String(resource), j.s.Error(err))
 }

@@ -43,6 +43,9 @@ func (w *awsWorld) nothingMade(t *testing.T) []string {
 			}
 		}
 	}
+	for _, key := range w.staged(t) {
+		made = append(made, "staged object "+key)
+	}
 	out, _, _ := w.kiln(t, "runs", "-o", "json")
 	if strings.Contains(out, `"kiln-`) {
 		made = append(made, "journal runs: "+out)
@@ -105,19 +108,33 @@ func TestReleaseRefusedBeforeAnythingIsMadeAWS(t *testing.T) {
 				git(t, w.dir, "config", "--unset", "gpg.program")
 			}, "signing fails"},
 		{"no upstream to push to", []string{"--commit", "--push"}, func() {}, func() {}, "has no upstream"},
-		{"user data too large", nil,
+		// Without a bucket the bundle travels in the user data.
+		{"bundle too large for user data", nil,
 			func() {
 				os.MkdirAll(filepath.Dir(bigFile), 0o755)
 				os.WriteFile(bigFile, big, 0o644)
 				w.editConfig(t, func(s string) string {
+					s = strings.Replace(s, "    bucket: "+awsBucket+"\n", "", 1)
 					return strings.Replace(s, "      - shell: scripts/setup.sh\n", "      - shell: scripts/setup.sh\n      - file: {source: files/big.bin, destination: /opt/big.bin}\n", 1)
 				})
 			},
 			func() {
 				w.editConfig(t, func(s string) string {
+					s = strings.Replace(s, "    test_timeout: 1m\n", "    test_timeout: 1m\n    bucket: "+awsBucket+"\n", 1)
 					return strings.Replace(s, "      - file: {source: files/big.bin, destination: /opt/big.bin}\n", "", 1)
 				})
-			}, "EC2 allows 16384"},
+			}, "EC2 allows 16384: set backend.aws.bucket"},
+		{"recipe file outside the project", nil,
+			func() {
+				w.editConfig(t, func(s string) string {
+					return strings.Replace(s, "      - shell: scripts/setup.sh\n", "      - shell: scripts/setup.sh\n      - file: {source: /etc/hostname, destination: /etc/hostname}\n", 1)
+				})
+			},
+			func() {
+				w.editConfig(t, func(s string) string {
+					return strings.Replace(s, "      - file: {source: /etc/hostname, destination: /etc/hostname}\n", "", 1)
+				})
+			}, "leads outside the project"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.setup()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/output"
+	"github.com/kiln-images/kiln/internal/redact"
 	"github.com/kiln-images/kiln/internal/report"
 )
 
@@ -23,6 +24,9 @@ import (
 type streams struct {
 	in       io.Reader
 	out, err io.Writer
+	// secrets masks secret values in out and err; commands add the
+	// values they read.
+	secrets *redact.Secrets
 }
 
 // globalOptions are the flags every command takes.
@@ -30,6 +34,7 @@ type globalOptions struct {
 	configPath string
 	output     string
 	verbose    bool
+	vars       varOptions // the commands that use variables set these flags
 
 	streams *streams
 	format  output.Format
@@ -236,7 +241,11 @@ func (g *globalOptions) planOnly(what string) {
 // not (log lines). A pseudo-terminal nobody sized has 0 rows, on which live
 // lines would not show at all.
 func (g *globalOptions) tty() bool {
-	f, ok := g.streams.err.(*os.File)
+	out := g.streams.err
+	if u, ok := out.(interface{ Unwrap() io.Writer }); ok {
+		out = u.Unwrap()
+	}
+	f, ok := out.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return false
 	}

@@ -12,6 +12,7 @@ package cloud
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/kiln-images/kiln/internal/config"
@@ -229,6 +230,12 @@ type CopyInput struct {
 	Description  string
 	Tags         map[string]string
 	Token        string
+	// Fresh: as BuildInput.Fresh, for this copy.
+	Fresh bool
+	// SourceTags are the source image's tags when the caller has them;
+	// they tell a backend how the source was made (an uploaded disk is
+	// already in every region, waiting to be registered).
+	SourceTags map[string]string
 }
 
 // BuildInput describes a build.
@@ -242,22 +249,44 @@ type BuildInput struct {
 	Tags     map[string]string
 	Token    string
 	Progress Progress // may be nil
+	// Vars are the recipe's variables, each with its value: shell steps
+	// get them as environment variables, Ansible steps as extra vars.
+	// Secret values never reach a command line, a log or a file that
+	// outlives the build.
+	Vars []Var
+	// Fresh says no earlier call with Token can have been made (the run
+	// was made in this process, which has not tried this build before):
+	// the backend need not look for what an earlier attempt left.
+	Fresh bool
+	// Regions are the regions the image will be released to. A backend
+	// that can place the disk there while it builds (aws with build
+	// method upload) does, so that CopyImage has nothing to copy.
+	Regions []string
 }
 
-// Env returns the variables a build's shell steps get in their
-// environment, from its creation tags: KILN_USE_CASE, KILN_ARCH,
+// Var is a recipe variable with its value.
+type Var struct {
+	Name   string
+	Value  string
+	Secret bool
+}
+
+// StepVars returns the variables a build's steps get: the recipe's
+// (Vars), then, from the build's creation tags, KILN_USE_CASE, KILN_ARCH,
 // KILN_VERSION and KILN_ASSET_ID, so that an image can know what it is
-// (the example's web service answers its version).
-func (in BuildInput) Env() map[string]string {
-	env := map[string]string{}
-	for k, tag := range map[string]string{
-		"KILN_USE_CASE": TagUseCase, "KILN_ARCH": TagArch, "KILN_VERSION": TagVersion, "KILN_ASSET_ID": TagAssetID,
+// (the example's web service answers its version). They reach the steps
+// the way the recipe's variables do, never on a command line.
+func (in BuildInput) StepVars() []Var {
+	vars := slices.Clone(in.Vars)
+	for _, e := range []struct{ name, tag string }{
+		{"KILN_USE_CASE", TagUseCase}, {"KILN_ARCH", TagArch}, {"KILN_VERSION", TagVersion}, {"KILN_ASSET_ID", TagAssetID},
 	} {
-		if v, ok := in.Tags[tag]; ok {
-			env[k] = v
+		v, ok := in.Tags[e.tag]
+		if ok && !slices.ContainsFunc(vars, func(x Var) bool { return x.Name == e.name }) {
+			vars = append(vars, Var{Name: e.name, Value: v})
 		}
 	}
-	return env
+	return vars
 }
 
 // TestInput describes a boot test.
@@ -272,6 +301,12 @@ type TestInput struct {
 	Token    string
 	Timeout  time.Duration // 0: the backend's default
 	Progress Progress
+	// Secrets are values to mask in the console log the backend keeps.
+	Secrets []string
+	// Arch is the image's architecture when the caller knows it.
+	Arch string
+	// Fresh: as BuildInput.Fresh, for this test.
+	Fresh bool
 }
 
 // TestResult is the outcome of a boot test.
@@ -314,6 +349,7 @@ type Kind string
 const (
 	KindStack         Kind = "stack"          // holds instance, key pair, security group
 	KindInstance      Kind = "instance"       // build or test machine
+	KindObject        Kind = "object"         // staged file (recipe bundle), after the instance reading it
 	KindExport        Kind = "export"         // exported objects
 	KindParameter     Kind = "parameter"      // channel pointer
 	KindImage         Kind = "image"          // before its snapshots
@@ -326,7 +362,7 @@ const (
 
 // DeleteOrder is the order in which cleanup deletes asset kinds.
 var DeleteOrder = []Kind{
-	KindStack, KindInstance, KindExport, KindParameter, KindImage,
+	KindStack, KindInstance, KindObject, KindExport, KindParameter, KindImage,
 	KindSnapshot, KindVolume, KindKeyPair, KindSecurityGroup, KindBuild,
 }
 

@@ -27,6 +27,8 @@ type Config struct {
 	Destroy Destroy `yaml:"destroy"`
 	// Deployments are the named environments that run released images.
 	Deployments map[string]*Deployment `yaml:"deployments"`
+	// Variables are the recipe's variables (variables.go).
+	Variables map[string]*Variable `yaml:"variables"`
 	// Serve configures `kiln serve`; Distribution, when set, makes
 	// releases downloadable (distribution.go).
 	Serve        Serve         `yaml:"serve"`
@@ -98,6 +100,13 @@ type AWSBackend struct {
 	// RetryMaxBackoff caps the pause between retries of throttled or failed
 	// requests; default 20s.
 	RetryMaxBackoff Duration `yaml:"retry_max_backoff"`
+	// Bucket is the project's S3 bucket in the build region: recipe and
+	// test bundles are staged there for the instances that fetch them.
+	// Empty: bundles travel inline in user data (16 KiB at most).
+	Bucket string `yaml:"bucket"`
+	// UploadConcurrency bounds the EBS direct block writes in flight at
+	// once during a build: {method: upload}; default 64.
+	UploadConcurrency int `yaml:"upload_concurrency"`
 
 	// PublishAccounts are other accounts that use cases or regions publish
 	// into (accounts.go).
@@ -151,6 +160,7 @@ type UseCase struct {
 	DiskSize      Size     `yaml:"disk_size"` // default 2GiB
 	Schedule      string   `yaml:"schedule"`  // cron expression, optional
 	Version       string   `yaml:"version"`   // default version for {version}
+	Build         Build    `yaml:"build"`     // how the candidate is made (build.go)
 	// Attributes are values manifest formats use in keys and fields, such
 	// as os: linux, role: ephemeral.
 	Attributes map[string]string `yaml:"attributes"`

@@ -11,13 +11,13 @@ import (
 // wrong types, duplicate keys, aliases. They also seed FuzzParse.
 var decodeCases = []errorCase{
 	{"unknown top-level field", localBase + "projekt: x\n", []string{
-		"kiln.yaml:7:1: projekt: unknown field; allowed: backend, build_region, channels, ci, cleanup, cost_tag, deployments, destroy, distribution, forge, manifest_formats, naming, project, regions, serve, state, use_cases"}},
+		"kiln.yaml:7:1: projekt: unknown field; allowed: backend, build_region, channels, ci, cleanup, cost_tag, deployments, destroy, distribution, forge, manifest_formats, naming, project, regions, serve, state, use_cases, variables"}},
 	{"unknown use case field", localBase + "    arch: x86_64\n", []string{
-		"kiln.yaml:7:5: use_cases.u.arch: unknown field; allowed: architectures, attributes, base, description, disk_size, exports, provision, publish, regions, schedule, tests, version"}},
+		"kiln.yaml:7:5: use_cases.u.arch: unknown field; allowed: architectures, attributes, base, build, description, disk_size, exports, provision, publish, regions, schedule, tests, version"}},
 	{"unknown field deep", localBase + "    provision: [{file: {source: f.txt, destination: /f, perm: '0644'}}]\n", []string{
 		"kiln.yaml:7:57: use_cases.u.provision[0].file.perm: unknown field; allowed: destination, mode, owner, source"}},
 	{"yaml-only fields are not fields", localBase + "dir: /tmp\n", []string{
-		"kiln.yaml:7:1: dir: unknown field; allowed: backend, build_region, channels, ci, cleanup, cost_tag, deployments, destroy, distribution, forge, manifest_formats, naming, project, regions, serve, state, use_cases"}},
+		"kiln.yaml:7:1: dir: unknown field; allowed: backend, build_region, channels, ci, cleanup, cost_tag, deployments, destroy, distribution, forge, manifest_formats, naming, project, regions, serve, state, use_cases, variables"}},
 	{"list for string", strings.Replace(localBase, "project: demo", "project: [a]", 1), []string{
 		"kiln.yaml:1:10: project: expected a string, found a list"}},
 	{"mapping for string", localBase + "    description: {a: b}\n", []string{
@@ -65,7 +65,7 @@ var decodeCases = []errorCase{
 		"kiln.yaml:4:3: use_cases.u.tests: use case has no tests; a candidate must be testable: list scripts to run inside the booted image, e.g. tests: [tests/boot.sh]",
 	}},
 	{"alias to wrong type", localBase + "x: &l [a]\n", []string{
-		"kiln.yaml:7:1: x: unknown field; allowed: backend, build_region, channels, ci, cleanup, cost_tag, deployments, destroy, distribution, forge, manifest_formats, naming, project, regions, serve, state, use_cases"}},
+		"kiln.yaml:7:1: x: unknown field; allowed: backend, build_region, channels, ci, cleanup, cost_tag, deployments, destroy, distribution, forge, manifest_formats, naming, project, regions, serve, state, use_cases, variables"}},
 	{"alias used with wrong type", "project: demo\nregions: &r [r1]\nuse_cases:\n  u: {architectures: [x86_64], tests: [t.sh], description: *r}\n", []string{
 		"kiln.yaml:4:60: use_cases.u.description: expected a string, found a list"}},
 	{"several problems", lines(
@@ -81,7 +81,7 @@ var decodeCases = []errorCase{
 	), []string{
 		`kiln.yaml:1:10: project: invalid project name "Demo"; use up to 63 lowercase letters, digits and dashes, starting with a letter or digit`,
 		`kiln.yaml:2:15: regions[1]: duplicate region "r1"`,
-		"kiln.yaml:3:1: colour: unknown field; allowed: backend, build_region, channels, ci, cleanup, cost_tag, deployments, destroy, distribution, forge, manifest_formats, naming, project, regions, serve, state, use_cases",
+		"kiln.yaml:3:1: colour: unknown field; allowed: backend, build_region, channels, ci, cleanup, cost_tag, deployments, destroy, distribution, forge, manifest_formats, naming, project, regions, serve, state, use_cases, variables",
 		`kiln.yaml:6:20: use_cases.u.architectures: expected a list, found "x86"`,
 		`kiln.yaml:7:19: use_cases.u.tests[1]: test script "x.sh" not found: DIR/x.sh does not exist`,
 		"kiln.yaml:8:16: use_cases.u.disk_size: disk size 1 is out of range; allowed: 1GiB to 2TiB",

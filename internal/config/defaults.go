@@ -87,6 +87,10 @@ func applyDefaults(c *Config, d *decoder) {
 		}
 	}
 
+	applyBuildDefaults(c, d)
+	for name, v := range c.Variables {
+		v.Name = name
+	}
 	applyFormatDefaults(c, d)
 	applyCIDefaults(c, d)
 	applyDistributionDefaults(c, d)

@@ -16,7 +16,7 @@ func FuzzParse(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(example)
-	for _, cases := range [][]errorCase{validationCases, decodeCases, fileCases, deploymentCases, destroyCases} {
+	for _, cases := range [][]errorCase{validationCases, decodeCases, fileCases, deploymentCases, destroyCases, variableCases} {
 		for _, tc := range cases {
 			f.Add([]byte(tc.doc))
 		}

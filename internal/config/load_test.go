@@ -161,5 +161,5 @@ func TestLineBreaks(t *testing.T) {
 		})
 	}
 	wantErrors(t, "project: demo\r\nregions: [r1, r2]\r\nuse_cases: {u: {architectures: [x86_64], tests: [t.sh]}}\r\nx: 1\r\n", dir,
-		[]string{"kiln.yaml:4:1: x: unknown field; allowed: backend, build_region, channels, ci, cleanup, cost_tag, deployments, destroy, distribution, forge, manifest_formats, naming, project, regions, serve, state, use_cases"})
+		[]string{"kiln.yaml:4:1: x: unknown field; allowed: backend, build_region, channels, ci, cleanup, cost_tag, deployments, destroy, distribution, forge, manifest_formats, naming, project, regions, serve, state, use_cases, variables"})
 }

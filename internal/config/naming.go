@@ -13,18 +13,24 @@ type NameVars struct {
 	Date    string // {date}: the run's UTC date, e.g. "20261121"
 	AssetID string // {asset_id}: the run's asset id
 	Version string // {version}: the release's version
+	// Vars are the values of {var.NAME} placeholders (variables.go).
+	Vars map[string]string
 }
 
 // ExpandName returns rule with each placeholder replaced by its value.
 // Unknown placeholders are left as they are; validation rejects them.
 func ExpandName(rule string, v NameVars) string {
-	return strings.NewReplacer(
+	pairs := []string{
 		"{use_case}", v.UseCase,
 		"{arch}", v.Arch,
 		"{date}", v.Date,
 		"{asset_id}", v.AssetID,
 		"{version}", v.Version,
-	).Replace(rule)
+	}
+	for name, value := range v.Vars {
+		pairs = append(pairs, "{var."+name+"}", value)
+	}
+	return strings.NewReplacer(pairs...).Replace(rule)
 }
 
 // Placeholders allowed in naming rules and in backend.aws.ssm_parameters.

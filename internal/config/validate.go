@@ -37,6 +37,7 @@ func (k *checker) check() {
 	k.checkCostTag()
 	k.checkNaming()
 	k.checkChannels()
+	k.checkVariables()
 	k.checkFormats()
 	k.checkForge()
 	k.checkCI()
@@ -60,6 +61,7 @@ func (k *checker) check() {
 		k.checkLocal()
 	case "aws":
 		k.checkAWS()
+		k.checkAWSBuild()
 	}
 }
 
@@ -219,6 +221,10 @@ func (k *checker) checkNaming() {
 // imageNameRule checks a naming rule's placeholders, literal characters and
 // the length of the names it makes for each use case.
 func (k *checker) imageNameRule(path, rule string) (template, bool) {
+	rule, ok := k.checkNameVars(path, rule)
+	if !ok {
+		return template{}, false
+	}
 	t, err := parseTemplate(rule, namePlaceholders)
 	if err != nil {
 		k.errorf(path, "%v", err)

@@ -62,8 +62,8 @@ func (k *checker) checkUseCase(u *UseCase, backendOK bool) {
 		return ""
 	})
 
-	if backendOK {
-		k.checkBase(p+".base", u.Base)
+	if backendOK && u.Build.Disk == "" {
+		k.checkBase(p+".base", u.Base, u.Build.Method == BuildUpload)
 	}
 	for i, s := range u.Provision {
 		k.checkStep(fmt.Sprintf("%s.provision[%d]", p, i), s)
@@ -75,6 +75,9 @@ func (k *checker) checkUseCase(u *UseCase, backendOK bool) {
 		k.checkFile(fmt.Sprintf("%s.tests[%d]", p, i), t, "test script", false)
 	}
 	k.checkPublish(p+".publish", u.Publish)
+	if backendOK {
+		k.checkBuild(p+".build", u)
+	}
 
 	if formats, ok := exportFormats[k.c.Backend.Type]; ok {
 		k.checkList(p+".exports", u.Exports, func(f string) string {
@@ -97,9 +100,10 @@ func (k *checker) checkUseCase(u *UseCase, backendOK bool) {
 	}
 }
 
-// checkBase checks where a build starts from, which depends on the backend.
-func (k *checker) checkBase(p string, b Base) {
-	if k.c.Backend.Type == "local" {
+// checkBase checks where a build starts from, which depends on the backend;
+// localBuild says the disk is built on this machine (aws, method upload).
+func (k *checker) checkBase(p string, b Base, localBuild bool) {
+	if k.c.Backend.Type == "local" || localBuild {
 		if !suiteRE.MatchString(b.Suite) {
 			k.errorf(p+".suite", "suite %q is not a Debian suite name such as bookworm", b.Suite)
 		}

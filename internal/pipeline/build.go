@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 
 	"github.com/kiln-images/kiln/internal/cloud"
@@ -26,7 +27,7 @@ func (p *Pipeline) NewRun(ctx context.Context, useCase, arch, version string) (R
 	if version == "" {
 		version = now.Format("20060102.150405")
 	}
-	r := Run{ID: id, UseCase: u.Name, Arch: arch, Version: version, Created: now, fresh: new(atomic.Bool)}
+	r := Run{ID: id, UseCase: u.Name, Arch: arch, Version: version, Created: now, fresh: new(atomic.Bool), begun: new(sync.Map)}
 	r.fresh.Store(true)
 	host, _ := os.Hostname()
 	err = p.Journal.StartRun(ctx, journal.Run{
@@ -40,11 +41,38 @@ func (p *Pipeline) NewRun(ctx context.Context, useCase, arch, version string) (R
 }
 
 // name expands a naming rule for run r.
-func (p *Pipeline) name(rule string, r Run) string {
+func (p *Pipeline) name(rule string, r Run) (string, error) {
+	var vars map[string]string
+	if p.Variables != nil {
+		var err error
+		if vars, err = p.Variables.Naming(); err != nil {
+			return "", fmt.Errorf("run %s: name images: %w", r.ID, err)
+		}
+	}
 	return config.ExpandName(rule, config.NameVars{
 		UseCase: r.UseCase, Arch: r.Arch, AssetID: r.ID, Version: r.Version,
-		Date: r.Created.UTC().Format("20060102"),
-	})
+		Date: r.Created.UTC().Format("20060102"), Vars: vars,
+	}), nil
+}
+
+// provisionVars returns the recipe's variables for a build.
+func (p *Pipeline) provisionVars(r Run) ([]cloud.Var, error) {
+	if p.Variables == nil {
+		return nil, nil
+	}
+	v, err := p.Variables.Provision()
+	if err != nil {
+		return nil, fmt.Errorf("run %s: variables: %w", r.ID, err)
+	}
+	return v, nil
+}
+
+// secrets returns the values kept logs must not hold.
+func (p *Pipeline) secrets() []string {
+	if p.Variables == nil {
+		return nil
+	}
+	return p.Variables.Secrets()
 }
 
 // Candidate returns the run's candidate image in the build region, or an
@@ -91,7 +119,14 @@ func (p *Pipeline) build(ctx context.Context, r Run, bg *background) (cloud.Imag
 		img     cloud.Image
 		cleanup func(context.Context) error
 	)
-	name := p.name(p.Config.Naming.Candidate, r)
+	name, err := p.name(p.Config.Naming.Candidate, r)
+	if err != nil {
+		return cloud.Image{}, err
+	}
+	vars, err := p.provisionVars(r)
+	if err != nil {
+		return cloud.Image{}, err
+	}
 	in := cloud.BuildInput{
 		Region:   region,
 		Name:     name,
@@ -102,6 +137,9 @@ func (p *Pipeline) build(ctx context.Context, r Run, bg *background) (cloud.Imag
 		Tags:     p.tags(r, cloud.PhaseBuild),
 		Token:    cloud.Token(r.ID, cloud.PhaseBuild, region),
 		Progress: p.Progress,
+		Vars:     vars,
+		Regions:  p.Config.TargetRegions(u),
+		Fresh:    p.firstTry(r, cloud.PhaseBuild, "build", region),
 	}
 	deferring, canDefer := p.Backend.(cleanupDeferringBuilder)
 	err = p.step(ctx, r, cloud.PhaseBuild, "build", region, name, func(ctx context.Context) (string, error) {

@@ -67,7 +67,10 @@ func (p *Pipeline) distribute(ctx context.Context, r Run, channelName string, ca
 		return gateErr
 	}
 
-	name, tags := p.copySpec(r, cand)
+	name, tags, err := p.copySpec(r, cand)
+	if err != nil {
+		return rrep, prep, err
+	}
 	n := len(regions)
 	var (
 		copies    = make([]cloud.Image, n)

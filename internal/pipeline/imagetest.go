@@ -79,6 +79,9 @@ func (p *Pipeline) test(ctx context.Context, r Run, known *cloud.Image, force bo
 		Tags:     p.tags(r, cloud.PhaseTest),
 		Token:    cloud.Token(r.ID, cloud.PhaseTest, cand.Region),
 		Progress: p.Progress,
+		Secrets:  p.secrets(),
+		Arch:     cand.Architecture,
+		Fresh:    p.firstTry(r, cloud.PhaseTest, "boot", cand.Region),
 	}
 	deferring, canDefer := p.Backend.(cleanupDeferringTester)
 	err = p.step(ctx, r, cloud.PhaseTest, "boot", cand.Region, cand.ID, func(ctx context.Context) (string, error) {

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,19 @@ type Pipeline struct {
 	Hook func(event string)
 	// Indexer, when set, makes published releases downloadable.
 	Indexer Indexer
+	// Variables are the recipe's variables; nil: none.
+	Variables Variables
+}
+
+// Variables gives a run's recipe variables to the phases that use them.
+type Variables interface {
+	// Provision returns every variable with its value; the error names
+	// those without one.
+	Provision() ([]cloud.Var, error)
+	// Naming returns the values of the variables naming rules use.
+	Naming() (map[string]string, error)
+	// Secrets returns the secret values, which kept logs must not hold.
+	Secrets() []string
 }
 
 // Run identifies a run and what it releases.
@@ -55,6 +69,10 @@ type Run struct {
 	// yet, so there is nothing to look for. Copies of the Run share it;
 	// the first step or look for the run clears it.
 	fresh *atomic.Bool
+	// begun holds the steps (phase, name, region) this process has begun
+	// for a run NewRun made in it; nil for any other run. A step not in
+	// it has never been tried: nothing an earlier attempt left can exist.
+	begun *sync.Map
 }
 
 func (p *Pipeline) now() time.Time {
@@ -115,6 +133,9 @@ func (p *Pipeline) runDir(id string) string {
 func (p *Pipeline) step(ctx context.Context, r Run, phase, name, region, detail string, fn func(context.Context) (string, error)) error {
 	if r.fresh != nil {
 		r.fresh.Store(false)
+	}
+	if r.begun != nil {
+		r.begun.Store(stepKey{phase, name, region}, true)
 	}
 	event := fmt.Sprintf("%s %s %s", phase, name, region)
 	p.hook("begin " + event)
@@ -205,4 +226,17 @@ type UnknownRunError struct{ ID string }
 
 func (e *UnknownRunError) Error() string {
 	return fmt.Sprintf("run %s: no image or asset tagged %s=%s in any region, and no journal record", e.ID, cloud.TagAssetID, e.ID)
+}
+
+type stepKey struct{ phase, name, region string }
+
+// firstTry reports whether the step (phase, name, region) of r has never
+// been tried: r was made by NewRun in this process, which has not begun
+// the step. Call it before the step begins.
+func (p *Pipeline) firstTry(r Run, phase, name, region string) bool {
+	if r.begun == nil {
+		return false
+	}
+	_, tried := r.begun.Load(stepKey{phase, name, region})
+	return !tried
 }

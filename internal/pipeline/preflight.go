@@ -49,8 +49,8 @@ func (e *PreflightError) Unwrap() error { return e.Err }
 // images were made or made public: the channel's manifest reads and is
 // valid (not corrupt, no merge conflict left in it); and the backend can
 // build the recipe for arch and boot-test it (cloud.BuildChecker: the
-// local builder refuses arm64, EC2 user data has a size limit, every
-// recipe file is the project's). The error is a *PreflightError.
+// local builder refuses arm64, a bundle inline in EC2 user data has a size
+// limit and may not hold a secret, every recipe file is the project's). The error is a *PreflightError.
 func (p *Pipeline) CheckRelease(ctx context.Context, useCase, arch, channelName string) error {
 	u, arch, err := p.ResolveArch(useCase, arch)
 	if err != nil {
@@ -60,10 +60,20 @@ func (p *Pipeline) CheckRelease(ctx context.Context, useCase, arch, channelName 
 		return &PreflightError{fmt.Errorf("channel %s: %w", channelName, err)}
 	}
 	if c, ok := p.Backend.(cloud.BuildChecker); ok {
+		r := Run{ID: journal.NewAssetID(p.now()), UseCase: u.Name, Arch: arch, Version: "00000000.000000", Created: p.now()}
+		name, err := p.name(p.Config.Naming.Candidate, r)
+		if err != nil {
+			return &PreflightError{err}
+		}
+		// The variables go into the bundle on aws (a secret one may not
+		// travel inline) and into the local build's files.
+		vars, err := p.provisionVars(r)
+		if err != nil {
+			return &PreflightError{err}
+		}
 		in := cloud.BuildInput{
 			Region: p.Config.BuildRegion, Arch: arch, UseCase: u, Dir: p.Config.Dir, StateDir: p.Config.StateDir(),
-			Name: p.name(p.Config.Naming.Candidate, Run{ID: journal.NewAssetID(p.now()), UseCase: u.Name, Arch: arch,
-				Version: "00000000.000000", Created: p.now()}),
+			Name: name, Vars: vars, Regions: p.Config.TargetRegions(u),
 		}
 		if err := c.CheckBuild(ctx, in, u.Tests); err != nil {
 			return &PreflightError{err}

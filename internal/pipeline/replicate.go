@@ -106,7 +106,10 @@ func (p *Pipeline) Replicate(ctx context.Context, r Run, only []string) (Replica
 		}
 	}
 
-	name, tags := p.copySpec(r, cand)
+	name, tags, err := p.copySpec(r, cand)
+	if err != nil {
+		return rep, err
+	}
 	rep.Regions = make([]RegionResult, len(regions))
 	errs := fanout.Each(ctx, regions, p.Concurrency, func(ctx context.Context, region string) error {
 		var err error
@@ -122,11 +125,12 @@ func (p *Pipeline) Replicate(ctx context.Context, r Run, only []string) (Replica
 
 // copySpec is the name and the creation tags of every copy of the run's
 // candidate cand, which has passed its tests.
-func (p *Pipeline) copySpec(r Run, cand cloud.Image) (string, map[string]string) {
+func (p *Pipeline) copySpec(r Run, cand cloud.Image) (string, map[string]string, error) {
 	tags := p.tags(r, cloud.PhaseReplicate)
 	tags[cloud.TagTest] = cloud.TestPassed
 	tags[cloud.TagSource] = cand.ID
-	return p.name(p.Config.Naming.Release, r), tags
+	name, err := p.name(p.Config.Naming.Release, r)
+	return name, tags, err
 }
 
 // replicateRegion is replicateTo with its result for the report.
@@ -164,6 +168,7 @@ func (p *Pipeline) replicateTo(ctx context.Context, r Run, cand cloud.Image, reg
 		}
 	}
 	var img cloud.Image
+	fresh := p.firstTry(r, cloud.PhaseReplicate, "copy", region)
 	err := p.step(ctx, r, cloud.PhaseReplicate, "copy", region, "from "+cand.ID+" in "+cand.Region, func(ctx context.Context) (string, error) {
 		var err error
 		img, err = p.Backend.CopyImage(ctx, cloud.CopyInput{
@@ -174,6 +179,8 @@ func (p *Pipeline) replicateTo(ctx context.Context, r Run, cand cloud.Image, reg
 			Description:  fmt.Sprintf("%s %s %s (kiln run %s)", r.UseCase, r.Arch, r.Version, r.ID),
 			Tags:         tags,
 			Token:        cloud.Token(r.ID, cloud.PhaseReplicate, region),
+			SourceTags:   cand.Tags,
+			Fresh:        fresh,
 		})
 		if err != nil {
 			return "", err

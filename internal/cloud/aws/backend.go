@@ -33,6 +33,14 @@ type Backend struct {
 	// unblocked is when each region last answered that image block
 	// public access is off (see publicAccessBlockedRecently).
 	unblocked map[string]time.Time
+	// bucketRegions caches where buckets live (GetBucketLocation).
+	bucketRegions map[string]string
+	// made holds region/id of images this backend made whose launch
+	// permissions it has not changed since (publish.go).
+	made map[string]bool
+	// uploads holds the completed snapshots builds in this process
+	// uploaded, by their token (upload.go).
+	uploads map[string]string
 }
 
 var (
@@ -46,6 +54,8 @@ var (
 type Option func(*options)
 
 type options struct {
+	disks        DiskBuilder
+	stateDir     string
 	logger       *slog.Logger
 	httpClient   *http.Client
 	maxAttempts  int
@@ -69,6 +79,16 @@ const (
 	defaultCopyTimeout  = 90 * time.Minute
 	defaultTestTimeout  = 20 * time.Minute
 )
+
+// WithDiskBuilder sets the builder of disks for builds with method upload
+// (kiln passes the local backend's); without one such builds fail unless
+// they give build.disk.
+func WithDiskBuilder(d DiskBuilder) Option { return func(o *options) { o.disks = d } }
+
+// WithStateDir sets kiln's local state directory, where builds with
+// method upload make their disks: the backend lists and removes those work
+// directories as assets of kind build.
+func WithStateDir(dir string) Option { return func(o *options) { o.stateDir = dir } }
 
 // WithLogger sets the logger for progress and retries (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
@@ -142,12 +162,15 @@ func New(ctx context.Context, cfg config.AWSBackend, regions []string, opts ...O
 		return nil, err
 	}
 	return &Backend{
-		cfg:       cfg,
-		regions:   slices.Clone(regions),
-		opts:      o,
-		log:       o.logger,
-		clients:   cs,
-		unblocked: map[string]time.Time{},
+		cfg:           cfg,
+		regions:       slices.Clone(regions),
+		opts:          o,
+		log:           o.logger,
+		clients:       cs,
+		unblocked:     map[string]time.Time{},
+		bucketRegions: map[string]string{},
+		made:          map[string]bool{},
+		uploads:       map[string]string{},
 	}, nil
 }
 

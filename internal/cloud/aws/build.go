@@ -13,6 +13,7 @@ import (
 
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/redact"
 )
 
 // Build makes a candidate image in in.Region: it starts a temporary
@@ -49,6 +50,9 @@ func (b *Backend) BuildDeferCleanup(ctx context.Context, in cloud.BuildInput) (c
 	if err := checkBuildInput(in); err != nil {
 		return cloud.Image{}, nil, err
 	}
+	if in.UseCase.Build.Method == config.BuildUpload {
+		return b.buildUpload(ctx, in)
+	}
 	imageTags := withTags(map[string]string{cloud.TagPhase: cloud.PhaseBuild}, in.Tags,
 		map[string]string{cloud.TagToken: in.Token, cloud.TagArch: in.Arch})
 	tempTags := withTags(in.Tags, map[string]string{cloud.TagPhase: cloud.PhaseBuild, cloud.TagToken: in.Token})
@@ -62,28 +66,46 @@ func (b *Backend) BuildDeferCleanup(ctx context.Context, in cloud.BuildInput) (c
 	if err != nil {
 		return cloud.Image{}, nil, err
 	}
-	script, err := provisionScript(in.Dir, in.UseCase.Provision, in.Env())
+	bd, err := provisionBundle(in.Dir, in.StateDir, in.UseCase.Provision, in.StepVars())
 	if err != nil {
 		return cloud.Image{}, nil, cloud.Mark(fmt.Errorf("build %s: use_cases.%s.%w", in.Name, in.UseCase.Name, err), cloud.ErrInvalid)
 	}
-	ud, err := encodeUserData(script)
-	if err != nil {
-		return cloud.Image{}, nil, cloud.Mark(fmt.Errorf("build %s: use_cases.%s.provision: %w", in.Name, in.UseCase.Name, err), cloud.ErrInvalid)
+	var ud []byte
+	if b.cfg.Bucket == "" {
+		// Inline: too big or holding a secret is an error before anything
+		// is made.
+		if _, err := b.stage(ctx, c, bd, in.Tags, in.Token); err != nil {
+			return cloud.Image{}, nil, fmt.Errorf("build %s: use_cases.%s.provision: %w", in.Name, in.UseCase.Name, err)
+		}
+		if ud, err = bootstrap(bd, "", buildMarker); err != nil {
+			return cloud.Image{}, nil, cloud.Mark(fmt.Errorf("build %s: use_cases.%s.provision: %w", in.Name, in.UseCase.Name, err), cloud.ErrInvalid)
+		}
 	}
 
 	// What an earlier attempt left, the base image and the network are
-	// independent questions: they are asked at once, and the answers
-	// that turn out not to be needed (all but the first when the image
-	// exists) cost nothing more.
+	// independent questions: they are asked at once, with the staging of
+	// the bundle, and the answers that turn out not to be needed (all but
+	// the first when the image exists) cost nothing more.
 	var (
 		earlier          ec2types.Image
 		haveEarlier      bool
 		base             ec2types.Image
 		temp             tempState
+		st               staged
 		baseErr, tempErr error
+		stageErr         error
 	)
 	done := step(in.Progress, "resolve base image")
 	err = together(func() error {
+		if ud != nil {
+			return nil
+		}
+		st, stageErr = b.stage(ctx, c, bd, in.Tags, in.Token)
+		return nil
+	}, func() error {
+		if in.Fresh {
+			return nil // no earlier attempt can have made one
+		}
 		var err error
 		if earlier, haveEarlier, err = b.imageByToken(ctx, in.Region, in.Token); err != nil {
 			return fmt.Errorf("build %s: look for an earlier image: %w", in.Name, err)
@@ -93,7 +115,7 @@ func (b *Backend) BuildDeferCleanup(ctx context.Context, in cloud.BuildInput) (c
 		base, baseErr = b.resolveBase(ctx, c, in.UseCase.Name, in.UseCase.Base, in.Arch)
 		return nil
 	}, func() error {
-		temp, tempErr = b.lookTemp(ctx, c, in.Token)
+		temp, tempErr = b.lookTemp(ctx, c, in.Token, in.Fresh)
 		return nil
 	})
 	if err == nil && !haveEarlier {
@@ -111,13 +133,18 @@ func (b *Backend) BuildDeferCleanup(ctx context.Context, in cloud.BuildInput) (c
 		b.log.Info("build image exists", "region", in.Region, "image", aws.ToString(earlier.ImageId))
 		return b.finishBuild(ctx, c, in, aws.ToString(earlier.ImageId), imageTags, tempMade{})
 	}
-	if tempErr != nil {
-		return cloud.Image{}, nil, fmt.Errorf("build %s: %w", in.Name, tempErr)
+	if err := errors.Join(tempErr, stageErr); err != nil {
+		return cloud.Image{}, nil, fmt.Errorf("build %s: %w", in.Name, err)
+	}
+	if ud == nil {
+		if ud, err = bootstrap(bd, st.url, buildMarker); err != nil {
+			return cloud.Image{}, nil, fmt.Errorf("build %s: %w", in.Name, err)
+		}
 	}
 	spec := instanceSpec{
 		ImageID:      aws.ToString(base.ImageId),
 		InstanceType: b.instanceType(in.Arch),
-		UserData:     ud,
+		UserData:     encodeUserData(ud),
 		SubnetID:     b.cfg.SubnetID,
 		Tags:         tempTags,
 		Token:        in.Token,
@@ -139,7 +166,7 @@ func (b *Backend) BuildDeferCleanup(ctx context.Context, in cloud.BuildInput) (c
 		// A failed provisioning must not be reused by a rerun: remove it.
 		// A cancelled one is left for the rerun to pick up.
 		if ctx.Err() == nil {
-			if cerr := b.cleanupAfterFailure(ctx, c, in.Token); cerr != nil {
+			if cerr := b.cleanupAfterFailure(ctx, c, in); cerr != nil {
 				err = errors.Join(err, cerr)
 			}
 		}
@@ -179,7 +206,7 @@ func checkBuildInput(in cloud.BuildInput) error {
 // startBuildInstance makes (or finds) the temporary resources and returns
 // the build instance.
 func (b *Backend) startBuildInstance(ctx context.Context, c *regional, spec instanceSpec) (string, error) {
-	temp, err := b.lookTemp(ctx, c, spec.Token)
+	temp, err := b.lookTemp(ctx, c, spec.Token, false)
 	if err != nil {
 		return "", err
 	}
@@ -192,6 +219,16 @@ func (b *Backend) startBuildInstance(ctx context.Context, c *regional, spec inst
 type tempMade struct {
 	instance string
 	group    string
+	object   string // the staged bundle's key, "" when none was staged
+}
+
+// stagedObject is the key of the bundle a build or test with token
+// stages, or "" without a bucket.
+func (b *Backend) stagedObject(tags map[string]string, token string) string {
+	if b.cfg.Bucket == "" {
+		return ""
+	}
+	return stagingKey(tags, token)
 }
 
 // startWith makes what temp says is missing of the temporary resources
@@ -259,12 +296,18 @@ func (b *Backend) keepConsole(ctx context.Context, c *regional, in cloud.BuildIn
 		b.log.Warn("could not read the build console", "instance", id, "err", err)
 		return ""
 	}
-	// A playbook may print an extra var; they are secrets.
-	if in.UseCase != nil {
-		if r := config.Redactor(config.SecretsOf(in.UseCase.Provision)); r != nil {
-			text = r.Replace(text)
+	// Secret variables are masked; so are the extra vars, which a
+	// playbook may print and kiln treats as secrets.
+	var secrets redact.Secrets
+	for _, v := range in.Vars {
+		if v.Secret {
+			secrets.Add(v.Value)
 		}
 	}
+	if in.UseCase != nil {
+		secrets.Add(config.SecretsOf(in.UseCase.Provision)...)
+	}
+	text = secrets.String(text)
 	if in.StateDir != "" {
 		path := filepath.Join(in.StateDir, "logs", "aws-build-"+in.Token+".log")
 		if err := writeLog(path, text); err != nil {
@@ -317,6 +360,7 @@ func (b *Backend) finishBuild(ctx context.Context, c *regional, in cloud.BuildIn
 	if err != nil {
 		return cloud.Image{}, nil, fmt.Errorf("build %s: %w", in.Name, err)
 	}
+	made.object = b.stagedObject(in.Tags, in.Token)
 	cleanup := func(ctx context.Context) error {
 		done := step(in.Progress, "remove build resources")
 		err := b.removeBuildResources(ctx, c, in.Token, made)
@@ -332,10 +376,10 @@ func (b *Backend) finishBuild(ctx context.Context, c *regional, in cloud.BuildIn
 // cleanupAfterFailure removes a failed build's temporary resources with a
 // context of its own, so a deadline that ended the build does not also
 // stop the cleanup.
-func (b *Backend) cleanupAfterFailure(ctx context.Context, c *regional, token string) error {
+func (b *Backend) cleanupAfterFailure(ctx context.Context, c *regional, in cloud.BuildInput) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Minute)
 	defer cancel()
-	if err := b.removeBuildResources(cctx, c, token, tempMade{}); err != nil {
+	if err := b.removeBuildResources(cctx, c, in.Token, tempMade{object: b.stagedObject(in.Tags, in.Token)}); err != nil {
 		return fmt.Errorf("remove build resources after the failure (kiln cleanup removes them): %w", err)
 	}
 	return nil

@@ -28,8 +28,9 @@ type tempState struct {
 }
 
 // lookTemp asks the questions of tempState at once. With use_stack only
-// the VPC is asked: the stack is looked up by name when it is made.
-func (b *Backend) lookTemp(ctx context.Context, c *regional, token string) (tempState, error) {
+// the VPC is asked: the stack is looked up by name when it is made; when
+// fresh (no earlier attempt can exist) too.
+func (b *Backend) lookTemp(ctx context.Context, c *regional, token string, fresh bool) (tempState, error) {
 	name := tempName(token)
 	var t tempState
 	fns := []func() error{func() error {
@@ -37,7 +38,7 @@ func (b *Backend) lookTemp(ctx context.Context, c *regional, token string) (temp
 		t.vpc, err = b.vpcFor(ctx, c)
 		return err
 	}}
-	if !b.cfg.UseStack {
+	if !b.cfg.UseStack && !fresh {
 		fns = append(fns, func() error {
 			inst, ok, err := instanceByToken(ctx, c, token)
 			if ok {
@@ -152,7 +153,7 @@ func (b *Backend) removeBuildResources(ctx context.Context, c *regional, token s
 		if err := b.deleteStack(ctx, c, name); err != nil {
 			errs = append(errs, err)
 		}
-		made = tempMade{} // the stack's own; gone with it
+		made = tempMade{object: made.object} // the rest was the stack's own; gone with it
 	}
 	group, haveGroup := made.group, made.group != ""
 	err := together(func() error {
@@ -183,6 +184,12 @@ func (b *Backend) removeBuildResources(ctx context.Context, c *regional, token s
 			}
 		}
 		return nil
+	}, func() error {
+		// The instance fetched its bundle when it booted.
+		if made.object == "" {
+			return nil
+		}
+		return deleteObject(ctx, c, b.cfg.Bucket, made.object)
 	}, func() error {
 		if haveGroup {
 			return nil

@@ -16,6 +16,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/ebs"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -32,6 +33,7 @@ type regional struct {
 	region string // the AWS region
 	loc    string // the location asked for: region, or ACCOUNT/REGION in another account
 	ec2    *ec2.Client
+	ebs    *ebs.Client
 	ssm    *ssm.Client
 	s3     *s3.Client
 	cfn    *cloudformation.Client
@@ -182,6 +184,7 @@ func (cs *clientSet) regional(region, loc string) (*regional, error) {
 		region: region,
 		loc:    loc,
 		ec2:    ec2.NewFromConfig(cfg),
+		ebs:    ebs.NewFromConfig(cfg),
 		ssm:    ssm.NewFromConfig(cfg),
 		s3: s3.NewFromConfig(cfg, func(o *s3.Options) {
 			// Custom endpoints (moto, MinIO, LocalStack) serve buckets

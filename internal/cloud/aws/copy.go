@@ -41,7 +41,9 @@ func (b *Backend) CopyImage(ctx context.Context, in cloud.CopyInput) (cloud.Imag
 		return cloud.Image{}, err
 	}
 
-	if im, ok, err := b.imageByToken(ctx, in.Region, in.Token); err != nil {
+	if in.Fresh {
+		// No earlier attempt: nothing to look for.
+	} else if im, ok, err := b.imageByToken(ctx, in.Region, in.Token); err != nil {
 		return cloud.Image{}, fmt.Errorf("copy %s to %s: look for an earlier copy: %w", in.SourceID, in.Region, err)
 	} else if ok {
 		b.log.Debug("copy exists", "region", in.Region, "image", aws.ToString(im.ImageId), "token", in.Token)
@@ -61,6 +63,16 @@ func (b *Backend) CopyImage(ctx context.Context, in cloud.CopyInput) (cloud.Imag
 			return cloud.Image{}, fmt.Errorf("copy %s to %s: %w", in.SourceID, in.Region, err)
 		}
 		name = aws.ToString(src.Name)
+	}
+	if in.SourceTags[tagUpload] != "" && in.Region != in.SourceRegion {
+		// The build uploaded the disk into this region too.
+		im, ok, err := b.copyUploaded(ctx, c, in, name, tags)
+		if err != nil {
+			return cloud.Image{}, fmt.Errorf("copy %s to %s: %w", in.SourceID, in.Region, err)
+		}
+		if ok {
+			return b.ensureImageTags(ctx, in.Region, im, withTags(tags, map[string]string{tagUpload: in.SourceTags[tagUpload]}))
+		}
 	}
 	req := &ec2.CopyImageInput{
 		SourceImageId:     aws.String(in.SourceID),
@@ -95,6 +107,7 @@ func (b *Backend) CopyImage(ctx context.Context, in cloud.CopyInput) (cloud.Imag
 		return cloud.Image{}, fmt.Errorf("copy %s from %s to %s: %w", in.SourceID, in.SourceRegion, in.Region, classify(err))
 	}
 	b.log.Info("copying image", "source", in.SourceID, "from", in.SourceRegion, "to", in.Region, "image", id)
+	b.madeHere(in.Region, id)
 
 	im, err := b.describeFresh(ctx, in.Region, id)
 	if err != nil {

@@ -81,10 +81,10 @@ func TestCopyToThreeRegions(t *testing.T) {
 		}
 	}
 
-	// moto ignores CopyImage's tags: each copy and its snapshots got them
-	// in one CreateTags, without reading the snapshots first.
-	if n := r.stub.Calls("ec2", "CreateTags"); n != len(regions) {
-		t.Errorf("%d CreateTags calls, want one per copy (%d)", n, len(regions))
+	// The tags came with CopyImage (the stub applies them as EC2 does):
+	// no CreateTags.
+	if n := r.stub.Calls("ec2", "CreateTags"); n != 0 {
+		t.Errorf("%d CreateTags calls, want none", n)
 	}
 	if n := r.stub.Calls("ec2", "DescribeSnapshots"); n != 0 {
 		t.Errorf("%d DescribeSnapshots calls, want none", n)
@@ -147,5 +147,34 @@ func TestCopyEncryptedUsesRegionKey(t *testing.T) {
 	}
 	if n := len(r.stub.Requests("ec2", "CopyImage")); n != 2 {
 		t.Errorf("%d CopyImage requests, want 2", n)
+	}
+}
+
+// An endpoint that drops CopyImage's tags (moto itself): each copy and its
+// snapshots get them in one CreateTags, without reading the snapshots.
+func TestCopyTagFallback(t *testing.T) {
+	r := newRig(t)
+	r.stub.DropCopyImageTags(true)
+	src := seedImage(t, r.ec2("us-east-1"), "ci-runner-candidate", runTags())
+	tags := runTags(cloud.TagPhase, cloud.PhaseReplicate)
+	regions := []string{"us-west-2", "eu-west-1"}
+	out := copyAll(t, r.b, *src.ImageId, regions, tags)
+	for _, region := range regions {
+		c := r.ec2(region)
+		raw := describeOne(t, c, out[region].ID)
+		if miss := missingTags(tagMap(raw.Tags), tags); len(miss) > 0 {
+			t.Errorf("%s: image lacks tags %v", region, miss)
+		}
+		for _, snap := range snapshotIDs(raw) {
+			if miss := missingTags(snapshotTags(t, c, snap), tags); len(miss) > 0 {
+				t.Errorf("%s: snapshot %s lacks tags %v", region, snap, miss)
+			}
+		}
+	}
+	if n := r.stub.Calls("ec2", "CreateTags"); n != len(regions) {
+		t.Errorf("%d CreateTags calls, want one per copy (%d)", n, len(regions))
+	}
+	if n := r.stub.Calls("ec2", "DescribeSnapshots"); n != 0 {
+		t.Errorf("%d DescribeSnapshots calls, want none", n)
 	}
 }

@@ -59,6 +59,14 @@ func (b *Backend) deleteAsset(ctx context.Context, c *regional, a cloud.Asset) e
 	case cloud.KindParameter:
 		_, err := c.ssm.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(a.ID)})
 		return classify(err)
+	case cloud.KindBuild:
+		return b.deleteWorkDir(ctx, a.ID)
+	case cloud.KindObject:
+		bucket, key, err := splitS3(a.ID)
+		if err != nil {
+			return err
+		}
+		return deleteObject(ctx, c, bucket, key)
 	case cloud.KindExport:
 		bucket, key, err := splitS3(a.ID)
 		if err != nil {

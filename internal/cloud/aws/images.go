@@ -139,10 +139,9 @@ func parseTime(s string) time.Time {
 	return t.UTC()
 }
 
-// TagImage adds or replaces tags on an image. The image is described at
-// the same time as it is tagged: moto accepts tags for an absent id, so
-// the description is what makes an absent image ErrNotFound everywhere,
-// and asking both at once costs one round trip.
+// TagImage adds or replaces tags on an image, in one CreateTags: EC2
+// refuses to tag an image that does not exist (InvalidAMIID.NotFound,
+// ErrNotFound).
 func (b *Backend) TagImage(ctx context.Context, region, id string, tags map[string]string) error {
 	if err := checkTags(tags); err != nil {
 		return fmt.Errorf("tag image %s in %s: %w", id, region, err)
@@ -154,21 +153,12 @@ func (b *Backend) TagImage(ctx context.Context, region, id string, tags map[stri
 	if err != nil {
 		return err
 	}
-	var derr, terr error
-	together(func() error {
-		_, derr = b.describeImage(ctx, region, id)
-		return nil
-	}, func() error {
-		if len(tags) == 0 {
-			return nil
-		}
-		if _, err := c.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: ec2Tags(tags)}); err != nil {
-			terr = fmt.Errorf("tag image %s in %s: %w", id, region, classify(err))
-		}
-		return nil
-	})
-	if derr != nil {
-		return fmt.Errorf("tag image: %w", derr)
+	if len(tags) == 0 {
+		_, err := b.describeImage(ctx, region, id)
+		return err
 	}
-	return terr
+	if _, err := c.ec2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{id}, Tags: ec2Tags(tags)}); err != nil {
+		return fmt.Errorf("tag image %s in %s: %w", id, region, classify(err))
+	}
+	return nil
 }

@@ -87,6 +87,25 @@ func TestWaitAvailable(t *testing.T) {
 		t.Errorf("WaitAvailable for a failed image: %v, want the state reason", err)
 	}
 
+	// Seen pending, then available: that read is enough.
+	late := seedImage(t, r.ec2("us-east-1"), "late", nil)
+	r.stub.SetImageState(*late.ImageId, "pending", "", "")
+	before := r.stub.Calls("ec2", "DescribeImages")
+	go func() {
+		for r.stub.Calls("ec2", "DescribeImages") < before+2 {
+			time.Sleep(time.Millisecond)
+		}
+		r.stub.SetImageState(*late.ImageId, "available", "", "")
+	}()
+	if img, err := r.b.WaitAvailable(t.Context(), "us-east-1", *late.ImageId); err != nil || img.State != cloud.StateAvailable {
+		t.Fatalf("WaitAvailable of a pending image = %+v, %v", img, err)
+	}
+	// One or two pending reads (the switch races the second), then one
+	// available read: three confirming reads would make it four or more.
+	if n := r.stub.Calls("ec2", "DescribeImages") - before; n < 2 || n > 3 {
+		t.Errorf("%d reads of an image seen pending, then available; want 2 or 3 (no confirming reads after the change)", n)
+	}
+
 	slow := seedImage(t, r.ec2("us-east-1"), "slow", nil)
 	r.stub.SetImageState(*slow.ImageId, "pending", "", "")
 	r.b.cfg.CopyTimeout = config.Duration(200 * time.Millisecond)

@@ -12,6 +12,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/redact"
 )
 
 // TestImage boots the image on a temporary instance whose user data runs
@@ -51,13 +52,15 @@ func (b *Backend) TestImageDeferCleanup(ctx context.Context, in cloud.TestInput)
 	if err := checkTags(tags); err != nil {
 		return res, nil, fmt.Errorf("test image %s: %w", in.ImageID, err)
 	}
-	script, err := testScript(in.Dir, in.Tests)
+	bd, err := testBundle(in.Dir, in.Tests)
 	if err != nil {
 		return res, nil, cloud.Mark(fmt.Errorf("test image %s: %w", in.ImageID, err), cloud.ErrInvalid)
 	}
-	ud, err := encodeUserData(script)
-	if err != nil {
-		return res, nil, cloud.Mark(fmt.Errorf("test image %s: %w", in.ImageID, err), cloud.ErrInvalid)
+	var ud []byte
+	if b.cfg.Bucket == "" {
+		if ud, err = bootstrap(bd, "", testMarker); err != nil {
+			return res, nil, cloud.Mark(fmt.Errorf("test image %s: %w", in.ImageID, err), cloud.ErrInvalid)
+		}
 	}
 	if err := b.checkLocation(ctx, in.Region); err != nil {
 		return res, nil, err
@@ -67,25 +70,47 @@ func (b *Backend) TestImageDeferCleanup(ctx context.Context, in cloud.TestInput)
 		return res, nil, err
 	}
 	// The image (for its architecture) and an instance an earlier attempt
-	// started are looked up at once.
+	// started are looked up at once, while the test bundle is staged.
 	var (
 		im    ec2types.Image
 		inst  ec2types.Instance
 		found bool
+		st    staged
 	)
 	err = together(func() error {
+		if ud != nil {
+			return nil
+		}
+		var err error
+		if st, err = b.stage(ctx, c, bd, in.Tags, in.Token); err != nil {
+			return fmt.Errorf("test image %s: %w", in.ImageID, err)
+		}
+		return nil
+	}, func() error {
+		if in.Arch != "" {
+			im.Architecture = ec2types.ArchitectureValues(in.Arch)
+			return nil // RunInstances says so if the image is gone
+		}
 		var err error
 		if im, err = b.describeImage(ctx, in.Region, in.ImageID); err != nil {
 			return fmt.Errorf("test image: %w", err)
 		}
 		return nil
 	}, func() error {
+		if in.Fresh {
+			return nil
+		}
 		var err error
 		inst, found, err = instanceByToken(ctx, c, in.Token)
 		return err
 	})
 	if err != nil {
 		return res, nil, err
+	}
+	if ud == nil {
+		if ud, err = bootstrap(bd, st.url, testMarker); err != nil {
+			return res, nil, err
+		}
 	}
 	timeout := in.Timeout
 	if timeout <= 0 {
@@ -103,19 +128,31 @@ func (b *Backend) TestImageDeferCleanup(ctx context.Context, in cloud.TestInput)
 		if id, err = b.runInstance(ctx, c, instanceSpec{
 			ImageID:      in.ImageID,
 			InstanceType: b.instanceType(string(im.Architecture)),
-			UserData:     ud,
+			UserData:     encodeUserData(ud),
 			SubnetID:     b.cfg.SubnetID,
 			Tags:         tags,
 			Token:        in.Token,
 		}); err != nil {
-			return res, nil, err
+			return res, nil, errors.Join(err, b.unstage(context.WithoutCancel(ctx), c, in.Tags, in.Token))
 		}
 	}
-	// The instance goes, whatever happened: also when ctx is cancelled.
+	// The instance goes, whatever happened: also when ctx is cancelled;
+	// the staged bundle with it.
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Minute)
 		defer cancel()
-		if terr := b.terminateRequest(cctx, c, id); terr != nil {
+		var terr, uerr error
+		together(func() error {
+			terr = b.terminateRequest(cctx, c, id)
+			return nil
+		}, func() error {
+			uerr = b.unstage(cctx, c, in.Tags, in.Token)
+			return nil
+		})
+		if uerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove the test bundle: %w", uerr))
+		}
+		if terr != nil {
 			err = errors.Join(err, fmt.Errorf("remove test instance: %w", terr))
 			return
 		}
@@ -129,7 +166,9 @@ func (b *Backend) TestImageDeferCleanup(ctx context.Context, in cloud.TestInput)
 
 	console, mk, err := b.waitMarker(ctx, c, id, timeout)
 	res = cloud.TestResult{Duration: time.Since(start), LogPath: in.LogPath}
-	if werr := writeLog(in.LogPath, console); werr != nil {
+	var secrets redact.Secrets
+	secrets.Add(in.Secrets...)
+	if werr := writeLog(in.LogPath, secrets.String(console)); werr != nil {
 		return res, nil, werr
 	}
 	var te *cloud.TimeoutError

@@ -101,6 +101,8 @@ func (inv *inventory) collect(ctx context.Context, f cloud.Filter) error {
 		func(ctx context.Context) error { return inv.stacks(ctx, byKind[cloud.KindStack], tags) },
 		func(ctx context.Context) error { return inv.parameters(ctx, byKind[cloud.KindParameter], tags) },
 		func(ctx context.Context) error { return inv.exports(ctx, f.Tags) },
+		func(ctx context.Context) error { return inv.staged(ctx, f.Tags) },
+		func(ctx context.Context) error { return inv.workDirs(f.Tags) },
 	}
 	for _, s := range steps {
 		if err := s(ctx); err != nil {

@@ -179,9 +179,13 @@ func (b *Backend) SetLaunchPermissions(ctx context.Context, region, id string, p
 	if err != nil {
 		return err
 	}
-	_, cur, err := b.launchPermissions(ctx, region, id)
-	if err != nil {
-		return err
+	// An image this backend made moments ago has no launch permissions
+	// yet: no need to read them.
+	var cur []ec2types.LaunchPermission
+	if !b.unchanged(region, id) {
+		if _, cur, err = b.launchPermissions(ctx, region, id); err != nil {
+			return err
+		}
 	}
 	add, remove := permissionDiff(toLaunchPermissions(cur), p)
 	if len(add) == 0 && len(remove) == 0 {
@@ -201,6 +205,7 @@ func (b *Backend) SetLaunchPermissions(ctx context.Context, region, id string, p
 		ImageId:          aws.String(id),
 		LaunchPermission: &ec2types.LaunchPermissionModifications{Add: add, Remove: remove},
 	})
+	b.changed(region, id)
 	if err != nil {
 		return fmt.Errorf("set launch permissions of %s in %s: %w", id, region, classify(err))
 	}
@@ -287,4 +292,29 @@ func (b *Backend) SetDeprecation(ctx context.Context, region, id string, t time.
 		return fmt.Errorf("deprecate %s in %s at %s: %w", id, region, t.UTC().Format(time.RFC3339), classify(err))
 	}
 	return nil
+}
+
+// madeHere records an image this backend has just made (CopyImage,
+// RegisterImage): a new AMI has no launch permissions, so until they are
+// changed there is no need to read them.
+func (b *Backend) madeHere(region, id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.made[region+"/"+id] = true
+}
+
+// unchanged reports whether the image was made by this backend and its
+// launch permissions have not been changed since.
+func (b *Backend) unchanged(region, id string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.made[region+"/"+id]
+}
+
+// changed records that the image's launch permissions were (or may have
+// been) changed: from now on they are read.
+func (b *Backend) changed(region, id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.made, region+"/"+id)
 }

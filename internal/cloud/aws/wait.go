@@ -73,11 +73,14 @@ func (b *Backend) confirmPause() time.Duration {
 	return max(b.opts.pollInterval/5, time.Millisecond)
 }
 
-// WaitAvailable waits until the image is available, confirmed by the
-// backend's number of consecutive reads (default 3, spaced by the short
-// confirmation pause), within backend.aws.copy_timeout. A failed image is
-// an error carrying its state reason; an image that stays absent is
-// ErrNotFound.
+// WaitAvailable waits until the image is available, within
+// backend.aws.copy_timeout. An image the wait sees pending (or not yet
+// visible) and then available is taken at that read: the waiter saw the
+// state change. An image available from the first read is confirmed by
+// the backend's number of consecutive reads (default 3, spaced by the
+// short confirmation pause): one answer might come from a replica that is
+// ahead of the one the next call reaches. A failed image is an error
+// carrying its state reason; an image that stays absent is ErrNotFound.
 func (b *Backend) WaitAvailable(ctx context.Context, region, id string) (cloud.Image, error) {
 	im, err := b.waitAvailable(ctx, region, id)
 	if err != nil {
@@ -95,6 +98,7 @@ func (b *Backend) waitAvailable(ctx context.Context, region, id string) (ec2type
 		streak    int
 		missing   int
 		lastState string
+		changed   bool // the wait has seen the image not available yet
 	)
 	what := fmt.Sprintf("image %s in %s to become available (%d consecutive reads)", id, region, b.opts.stableReads)
 	err := b.poll(ctx, what, b.copyTimeout(), func(ctx context.Context) (bool, error) {
@@ -108,6 +112,7 @@ func (b *Backend) waitAvailable(ctx context.Context, region, id string) (ec2type
 				return false, err
 			}
 			lastState = "not found"
+			changed = true
 			return false, cloud.Mark(fmt.Errorf("image %s not visible yet", id), cloud.ErrNotYet)
 		case err != nil:
 			return false, err
@@ -117,14 +122,14 @@ func (b *Backend) waitAvailable(ctx context.Context, region, id string) (ec2type
 		switch imageState(im.State) {
 		case cloud.StateAvailable:
 			streak++
-			if streak >= b.opts.stableReads {
+			if changed || streak >= b.opts.stableReads {
 				return true, nil
 			}
 			return false, errConfirm
 		case cloud.StateFailed:
 			return false, fmt.Errorf("image %s in %s is %s: %s", id, region, im.State, stateReason(im.StateReason))
 		}
-		streak = 0
+		streak, changed = 0, true
 		return false, nil
 	})
 	if err != nil {

@@ -53,10 +53,10 @@ func (b *Backend) Build(ctx context.Context, in cloud.BuildInput) (cloud.Image, 
 		Mirror:   b.cfg.Mirror,
 		Packages: u.Base.Packages,
 		Steps:    u.Provision,
+		Vars:     in.StepVars(),
 		Dir:      in.Dir,
 		DiskSize: u.DiskSize.Bytes(),
 		Exports:  u.Exports,
-		Env:      in.Env(),
 		WorkDir:  work,
 		CacheDir: filepath.Join(cache, "rootfs"),
 		Progress: in.Progress,
@@ -101,6 +101,13 @@ func removeWorkDir(ctx context.Context, dir string) error {
 	return debimage.RemoveAll(ctx, dir)
 }
 
+// RemoveWorkDir removes a build or test work directory the way the local
+// backend does: it stops the processes still working in it (mmdebstrap and
+// its hooks after a crash) and detaches their mounts first. The aws
+// backend's uploads build their disks with the local builder and remove
+// their work directories with this.
+func RemoveWorkDir(ctx context.Context, dir string) error { return removeWorkDir(ctx, dir) }
+
 var _ cloud.BuildChecker = (*Backend)(nil)
 
 // CheckBuild reports what Build would refuse before it starts (the
@@ -121,7 +128,7 @@ func (b *Backend) CheckBuild(ctx context.Context, in cloud.BuildInput, tests []s
 	}
 	err := debimage.Check(debimage.Spec{
 		Arch: in.Arch, Suite: u.Base.Suite, Mirror: b.cfg.Mirror, Packages: u.Base.Packages,
-		Steps: u.Provision, Dir: in.Dir, DiskSize: u.DiskSize.Bytes(), Exports: u.Exports,
+		Steps: u.Provision, Vars: in.StepVars(), Dir: in.Dir, DiskSize: u.DiskSize.Bytes(), Exports: u.Exports,
 		WorkDir: filepath.Join(in.StateDir, "work", "check"), CacheDir: filepath.Join(in.StateDir, "cache", "rootfs"), Log: b.log,
 	})
 	if err != nil {

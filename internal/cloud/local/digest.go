@@ -4,17 +4,22 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // digestCache remembers the sha256 of files this process has hashed, keyed
 // by inode and modification time. Blobs are immutable, so a hard-linked blob
 // is verified once, not once per region that links it; writing to a file
-// changes its modification time and so forces a new hash.
+// changes its modification time and so forces a new hash. Across processes
+// the same record travels with the inode itself (see xattrDigest).
 type digestCache struct {
 	mu sync.Mutex
 	m  map[fileKey]string
@@ -62,8 +67,49 @@ func (c *digestCache) put(k fileKey, d string) {
 	c.m[k] = d
 }
 
+// xattrDigest is the extended attribute in which a file kiln hashed keeps
+// its sha256, so that a later process (a `kiln replicate` after `kiln
+// build`) need not read the whole blob again to verify a hard link of it:
+// a link is the same inode, and a verified inode is verified. The value
+// names the inode, size and modification time it was computed for; a
+// write to the file changes the modification time and voids it, as does a
+// copy to another inode that keeps the attribute (cp -a, rsync -X).
+// Writing the attribute leaves the modification time alone.
+const xattrDigest = "user.kiln.sha256"
+
+// digestRecord is xattrDigest's value for the file k with digest d.
+func digestRecord(k fileKey, d string) string {
+	return fmt.Sprintf("%s ino=%d size=%d mtime=%d", d, k.ino, k.size, k.mtime)
+}
+
+// recordedDigest returns the digest f's xattrDigest gives for k, if it
+// was computed for k.
+func recordedDigest(f *os.File, k fileKey) (string, bool) {
+	buf := make([]byte, 256)
+	n, err := unix.Fgetxattr(int(f.Fd()), xattrDigest, buf)
+	if err != nil {
+		return "", false
+	}
+	d, rest, ok := strings.Cut(string(buf[:n]), " ")
+	if !ok || len(d) != sha256.Size*2 || rest != strings.TrimPrefix(digestRecord(k, d), d+" ") {
+		return "", false
+	}
+	if _, err := hex.DecodeString(d); err != nil {
+		return "", false
+	}
+	return d, true
+}
+
+// recordDigest stores d as f's xattrDigest, best effort: a filesystem
+// without user attributes, or a read-only blob of another user, only means
+// the next process hashes it again.
+func recordDigest(f *os.File, k fileKey, d string) {
+	unix.Fsetxattr(int(f.Fd()), xattrDigest, []byte(digestRecord(k, d)), 0)
+}
+
 // digestOf returns the hex sha256 of the file at path, hashing it unless
-// this process hashed the same unmodified inode before.
+// this process hashed the same unmodified inode before, or the inode
+// carries a record of its digest for its present state.
 func (b *Backend) digestOf(ctx context.Context, path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -79,6 +125,10 @@ func (b *Backend) digestOf(ctx context.Context, path string) (string, error) {
 		if d, ok := b.digests.get(key); ok {
 			return d, nil
 		}
+		if d, ok := recordedDigest(f, key); ok {
+			b.digests.put(key, d)
+			return d, nil
+		}
 	}
 	d, _, err := hashFile(ctx, f)
 	if err != nil {
@@ -86,6 +136,7 @@ func (b *Backend) digestOf(ctx context.Context, path string) (string, error) {
 	}
 	if keyed {
 		b.digests.put(key, d)
+		recordDigest(f, key, d)
 	}
 	return d, nil
 }
@@ -95,6 +146,7 @@ func (b *Backend) remember(f *os.File, d string) {
 	if fi, err := f.Stat(); err == nil {
 		if key, ok := keyOf(fi); ok {
 			b.digests.put(key, d)
+			recordDigest(f, key, d)
 		}
 	}
 }

@@ -82,6 +82,9 @@
 // sharing extents) and falls back to a hard link of the immutable blob; on
 // another filesystem it streams the bytes, hashing them on the way and
 // skipping runs of zeros so sparse disks stay sparse. A linked blob is the
-// source inode itself: it is verified once per process and inode
-// modification time, not once per region.
+// source inode itself: it is verified once, not once per region. Whoever
+// hashes a blob (the import, a copy) records the digest on its inode, in
+// the extended attribute user.kiln.sha256 together with the inode number,
+// size and modification time it holds for; a later process trusts the
+// record while those are unchanged and hashes the blob again otherwise.
 package local

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/cloud/local/qemuboot"
 	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/redact"
 )
 
 // TestImage boots the image's raw disk under qemu on a copy-on-write
@@ -48,11 +50,25 @@ func (b *Backend) TestImage(ctx context.Context, in cloud.TestInput) (cloud.Test
 	if in.Progress != nil {
 		done = in.Progress.Step("boot " + in.ImageID)
 	}
+	// The console goes to the work directory first and reaches
+	// in.LogPath with the secrets masked: the log kiln keeps never holds
+	// one, even for a moment.
+	console := in.LogPath
+	var secrets redact.Secrets
+	secrets.Add(in.Secrets...)
+	if !secrets.Empty() && in.LogPath != "" {
+		console = filepath.Join(work, "console.log")
+		defer func() {
+			if err := keepMasked(&secrets, console, in.LogPath); err != nil {
+				b.log.Warn("keep the boot test's console log", "path", in.LogPath, "err", err)
+			}
+		}()
+	}
 	res, err := qemuboot.Run(ctx, qemuboot.Spec{
 		Disk:    disk,
 		Tests:   tests,
 		WorkDir: work,
-		LogPath: in.LogPath,
+		LogPath: console,
 		Timeout: timeout,
 		Accel:   b.cfg.Accel,
 		Log:     b.log,
@@ -70,4 +86,13 @@ func (b *Backend) TestImage(ctx context.Context, in cloud.TestInput) (cloud.Test
 	}
 	b.log.Info("boot test", "image", in.ImageID, "passed", res.Passed, "accel", res.Accel, "took", res.Duration)
 	return cloud.TestResult{Passed: res.Passed, Reason: res.Reason, Duration: res.Duration, LogPath: in.LogPath}, nil
+}
+
+// keepMasked copies the console log at from to to with the secrets masked.
+func keepMasked(s *redact.Secrets, from, to string) error {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return redact.WriteFile(to, []byte(s.String(string(data))), 0o644)
 }

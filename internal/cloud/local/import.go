@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -112,10 +113,16 @@ func (b *Backend) importImage(ctx context.Context, in ImportInput) (cloud.Image,
 			}
 		}
 	}()
+	// All at once: the disk and its exports are hashed (and synced) in
+	// the time of the largest rather than of all together.
+	errs := make([]error, len(files))
+	var wg sync.WaitGroup
 	for i := range files {
-		if err := b.hashImportFile(ctx, r, &files[i]); err != nil {
-			return cloud.Image{}, err
-		}
+		wg.Go(func() { errs[i] = b.hashImportFile(ctx, r, &files[i]) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return cloud.Image{}, err
 	}
 
 	unlock, err := r.lock(ctx)

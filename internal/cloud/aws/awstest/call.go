@@ -51,7 +51,31 @@ func readCall(r *http.Request) (Call, []byte, error) {
 	default:
 		c.Action = r.Method
 	}
+	if c.Service == "ebs" {
+		c.Action = EBSAction(r.Method, r.URL.Path)
+	}
 	return c, body, nil
+}
+
+// EBSAction names an EBS direct API call (a REST API: the method and the
+// path say which).
+func EBSAction(method, path string) string {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	switch {
+	case method == http.MethodPost && len(parts) == 1:
+		return "StartSnapshot"
+	case method == http.MethodPost && len(parts) == 3 && parts[1] == "completion":
+		return "CompleteSnapshot"
+	case method == http.MethodPut && len(parts) == 4:
+		return "PutSnapshotBlock"
+	case method == http.MethodGet && len(parts) == 4:
+		return "GetSnapshotBlock"
+	case method == http.MethodGet && len(parts) == 3 && parts[2] == "blocks":
+		return "ListSnapshotBlocks"
+	case method == http.MethodGet && len(parts) == 3 && parts[2] == "changedblocks":
+		return "ListChangedBlocks"
+	}
+	return method
 }
 
 // protocol is how a service encodes errors.
@@ -61,7 +85,7 @@ func (c Call) protocol() string {
 		return "ec2"
 	case "s3":
 		return "rest-xml"
-	case "ssm", "tagging":
+	case "ssm", "tagging", "ebs":
 		return "json"
 	}
 	return "query"

@@ -111,10 +111,19 @@ func (s *Stub) idempotent(w http.ResponseWriter, c Call, fresh func([]byte) ([]b
 }
 
 // copyImage serves CopyImage: the token's earlier copy, or a refusal of a
-// taken name, or moto's copy.
+// taken name, or moto's copy. A new copy gets, before the answer, what EC2
+// gives it and moto does not: the call's TagSpecifications on the copy and
+// its snapshots, and, for a copy of a registered image, what the stub shows
+// of its source (architecture, ENA, root device).
 func (s *Stub) copyImage(w http.ResponseWriter, c Call) {
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
+	specs := tagSpecs(c.Form)
+	s.mu.Lock()
+	if s.dropCopyTags {
+		specs = nil
+	}
+	s.mu.Unlock()
 	s.idempotent(w, c, nil, func() (int, []byte, error) {
 		if id, taken, err := s.imageNameTaken(c.key(), c.Region, c.Form.Get("Name")); err != nil {
 			return 0, nil, err
@@ -122,7 +131,23 @@ func (s *Stub) copyImage(w http.ResponseWriter, c Call) {
 			writeError(w, c, http.StatusBadRequest, "InvalidAMIName.Duplicate", fmt.Sprintf("AMI name %s is already in use by AMI %s", c.Form.Get("Name"), id))
 			return -1, nil, nil
 		}
-		return s.ec2As(c.key(), c.Region, c.Form)
+		status, out, err := s.ec2As(c.key(), c.Region, withoutTagSpecs(c.Form, nil))
+		if err != nil || status != http.StatusOK {
+			return status, out, err
+		}
+		if m := imageIDRE.FindSubmatch(out); m != nil {
+			id := string(m[1])
+			s.mu.Lock()
+			if src, ok := s.images[c.Form.Get("SourceImageId")]; ok {
+				src.mapping = ""
+				s.images[id] = src
+			}
+			s.mu.Unlock()
+			if err := s.tagImageAndSnapshots(c.key(), c.Region, id, specs["image"], specs["snapshot"]); err != nil {
+				return 0, nil, err
+			}
+		}
+		return status, out, nil
 	})
 }
 

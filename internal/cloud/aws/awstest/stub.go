@@ -38,6 +38,10 @@ type Stub struct {
 	requests    map[string][]Call
 	registered  map[string]registration // moto's made-up snapshot id -> what RegisterImage asked for
 	tokens      map[string][]byte       // region|action|client token -> the first call's answer
+	ebs         map[string]*ebsSnapshot // EBS direct snapshots (ebs.go)
+	images      map[string]imageReg     // image id -> what RegisterImage asked for, as DescribeImages shows it (ebs.go)
+	// dropCopyTags makes CopyImage ignore its TagSpecifications.
+	dropCopyTags bool
 	// createMu serializes the calls that create named or tokened things
 	// (see semantics.go).
 	createMu sync.Mutex
@@ -68,6 +72,8 @@ func NewStub(t testing.TB, target string) *Stub {
 		registered:  map[string]registration{},
 		tokens:      map[string][]byte{},
 		cfn:         newCFNOverlay(),
+		ebs:         map[string]*ebsSnapshot{},
+		images:      map[string]imageReg{},
 	}
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
@@ -153,6 +159,10 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c.Service == "cloudformation" && s.serveCFN(w, r, c, body) {
 		return
 	}
+	if c.Service == "ebs" {
+		s.ebsCall(w, r, c, body)
+		return
+	}
 	if c.Service == "ec2" {
 		switch c.Action {
 		case "EnableImageDeprecation":
@@ -209,6 +219,13 @@ func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case "DescribeImages":
 			s.forward(w, r, body, s.patchImages)
 			return
+		case "DescribeSnapshots":
+			s.forward(w, r, body, s.patchSnapshots)
+			return
+		case "CreateTags":
+			if s.createTags(w, c) {
+				return
+			}
 		}
 	}
 	s.forward(w, r, body, nil)
@@ -287,6 +304,7 @@ func (s *Stub) patchImages(body []byte) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	body = s.patchRegistered(body)
+	body = s.patchImageRegs(body)
 	// The replacement functions build new slices: m aliases body.
 	body = imageStateRE.ReplaceAllFunc(body, func(m []byte) []byte {
 		id := string(imageStateRE.FindSubmatch(m)[1])

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // builder is one build in progress.
@@ -55,15 +56,6 @@ func Build(ctx context.Context, s Spec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	env := make([]string, 0, len(s.Env))
-	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
-		env = append(env, k+"="+s.Env[k])
-	}
-	for i := range steps {
-		if steps[i].kind == "shell" {
-			steps[i].env = env
-		}
-	}
 	b := &builder{s: s, steps: steps, key: CacheKey(s), unshare: os.Geteuid() != 0, log: s.Log}
 	if err := b.checkTools(); err != nil {
 		return Result{}, err
@@ -92,9 +84,12 @@ func Build(ctx context.Context, s Spec) (Result, error) {
 		return Result{}, err
 	}
 
-	res := Result{CacheKey: b.key, CacheHit: hit, Exports: map[string]string{}}
+	res := Result{CacheKey: b.key, CacheHit: hit, Base: base, Exports: map[string]string{}}
 	done := b.step("disk")
 	res.Disk, res.Kernel, err = b.disk(ctx, rootfs, l)
+	if cerr := rootfs.close(); err == nil {
+		err = cerr
+	}
 	done(err)
 	if err != nil {
 		return Result{}, err
@@ -112,12 +107,20 @@ func Build(ctx context.Context, s Spec) (Result, error) {
 	return res, nil
 }
 
-// disk writes WorkDir/disk.raw from the root filesystem tarball and returns
-// its path and the kernel it boots.
-func (b *builder) disk(ctx context.Context, rootfs string, l layout) (string, string, error) {
+// disk writes WorkDir/disk.raw from the provisioned tree and returns its
+// path and the kernel it boots.
+func (b *builder) disk(ctx context.Context, t tree, l layout) (string, string, error) {
 	disk := filepath.Join(b.s.WorkDir, "disk.raw")
-	bootDir := filepath.Join(b.s.WorkDir, "boot")
-	info, err := scanRoot(rootfs, bootDir)
+	var info rootInfo
+	var bootDir string
+	var err error
+	if t.tar != "" {
+		bootDir = filepath.Join(b.s.WorkDir, "boot")
+		info, err = scanRoot(t.tar, bootDir)
+	} else {
+		bootDir = filepath.Join(t.dir, "boot")
+		info, err = scanDir(t.dir)
+	}
 	if err != nil {
 		return "", "", err
 	}
@@ -132,13 +135,27 @@ func (b *builder) disk(ctx context.Context, rootfs string, l layout) (string, st
 	if err := info.fits(root.size, l.size); err != nil {
 		return "", "", err
 	}
-	if err := b.writeRoot(ctx, rootfs, disk, root, l); err != nil {
+	if err := b.writeRoot(ctx, t, disk, root, l); err != nil {
 		return "", "", err
 	}
 	if err := b.writeESP(ctx, disk, esp, l, bootDir, kernel); err != nil {
 		return "", "", err
 	}
+	// The import syncs the disk before it enters the store; starting the
+	// writing now lets the disk take it while the exports are made.
+	startWriteback(disk)
 	return disk, kernel, nil
+}
+
+// startWriteback asks the kernel to start writing p's dirty pages to disk,
+// without waiting. Only an optimization: errors are ignored.
+func startWriteback(p string) {
+	f, err := os.Open(p)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	unix.SyncFileRange(int(f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 }
 
 // step reports the start of a step to the Progress, if any, and returns

@@ -1,9 +1,14 @@
 package debimage_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,6 +52,13 @@ func TestDiskPartitions(t *testing.T) {
 
 func TestRootFilesystem(t *testing.T) {
 	f := fixture.Fixture(t)
+	sum := sha256.Sum256([]byte(debimagetest.Token))
+	tokenDigest := hex.EncodeToString(sum[:])
+	// The secret variable is nowhere in the disk, the work directory
+	// (provisioning log, scratch) or the exports.
+	if where := grepTree(t, filepath.Dir(f.Result.Disk), debimagetest.Token); len(where) > 0 {
+		t.Errorf("the secret variable's value is in %v", where)
+	}
 	r := openRoot(t, f.Result.Disk)
 	g := readGPT(t, f.Result.Disk)
 	rootUUID := strings.ToLower(g.Partitions[1].UUID)
@@ -70,6 +82,11 @@ func TestRootFilesystem(t *testing.T) {
 		{`"/etc/kiln-fixture/conf.d/with space.conf"`, "regular", 0o644, 65534, 65534, "spaces = yes\n"},
 		// ansible step with an extra var
 		{"/etc/kiln-fixture/ansible.txt", "regular", 0o600, 0, 0, debimagetest.Greeting + "\n"},
+		// the recipe's variables, in the shell step's environment and as
+		// ansible extra vars; of the secret only a digest
+		{"/etc/kiln-fixture/flavour.txt", "regular", 0o644, 0, 0, "flavour " + debimagetest.Flavour + "\n"},
+		{"/etc/kiln-fixture/token.sha256", "regular", 0o644, 0, 0, tokenDigest + "\n"},
+		{"/etc/kiln-fixture/ansible-vars.txt", "regular", 0o644, 0, 0, debimagetest.Flavour + " " + tokenDigest + "\n"},
 		// the guest agent, enabled
 		{"/usr/lib/kiln/kiln-agent", "regular", 0o755, 0, 0, ""},
 		{"/usr/lib/systemd/system/kiln-agent.service", "regular", 0o644, 0, 0, ""},
@@ -218,9 +235,7 @@ func TestFixtureProgress(t *testing.T) {
 	if f.Result.CacheKey != debimage.CacheKey(f.Spec) {
 		t.Errorf("result cache key %s, CacheKey says %s", f.Result.CacheKey, debimage.CacheKey(f.Spec))
 	}
-	if fi, err := os.Stat(filepath.Join(f.Spec.CacheDir, "base-"+f.Result.CacheKey+".tar")); err != nil || fi.Size() < 100<<20 {
-		t.Errorf("base tarball in the cache: %v", err)
-	}
+	checkBase(t, f)
 }
 
 // A second build whose only change is a provisioning script reuses the
@@ -236,7 +251,7 @@ func TestCacheHitAfterScriptChange(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(recipe, "setup.sh"), []byte(script), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	base := filepath.Join(f.Spec.CacheDir, "base-"+f.Result.CacheKey+".tar")
+	base := f.Result.Base
 	before, err := os.Stat(base)
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +278,10 @@ func TestCacheHitAfterScriptChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
-		t.Errorf("the cached base tarball was rewritten")
+		t.Errorf("the cached base was rewritten")
+	}
+	if res.Base != base {
+		t.Errorf("second build used base %s, the first %s", res.Base, base)
 	}
 	if got := openRoot(t, res.Disk).cat("/etc/kiln-fixture/shell.txt"); got != "changed\n" {
 		t.Errorf("changed script's file holds %q", got)
@@ -324,5 +342,106 @@ func TestFailingStep(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(s.WorkDir, "rootfs.tar")); !os.IsNotExist(err) {
 		t.Errorf("rootfs.tar left after a failed step: %v", err)
 	}
-	_ = f
+	if m := mountsUnder(t, s.WorkDir); len(m) > 0 {
+		t.Errorf("mounts left in the work directory after a failed step: %q", m)
+	}
+	checkBase(t, f)
+}
+
+// checkBase checks the fixture's cached base: where the cache keeps it,
+// whole, and untouched by the builds that used it (their steps write
+// /etc/kiln-fixture).
+func checkBase(t *testing.T, f *debimagetest.Fixture) {
+	t.Helper()
+	base := f.Result.Base
+	if filepath.Dir(base) != f.Spec.CacheDir || !strings.HasPrefix(filepath.Base(base), "base-"+f.Result.CacheKey) {
+		t.Errorf("base %s, want base-%s in %s", base, f.Result.CacheKey, f.Spec.CacheDir)
+	}
+	fi, err := os.Stat(base)
+	switch {
+	case err != nil:
+		t.Errorf("base: %v", err)
+	case os.Geteuid() != 0:
+		if fi.Mode().IsDir() || fi.Size() < 100<<20 {
+			t.Errorf("base %s: want a tarball of 100 MiB or more in unshare mode", base)
+		}
+	case !fi.IsDir():
+		t.Errorf("base %s is not a directory", base)
+	default:
+		if vms, _ := filepath.Glob(filepath.Join(base, "boot", "vmlinuz-*")); len(vms) == 0 {
+			t.Errorf("base %s has no kernel", base)
+		}
+		if _, err := os.Lstat(filepath.Join(base, "etc", "kiln-fixture")); !os.IsNotExist(err) {
+			t.Errorf("a build's step wrote into the cached base: %v", err)
+		}
+		if dev, err := os.ReadDir(filepath.Join(base, "dev")); err != nil || len(dev) > 0 {
+			t.Errorf("base /dev holds %d entries (%v), want none", len(dev), err)
+		}
+	}
+}
+
+// mountsUnder lists the mount points at or below dir.
+func mountsUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}
+
+// grepTree returns the files under dir that contain s.
+func grepTree(t *testing.T, dir, s string) []string {
+	t.Helper()
+	var found []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		if ok, err := fileContains(p, []byte(s)); err != nil {
+			return err
+		} else if ok {
+			found = append(found, p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// fileContains streams the file, so that a 2 GiB disk is not read whole.
+func fileContains(path string, s []byte) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	buf := make([]byte, 4<<20)
+	var tail []byte
+	for {
+		n, err := f.Read(buf)
+		chunk := append(tail, buf[:n]...)
+		if bytes.Contains(chunk, s) {
+			return true, nil
+		}
+		if len(chunk) >= len(s) {
+			tail = append([]byte(nil), chunk[len(chunk)-len(s)+1:]...)
+		} else {
+			tail = chunk
+		}
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
 }

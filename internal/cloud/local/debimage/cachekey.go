@@ -11,7 +11,7 @@ import (
 // hooks, layout). Change it whenever base.go changes what goes into the
 // tarball, so that old cache entries stop matching. The agent's files are
 // hashed into the key on their own.
-const formatVersion = "2"
+const formatVersion = "3"
 
 // CacheKey is the name of the base root filesystem s needs: a sha256 over
 // the builder's format version and guest agent, the suite, mirror and

@@ -1,46 +1,58 @@
 // Package debimage builds bootable Debian disk images for kiln's local
-// backend, without loop devices, mounts or a running VM.
+// backend, without loop devices or a running VM; the disk is written as a
+// file, never mounted.
 //
 // A build has three parts, all inside Spec.WorkDir:
 //
 //  1. Base. mmdebstrap bootstraps a minbase root filesystem with what booting
 //     needs (kernel, systemd, udev) plus the recipe's packages and the kiln
-//     guest agent, into a tarball in Spec.CacheDir named by CacheKey. The
-//     tarball is written under a temporary name and renamed, and built under
-//     a per-key lock, so a killed build never leaves half an entry and two
-//     builds never bootstrap the same key at once. minbase rather than apt:
-//     provisioning scripts expect what a debootstrapped system has (every
-//     Priority: required package), and the difference in size and time is a
-//     few seconds next to the kernel and systemd.
+//     guest agent into Spec.CacheDir, named by CacheKey: as root a directory
+//     (bootstrapped in the work directory, synced with syncfs and renamed
+//     into the cache), in unshare mode a tarball (written under a temporary
+//     name and renamed). Either is built under a per-key lock, so a killed
+//     build never leaves half an entry and two builds never bootstrap the
+//     same key at once. minbase rather than apt: provisioning scripts
+//     expect what a debootstrapped system has (every Priority: required
+//     package), and the difference in size and time is a few seconds next
+//     to the kernel and systemd. dpkg runs with force-unsafe-io, since
+//     nothing is durable before the builder syncs it anyway; the option is
+//     removed from the image by the last hook.
 //
 //  2. Provisioning. A second mmdebstrap run of variant custom starts from the
-//     cached tarball (a tar-in setup hook, no bootstrap, no apt update) and
-//     runs one customize hook per recipe step, so mmdebstrap sets up /proc,
-//     /dev and /sys and the same hooks work as root and in unshare mode.
-//     Shell steps run in the chroot with sh -e (or the script's own #! line);
-//     file steps copy a file or directory in and set mode and owner inside the
-//     chroot, so symbolic links resolve in the image, never on the host;
-//     ansible steps run ansible-playbook with the community.general.chroot
-//     connection. Each step's hook prints begin and end lines carrying a
-//     random nonce, which is how a failure becomes a *StepError with the
-//     step's label, exit status and last lines of output. The result is a
-//     tarball, rootfs.tar.
+//     cached base (no bootstrap, no apt update) and runs one customize hook
+//     per recipe step, so mmdebstrap sets up /proc, /dev and /sys and the
+//     same hooks work as root and in unshare mode. As root its target is an
+//     overlay mount at WorkDir/rootfs: the base directory, read-only, under
+//     an upper layer in the work directory that takes the steps' changes,
+//     so the base is neither copied nor changed (where overlayfs cannot be
+//     mounted, the target is a copy of the base). In unshare mode a tar-in
+//     setup hook unpacks the base tarball and the result is a tarball,
+//     rootfs.tar. Shell steps run in the chroot with sh -e (or the
+//     script's own #! line); file steps copy a file or directory in and set
+//     mode and owner inside the chroot, so symbolic links resolve in the
+//     image, never on the host; ansible steps run ansible-playbook with the
+//     community.general.chroot connection. Each step's hook prints begin
+//     and end lines carrying a random nonce, which is how a failure becomes
+//     a *StepError with the step's label, exit status and last lines of
+//     output.
 //
 //  3. Disk. A sparse raw file gets a GPT written by sfdisk (EFI system
 //     partition of 260 MiB, then a Linux filesystem partition for the rest),
 //     with disk and partition UUIDs derived from the build's inputs so the same
 //     input gives the same layout. mkfs.ext4 -d writes the root filesystem
-//     straight into its partition (-E offset); mkfs.vfat --offset and mtools
-//     fill the ESP with systemd-boot as EFI/BOOT/BOOTX64.EFI, one loader entry
-//     (root=PARTUUID=... rw console=tty0 console=ttyS0,115200
-//     no_timer_check) and the kernel and initrd from the root filesystem.
-//     /etc/fstab is written by a hook before the
-//     recipe's steps, so steps may add to it. qemu-img makes the exports.
+//     straight into its partition (-E offset) from the overlay; mkfs.vfat
+//     --offset and mtools fill the ESP with systemd-boot as
+//     EFI/BOOT/BOOTX64.EFI, one loader entry (root=PARTUUID=... rw
+//     console=tty0 console=ttyS0,115200 no_timer_check) and the kernel and
+//     initrd from the root filesystem. /etc/fstab is written by a hook
+//     before the recipe's steps, so steps may add to it. The disk's
+//     writeback starts at once (it is synced when imported); qemu-img makes
+//     the exports meanwhile.
 //
-// mkfs.ext4 before e2fsprogs 1.47.1 cannot read a tarball with -d, so the
-// tarball is unpacked into a directory first (as root directly; otherwise in
-// a user namespace mapped like mmdebstrap's unshare mode, so owners stay
-// right). /dev is left empty in the image: the kernel mounts devtmpfs there.
+// In unshare mode mkfs.ext4 needs a directory too (before e2fsprogs 1.47.1
+// it cannot read a tarball with -d), so the tarball is unpacked first, in a
+// user namespace mapped like mmdebstrap's unshare mode, so owners stay
+// right. /dev is left empty in the image: the kernel mounts devtmpfs there.
 //
 // # Modes
 //
@@ -97,7 +109,9 @@
 //
 // # The build's environment
 //
-// Shell steps run with the release's variables in their environment:
-// KILN_USE_CASE, KILN_ARCH, KILN_VERSION and KILN_ASSET_ID (Spec.Env), so
-// that an image can know what it is, e.g. answer its version.
+// Shell steps run with the recipe's variables (Spec.Vars) in their
+// environment, read from a file only the build reads; the caller adds the
+// release's KILN_USE_CASE, KILN_ARCH, KILN_VERSION and KILN_ASSET_ID
+// (cloud.BuildInput.StepVars), so that an image can know what it is, e.g.
+// answer its version.
 package debimage

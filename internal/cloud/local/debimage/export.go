@@ -33,5 +33,7 @@ func (b *builder) export(ctx context.Context, disk, format string) (string, erro
 	if _, err := run(ctx, b.log, command{name: "qemu-img", args: args}); err != nil {
 		return "", fmt.Errorf("export %s as %s: %w", disk, format, err)
 	}
+	// qemu-img convert does not flush its output; the import syncs it.
+	startWriteback(out)
 	return out, nil
 }

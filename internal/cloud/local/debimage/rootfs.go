@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // rootInfo is what the builder needs to know about a root filesystem
@@ -82,6 +84,67 @@ func scanRoot(tarPath, bootDir string) (rootInfo, error) {
 	return info, nil
 }
 
+// scanDir is scanRoot for a root filesystem in a directory; its kernels
+// stay in dir/boot. A file with several links counts once, as in a
+// tarball.
+func scanDir(dir string) (rootInfo, error) {
+	var info rootInfo
+	vmlinuz, initrd := map[string]bool{}, map[string]bool{}
+	linked := map[uint64]bool{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := "/" + strings.TrimPrefix(strings.TrimPrefix(p, dir), "/")
+		switch t := d.Type(); {
+		case t.IsDir():
+			info.dirs++
+		case t&fs.ModeSymlink != 0:
+			if name == "/vmlinuz" {
+				target, err := os.Readlink(p)
+				if err != nil {
+					return err
+				}
+				if v, ok := strings.CutPrefix(path.Base(target), "vmlinuz-"); ok {
+					info.defKernel = v
+				}
+			}
+		case t.IsRegular():
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+				if linked[st.Ino] {
+					return nil
+				}
+				linked[st.Ino] = true
+			}
+			info.dataBytes += (fi.Size() + 4095) / 4096 * 4096
+			dir, base := path.Split(name)
+			if dir != "/boot/" {
+				return nil
+			}
+			if v, ok := strings.CutPrefix(base, "vmlinuz-"); ok {
+				vmlinuz[v] = true
+			} else if v, ok := strings.CutPrefix(base, "initrd.img-"); ok {
+				initrd[v] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return info, fmt.Errorf("read root filesystem %s: %w", dir, err)
+	}
+	for v := range vmlinuz {
+		if initrd[v] {
+			info.kernels = append(info.kernels, v)
+		}
+	}
+	slices.Sort(info.kernels)
+	return info, nil
+}
+
 func copyOut(r io.Reader, p string) error {
 	f, err := os.Create(p)
 	if err != nil {
@@ -126,11 +189,34 @@ func (ri rootInfo) fits(partBytes, diskSize int64) error {
 	return nil
 }
 
-// writeRoot unpacks the tarball into a scratch directory and writes it
+// writeRoot writes the tree into the root partition with mkfs.ext4 -d:
+// a directory as it is, a tarball by way of writeRootTar.
+func (b *builder) writeRoot(ctx context.Context, t tree, disk string, root gptPartition, l layout) error {
+	if t.tar != "" {
+		return b.writeRootTar(ctx, t.tar, disk, root, l)
+	}
+	args := append([]string{"-q", "-F", "-b", "4096", "-d", t.dir}, mkfsArgs(disk, root, l)...)
+	if _, err := run(ctx, b.log, command{name: "mkfs.ext4", args: args}); err != nil {
+		return fmt.Errorf("write root filesystem to %s: %w", disk, err)
+	}
+	return nil
+}
+
+// mkfsArgs are mkfs.ext4's arguments after -d: the filesystem's identity,
+// its place and its size.
+func mkfsArgs(disk string, root gptPartition, l layout) []string {
+	return []string{
+		"-L", "root", "-U", l.fsUUID,
+		"-E", "offset=" + strconv.FormatInt(root.start, 10) + ",hash_seed=" + l.hashSeed,
+		disk, strconv.FormatInt(root.size/1024, 10) + "k",
+	}
+}
+
+// writeRootTar unpacks the tarball into a scratch directory and writes it
 // into the root partition with mkfs.ext4 -d. As a normal user both happen
 // in a user namespace where the user is root and their subordinate ids
 // stand for the image's other owners, as in mmdebstrap's unshare mode.
-func (b *builder) writeRoot(ctx context.Context, tarPath, disk string, root gptPartition, l layout) error {
+func (b *builder) writeRootTar(ctx context.Context, tarPath, disk string, root gptPartition, l layout) error {
 	dir := filepath.Join(b.s.WorkDir, "rootfs")
 	// /dev stays empty: device nodes cannot be made in a user namespace,
 	// and the kernel mounts devtmpfs there anyway.
@@ -143,11 +229,7 @@ tar --numeric-owner --xattrs --xattrs-include='*' --exclude='./dev/*' -xpf "$tar
 shift 2
 mkfs.ext4 -q -F -b 4096 -d "$dir" "$@"
 `
-	args := []string{"-c", script, "sh", dir, tarPath,
-		"-L", "root", "-U", l.fsUUID,
-		"-E", "offset=" + strconv.FormatInt(root.start, 10) + ",hash_seed=" + l.hashSeed,
-		disk, strconv.FormatInt(root.size/1024, 10) + "k",
-	}
+	args := append([]string{"-c", script, "sh", dir, tarPath}, mkfsArgs(disk, root, l)...)
 	c := command{name: "sh", args: args}
 	if b.unshare {
 		var err error

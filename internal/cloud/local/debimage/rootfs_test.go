@@ -62,3 +62,39 @@ func TestScanRoot(t *testing.T) {
 		t.Errorf("config copied out too: %v", err)
 	}
 }
+
+func TestScanDir(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("boot/vmlinuz-6.1.0-9-amd64", "kernel 9")
+	write("boot/initrd.img-6.1.0-9-amd64", "initrd 9")
+	write("boot/vmlinuz-6.1.0-10-amd64", "kernel 10") // no initrd
+	write("boot/config-6.1.0-9-amd64", "config")
+	write("etc/big", string(make([]byte, 5000)))
+	if err := os.Symlink("boot/vmlinuz-6.1.0-9-amd64", filepath.Join(dir, "vmlinuz")); err != nil {
+		t.Fatal(err)
+	}
+	// A second name of a file takes no more room.
+	if err := os.Link(filepath.Join(dir, "etc/big"), filepath.Join(dir, "etc/big2")); err != nil {
+		t.Fatal(err)
+	}
+	info, err := scanDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(info.kernels, []string{"6.1.0-9-amd64"}) || info.defKernel != "6.1.0-9-amd64" || info.dirs != 3 {
+		t.Errorf("info %+v", info)
+	}
+	if info.dataBytes != 6*4096 {
+		t.Errorf("data %d bytes, want %d", info.dataBytes, 6*4096)
+	}
+}

@@ -30,14 +30,10 @@ type Spec struct {
 	Mirror   string        // http(s) or file URL of a Debian mirror; default DefaultMirror
 	Packages []string      // the recipe's packages; the builder adds what booting needs
 	Steps    []config.Step // provisioning, paths relative to Dir
+	Vars     []cloud.Var   // the recipe's variables: shell steps' environment, Ansible's extra vars
 	Dir      string        // resolves the steps' relative paths
 	DiskSize int64         // bytes, at least MinDiskSize; rounded up to a whole MiB
 	Exports  []string      // qcow2, vmdk, vhd, raw
-	// Env is set in the environment of the shell steps: the release's
-	// KILN_USE_CASE, KILN_ARCH, KILN_VERSION and KILN_ASSET_ID, so that an
-	// image can know what it is. Names are environment variable names;
-	// values one line of text.
-	Env map[string]string
 	// WorkDir is a scratch directory the caller owns and removes; all output
 	// goes here. It is created if missing.
 	WorkDir string
@@ -51,7 +47,8 @@ type Spec struct {
 type Result struct {
 	Disk     string            // raw disk: GPT, ESP, ext4 root
 	Exports  map[string]string // format -> path; "raw" is Disk itself
-	CacheKey string            // base tarball used
+	CacheKey string            // key of the base used
+	Base     string            // the base in the cache: a directory, or in unshare mode a tarball
 	CacheHit bool              // whether the base came from the cache
 	Kernel   string            // version of the kernel the disk boots, e.g. 6.1.0-26-amd64
 }
@@ -77,7 +74,6 @@ const (
 
 var (
 	suiteRE   = regexp.MustCompile(`^[a-z][a-z0-9.-]*$`)
-	envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	packageRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+|/[a-z0-9.-]+)?$`)
 )
 
@@ -125,14 +121,6 @@ func (s Spec) normalize() (Spec, error) {
 		}
 	}
 	s.Exports = exports
-	for k, v := range s.Env {
-		if !envNameRE.MatchString(k) {
-			bad("environment variable %q: not a variable name", k)
-		}
-		if strings.ContainsAny(v, "\x00\n") {
-			bad("environment variable %s: the value holds a NUL or a line break", k)
-		}
-	}
 	if s.WorkDir == "" {
 		bad("work dir: empty")
 	}

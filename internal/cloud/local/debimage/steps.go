@@ -1,7 +1,6 @@
 package debimage
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,17 +23,12 @@ type step struct {
 	src   string // absolute host path: script, file or directory, playbook
 	// shell
 	shebang bool
-	env     []string // NAME=value, set for the script
 	// file
 	dest  string // absolute path in the image
 	mode  string // octal, or "" to keep the source's
 	owner string // user[:group]
 	// ansible
 	vars map[string]string
-	// varsFile holds vars as JSON on the host while the build runs (mode
-	// 0600, in the work directory), to be uploaded into the chroot: never
-	// on a command line, where the process list and logs would show them.
-	varsFile string
 }
 
 var (
@@ -219,25 +213,25 @@ func (st step) staged() string { return st.stage() + "/" + filepath.Base(st.src)
 
 // hooks returns the mmdebstrap --customize-hook arguments that run the step.
 // The last one prints begin and end lines with nonce around the step's own
-// output (see stepWatcher) and exits with the step's status.
-func (st step) hooks(nonce string) []string {
+// output (see stepWatcher) and exits with the step's status. v says which
+// variable files are in the chroot (vars.go).
+func (st step) hooks(nonce string, v hookVars) []string {
 	var hooks []string
 	var cmd string
 	switch st.kind {
 	case "shell":
 		hooks = append(hooks, "copy-in "+quote(st.src)+" "+st.stage())
-		env := ""
-		if len(st.env) > 0 {
-			env = "env"
-			for _, kv := range st.env {
-				env += " " + quote(kv)
-			}
-			env += " "
+		// The recipe's variables come from a file, never the command line.
+		source := ""
+		if v.env {
+			source = ". " + chrootVarEnv + " && "
 		}
 		if st.shebang {
-			cmd = `chroot "$1" ` + env + `/bin/sh -c 'chmod 0755 "$0" && exec "$0"' ` + quote(st.staged())
+			cmd = `chroot "$1" /bin/sh -c '` + source + `chmod 0755 "$0" && exec "$0"' ` + quote(st.staged())
+		} else if source != "" {
+			cmd = `chroot "$1" /bin/sh -c '` + source + `exec /bin/sh -e "$0"' ` + quote(st.staged())
 		} else {
-			cmd = `chroot "$1" ` + env + `/bin/sh -e ` + quote(st.staged())
+			cmd = `chroot "$1" /bin/sh -e ` + quote(st.staged())
 		}
 	case "file":
 		hooks = append(hooks, "copy-in "+quote(st.src)+" "+st.stage())
@@ -257,24 +251,17 @@ func (st step) hooks(nonce string) []string {
 			"ANSIBLE_PYTHON_INTERPRETER=auto_silent",
 			"ANSIBLE_RETRY_FILES_ENABLED=0",
 		}, " ")
-		vars := st.stage() + "/vars.json"
-		if st.varsFile != "" {
-			// The vars go in through mmdebstrap's upload, which reads the
-			// host file as the user who runs kiln and writes into a file
-			// made beforehand with mode 0600 (upload keeps no mode), owned
-			// by whoever runs ansible: root, or the user namespace's root
-			// in unshare mode. Never on a command line.
-			hooks = append(hooks, `install -m 0600 /dev/null "$1`+vars+`"`, "upload "+quote(st.varsFile)+" "+vars)
-		}
 		cmd = "cd " + quote(filepath.Dir(st.src)) + " && " + env +
 			` ansible-playbook -i "$1," -c community.general.chroot`
-		if st.varsFile != "" {
-			cmd += ` -e @"$1` + vars + `"`
+		if v.extra {
+			// Extra vars (the recipe's variables and the step's own) from
+			// a file only root reads, never on the command line.
+			cmd += ` -e @"$1` + chrootExtraVars(st.n) + `"`
 		}
 		cmd += " " + quote(st.src)
-		if st.varsFile != "" {
+		if v.extra {
 			// Gone as soon as ansible is done with it, whatever happened.
-			cmd += `; r=$?; rm -f "$1` + vars + `"; exit "$r"`
+			cmd += `; r=$?; rm -f "$1` + chrootExtraVars(st.n) + `"; exit "$r"`
 		}
 	}
 	// The marker text is put together by printf: mmdebstrap echoes hook
@@ -282,32 +269,6 @@ func (st step) hooks(nonce string) []string {
 	return append(hooks, fmt.Sprintf(
 		`printf 'kiln-step %%s begin %%d\n' %[1]s %[2]d; (%[3]s); s=$?; printf 'kiln-step %%s end %%d %%d\n' %[1]s %[2]d "$s"; exit "$s"`,
 		nonce, st.n, cmd))
-}
-
-// writeVars writes the step's extra vars as JSON to a new file in dir that
-// only this user may read, and records its path in st.varsFile.
-func (st *step) writeVars(dir string) error {
-	if len(st.vars) == 0 {
-		return nil
-	}
-	data, _ := json.Marshal(st.vars) // a map of strings always encodes
-	path := filepath.Join(dir, fmt.Sprintf("vars-%d.json", st.n))
-	os.Remove(path) // a crashed attempt's
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(path)
-		return err
-	}
-	st.varsFile = path
-	return nil
 }
 
 // scratchDirs are the directories the steps need in the chroot.

@@ -25,51 +25,46 @@ func TestAnsibleVarsNeverOnACommandLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := steps[0]
-	hookDir := t.TempDir()
-	if err := st.writeVars(hookDir); err != nil {
+	varDir, err := writeVarFiles(t.TempDir(), nil, steps)
+	if err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(st.varsFile)
-	if err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("vars file %s: %v, mode %v; want 0600", st.varsFile, err, fi.Mode())
+	host := filepath.Join(varDir, filepath.Base(chrootExtraVars(st.n)))
+	if fi, err := os.Stat(host); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("vars file %s: %v, mode %v; want 0600", host, err, fi)
 	}
-	hooks := st.hooks("NONCE")
+	if fi, err := os.Stat(varDir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("vars directory %s: %v, mode %v; want 0700", varDir, err, fi)
+	}
+	hooks := st.hooks("NONCE", hookVars{extra: true})
 	for _, h := range hooks {
 		if strings.Contains(h, secret) {
 			t.Fatalf("a hook command holds the secret: %s", h)
 		}
 	}
-	// Run the hooks as mmdebstrap would, with a stand-in
-	// ansible-playbook that records its arguments and the vars it was
-	// given, and what it could see of the vars file.
-	if len(hooks) != 3 || !strings.HasPrefix(hooks[1], "upload ") {
+	// Run the hook as mmdebstrap would, after the copy-in of the vars
+	// directory (which keeps modes), with a stand-in ansible-playbook that
+	// records its arguments and the vars it was given, and what it could
+	// see of the vars file.
+	if len(hooks) != 1 {
 		t.Fatalf("hooks %q", hooks)
 	}
 	root := t.TempDir()
-	inside := filepath.Join(root, st.stage(), "vars.json")
-	os.MkdirAll(filepath.Dir(inside), 0o755)
+	inside := filepath.Join(root, chrootExtraVars(st.n))
+	os.MkdirAll(filepath.Dir(inside), 0o700)
+	data, _ := os.ReadFile(host)
+	if err := os.WriteFile(inside, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	bin := t.TempDir()
 	seen := filepath.Join(t.TempDir(), "seen")
 	writeExec(filepath.Join(bin, "ansible-playbook"), "#!/bin/sh\necho \"args $*\" >>"+seen+
 		"\nfor a; do case $a in @*) stat -c 'mode %a' \"${a#@}\" >>"+seen+"; cat \"${a#@}\" >>"+seen+"; echo >>"+seen+";; esac; done\necho \"db password is "+secret+"\"\n")
-	sh := func(hook string) {
-		t.Helper()
-		cmd := exec.Command("sh", "-c", hook, "hook", root)
-		cmd.Env = append(os.Environ(), "PATH="+bin+":/usr/bin:/bin")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("hook %s: %v\n%s", hook, err, out)
-		}
+	cmd := exec.Command("sh", "-c", hooks[0], "hook", root)
+	cmd.Env = append(os.Environ(), "PATH="+bin+":/usr/bin:/bin")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("hook %s: %v\n%s", hooks[0], err, out)
 	}
-	sh(hooks[0])
-	// upload: mmdebstrap's "cat > FILE" inside, which keeps the mode.
-	data, _ := os.ReadFile(st.varsFile)
-	f, err := os.OpenFile(inside, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Write(data)
-	f.Close()
-	sh(hooks[2])
 	got, _ := os.ReadFile(seen)
 	if !strings.Contains(string(got), `"db_password":"`+secret+`"`) || !strings.Contains(string(got), `"greeting":"it's me"`) {
 		t.Errorf("ansible did not get the vars:\n%s", got)

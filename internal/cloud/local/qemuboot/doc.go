@@ -15,7 +15,8 @@
 // panic; a guest that powers off without a marker, or a boot that outlasts
 // Spec.Timeout, fails with a reason saying so. A test that failed is a
 // Result with Passed false and a nil error; an error means qemu could not
-// run at all.
+// run at all. Once the log has a verdict, Run stops qemu without waiting for
+// the guest to power off: its writes went to a throwaway overlay.
 //
 // The machine is q35 with OVMF (the code read-only, a copy of the variable
 // store in WorkDir), one virtio disk, no network, no display and

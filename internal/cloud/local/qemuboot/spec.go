@@ -16,6 +16,7 @@ import (
 const (
 	DefaultTimeout = 10 * time.Minute
 	DefaultMemory  = 1024 // MiB
+	DefaultCPUs    = 1
 	DefaultAccel   = "auto"
 	// Debian's ovmf package.
 	DefaultOVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
@@ -44,6 +45,10 @@ type Spec struct {
 	Accel string
 	// Memory is the guest's memory in MiB; default DefaultMemory.
 	Memory int
+	// CPUs is the guest's number of virtual CPUs; default DefaultCPUs.
+	// Under software emulation each is a host thread (qemu's multi-threaded
+	// TCG), so more than the host's free cores only slows the boot.
+	CPUs int
 	// OnStart is called with qemu's pid once it runs, so that the caller
 	// can record it (and kill it after a crash of its own). May be nil.
 	OnStart func(pid int)
@@ -123,6 +128,11 @@ func (s Spec) normalize() (Spec, error) {
 		s.Memory = DefaultMemory
 	} else if s.Memory < 256 || s.Memory > 1<<20 {
 		bad("memory %d MiB: want 256 to 1048576", s.Memory)
+	}
+	if s.CPUs == 0 {
+		s.CPUs = DefaultCPUs
+	} else if s.CPUs < 1 || s.CPUs > 64 {
+		bad("cpus %d: want 1 to 64", s.CPUs)
 	}
 	if s.OVMFCode == "" {
 		s.OVMFCode = DefaultOVMFCode

@@ -37,6 +37,7 @@ func TestSpecErrors(t *testing.T) {
 		{"name with a space", func(s *Spec) { s.Tests = []string{filepath.Join(dir, "a b.sh")} }, `the name "a b.sh"`},
 		{"bad accel", func(s *Spec) { s.Accel = "hvf" }, `accel "hvf": want auto, kvm or tcg`},
 		{"tiny memory", func(s *Spec) { s.Memory = 16 }, "memory 16 MiB"},
+		{"no cpus", func(s *Spec) { s.CPUs = -1 }, "cpus -1"},
 		{"negative timeout", func(s *Spec) { s.Timeout = -time.Second }, "timeout -1s"},
 		{"short test timeout", func(s *Spec) { s.TestTimeout = time.Millisecond }, "test timeout 1ms"},
 		{"no log path", func(s *Spec) { s.LogPath = "" }, "log path: empty"},
@@ -52,7 +53,7 @@ func TestSpecErrors(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if n.Accel != "auto" || n.Memory != 1024 || n.Timeout != DefaultTimeout || n.TestTimeout != DefaultTimeout {
+				if n.Accel != "auto" || n.Memory != 1024 || n.CPUs != DefaultCPUs || n.Timeout != DefaultTimeout || n.TestTimeout != DefaultTimeout {
 					t.Errorf("defaults not applied: %+v", n)
 				}
 				return

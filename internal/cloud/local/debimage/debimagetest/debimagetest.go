@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/cloud/local/debimage"
 	"github.com/kiln-images/kiln/internal/config"
 )
@@ -69,6 +70,18 @@ func WriteRecipe(dir string) error {
 // /etc/kiln-fixture/ansible.txt.
 const Greeting = "hello from ansible"
 
+// Recipe variables of the fixture: one plain, one secret, which the shell
+// and ansible steps use without writing it into the image.
+const (
+	Flavour = "crisp"
+	Token   = "fixture-s3cret-token-9f2c"
+)
+
+// Vars are the fixture's recipe variables.
+func Vars() []cloud.Var {
+	return []cloud.Var{{Name: "fixture_flavour", Value: Flavour}, {Name: "fixture_token", Value: Token, Secret: true}}
+}
+
 // Steps are the fixture recipe's provisioning steps.
 func Steps() []config.Step {
 	return []config.Step{
@@ -89,6 +102,7 @@ func Spec(recipeDir, workDir string) debimage.Spec {
 		Mirror:   os.Getenv("KILN_TEST_MIRROR"),
 		Packages: []string{"python3"}, // for ansible's copy module
 		Steps:    Steps(),
+		Vars:     Vars(),
 		Dir:      recipeDir,
 		DiskSize: 2 << 30,
 		Exports:  []string{"qcow2", "vmdk", "vhd", "raw"},
