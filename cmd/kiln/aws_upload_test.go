@@ -167,10 +167,20 @@ use_cases:
 	if len(slices.Compact(sums)) != 1 {
 		t.Errorf("the regions hold different disks: %v", slices.Compact(sums))
 	}
-	for action, want := range map[string]int{"RunInstances": 1, "CopyImage": 1, "CreateKeyPair": 0, "CreateSecurityGroup": 0, "CreateImage": 0} {
+	for action, want := range map[string]int{"RunInstances": 1, "CopyImage": 1, "CreateSecurityGroup": 0, "CreateImage": 0} {
 		if n := stub.Calls("ec2", action); n != want {
 			t.Errorf("%d %s calls, want %d", n, action, want)
 		}
+	}
+	// The only key pair is the release's claim on its channel (one
+	// CreateKeyPair); the build makes none.
+	for _, c := range stub.Requests("ec2", "CreateKeyPair") {
+		if name := c.Form.Get("KeyName"); !strings.HasPrefix(name, "kiln-claim.") {
+			t.Errorf("CreateKeyPair %q: the upload build made a key pair", name)
+		}
+	}
+	if n := stub.Calls("ec2", "CreateKeyPair"); n != 1 {
+		t.Errorf("%d CreateKeyPair calls, want 1 (the claim)", n)
 	}
 	puts := stub.Calls("ebs", "PutSnapshotBlock")
 	t.Logf("release of %s to %d regions by upload: %s, %d blocks written (%d MiB a region)", run, len(uploadRegions), time.Since(start).Round(time.Second), puts, puts/len(uploadRegions)/2)

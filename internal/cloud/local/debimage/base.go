@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -221,9 +222,9 @@ func (b *builder) mmdebstrap(ctx context.Context, logPath string, args []string,
 	}
 	defer logf.Close()
 	last := &ring{n: outputTail}
-	// Extra vars are secrets: a playbook that prints one must not put it
-	// in the log, the progress output or an error.
-	w := &lineWriter{log: logf, redact: config.Redactor(config.SecretsOf(b.s.Steps)), fn: func(line string) {
+	// Extra vars and secret variables are secrets: a step that prints
+	// one must not put it in the log, the progress output or an error.
+	w := &lineWriter{log: logf, redact: config.Redactor(b.secrets()), fn: func(line string) {
 		last.add(line)
 		if onLine != nil {
 			onLine(line)
@@ -292,4 +293,18 @@ func syncDir(dir string) error {
 		return err
 	}
 	return nil
+}
+
+// secrets are the values the build's output must not show: the steps'
+// extra vars and the secret variables, longest first so that a secret
+// holding another is blanked whole.
+func (b *builder) secrets() []string {
+	out := config.SecretsOf(b.s.Steps)
+	for _, v := range b.s.Vars {
+		if v.Secret && v.Value != "" {
+			out = append(out, v.Value)
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return slices.Compact(out)
 }

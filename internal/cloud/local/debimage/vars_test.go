@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/config"
 )
 
@@ -95,5 +96,22 @@ func TestLineWriterRedacts(t *testing.T) {
 	}
 	if len(lines) != 3 || lines[1] != "ok: db password is "+config.Redacted || !strings.Contains(log.String(), "TASK [debug]\n") {
 		t.Errorf("log %q, lines %q", log.String(), lines)
+	}
+}
+
+// TestBuildSecrets: the provisioning log masks the steps' extra vars and
+// the secret variables, not the plain ones.
+func TestBuildSecrets(t *testing.T) {
+	b := &builder{s: Spec{
+		Steps: []config.Step{{Ansible: &config.AnsibleStep{Playbook: "p.yml", ExtraVars: map[string]string{"db": "db-password"}}}},
+		Vars:  []cloud.Var{{Name: "edition", Value: "community"}, {Name: "token", Value: "registry-token-value", Secret: true}},
+	}}
+	got := strings.Join(b.secrets(), ",")
+	if got != "registry-token-value,db-password" {
+		t.Errorf("secrets %q", got)
+	}
+	line := config.Redactor(b.secrets()).Replace("login registry-token-value community db-password")
+	if line != "login "+config.Redacted+" community "+config.Redacted {
+		t.Errorf("masked line %q", line)
 	}
 }
