@@ -269,7 +269,9 @@ func (w *awsDeployWorld) deploymentLeftovers(t *testing.T, dep, region string, w
 				ok = ok || aws.ToString(x.Key) == cloud.TagDeployment
 			}
 		}
-		if !ok && strings.HasPrefix(aws.ToString(b.Name), "kiln-") {
+		// The world's own bucket (bundles, exports) is the test's, not a
+		// deployment's.
+		if !ok && strings.HasPrefix(aws.ToString(b.Name), "kiln-") && aws.ToString(b.Name) != awsBucket {
 			left = append(left, "untagged bucket "+aws.ToString(b.Name))
 		}
 	}
