@@ -231,8 +231,8 @@ func (cs *consoleServer) release(srvCtx, ctx context.Context, g *globalOptions, 
 	}
 	relCtx, release, err := holdChannel(srvCtx, g, p, r, ch)
 	if err != nil {
-		unlock()
 		abandonRun(ctx, p, r.ID)
+		unlock()
 		return "", nil, fmt.Errorf("run %s: %w; nothing was made", r.ID, err)
 	}
 	done := make(chan error, 1)
