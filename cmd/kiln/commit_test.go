@@ -218,7 +218,7 @@ func TestAWSCommitRetryFinishesTheJob(t *testing.T) {
 func TestAWSCommitOnlyKilnsChange(t *testing.T) {
 	w := newAWSWorld(t, "{public: true}")
 	w.gitProject(t)
-	if _, stderr, code := w.kiln(t, "release", "ci-runner", "--commit"); code != 0 {
+	if _, stderr, code := w.kiln(t, "release", "ci-runner", "--commit", "--version", "1.1"); code != 0 {
 		t.Fatalf("release: exit %d\n%s", code, stderr)
 	}
 	path := filepath.Join(w.dir, "manifests", "latest.json")
@@ -235,7 +235,7 @@ func TestAWSCommitOnlyKilnsChange(t *testing.T) {
   },
 `, 1)
 	os.WriteFile(path, []byte(handEdited), 0o644)
-	if _, stderr, code := w.kiln(t, "release", "ci-runner", "--commit"); code != 0 {
+	if _, stderr, code := w.kiln(t, "release", "ci-runner", "--commit", "--version", "1.2"); code != 0 {
 		t.Fatalf("release with another entry edited: exit %d\n%s", code, stderr)
 	}
 	if got := git(t, w.dir, "show", "HEAD:manifests/latest.json"); strings.Contains(got, "other-team") {
@@ -251,7 +251,7 @@ func TestAWSCommitOnlyKilnsChange(t *testing.T) {
 	// An edit of kiln's own entries: refused, nothing made.
 	before := w.allImages(t)
 	os.WriteFile(path, []byte(strings.Replace(handEdited, `"public": true`, `"public": false`, 1)), 0o644)
-	_, stderr, code := w.kiln(t, "release", "ci-runner", "--commit")
+	_, stderr, code := w.kiln(t, "release", "ci-runner", "--commit", "--version", "1.3")
 	if code != 2 || !strings.Contains(stderr, "uncommitted edits to the entries kiln writes") || !strings.Contains(stderr, "ci-runner") {
 		t.Fatalf("release over an edit of its entries: exit %d\n%s", code, stderr)
 	}
@@ -266,7 +266,7 @@ func TestAWSCommitOnlyKilnsChange(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "HEAD is detached") {
 		t.Fatalf("--push on a detached HEAD: exit %d\n%s", code, stderr)
 	}
-	_, stderr, code = w.kiln(t, "release", "ci-runner", "--commit")
+	_, stderr, code = w.kiln(t, "release", "ci-runner", "--commit", "--version", "1.4")
 	if code != 0 || !strings.Contains(stderr, "warning: HEAD is detached") {
 		t.Fatalf("--commit on a detached HEAD: exit %d\n%s", code, stderr)
 	}

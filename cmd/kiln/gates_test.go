@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kiln-images/kiln/internal/journal"
 )
@@ -20,9 +22,13 @@ func TestChannelGatesForEveryWriterAWS(t *testing.T) {
 	w.gitProject(t)
 
 	// Two runs replicated, the newer one published first.
+	// Each run has a version of its own: two builds in the same second
+	// would otherwise name their images alike, which EC2 refuses.
+	builds := 0
 	build := func() string {
 		t.Helper()
-		out, stderr, code := w.kiln(t, "build", "ci-runner")
+		builds++
+		out, stderr, code := w.kiln(t, "build", "ci-runner", "--version", fmt.Sprintf("1.%d", builds))
 		if code != 0 {
 			t.Fatalf("build: exit %d\n%s", code, stderr)
 		}
@@ -35,6 +41,8 @@ func TestChannelGatesForEveryWriterAWS(t *testing.T) {
 		return run
 	}
 	older := build()
+	// Run ids tell time to the second, and the newer gate compares them.
+	time.Sleep(1100 * time.Millisecond)
 	newer := build()
 	if _, stderr, code := w.kiln(t, "publish", "--run", newer, "--commit"); code != 0 {
 		t.Fatalf("publish newer: exit %d\n%s", code, stderr)
