@@ -149,6 +149,7 @@ func instanceWorld(t *testing.T) *awsWorld { return newAWSWorld(t, "{public: tru
 func uploadWorld(t *testing.T) *awsWorld { return newAWSUploadWorld(t, "{public: true}") }
 
 func crashCleanup(t *testing.T, w *awsWorld, i int, run string) []string {
+	w.stub.Settle(t)
 	cp, code := runKiln(t, nil, "cleanup", "--run", run, "--apply", "-c", w.cfg)
 	if code != 0 {
 		t.Errorf("cleanup after a kill at boundary %d: exit %d\n%s%s", i, code, cp.stdout.String(), cp.stderr.String())
@@ -157,6 +158,7 @@ func crashCleanup(t *testing.T, w *awsWorld, i int, run string) []string {
 }
 
 func crashResume(t *testing.T, w *awsWorld, i int, run string) []string {
+	w.stub.Settle(t)
 	rp, code := runKiln(t, nil, "release", "--resume", run, "-c", w.cfg)
 	if code != 0 {
 		t.Fatalf("resume after a kill at boundary %d: exit %d\n%s", i, code, rp.stderr.String())

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -21,6 +22,9 @@ import (
 // value, so it resets with each test's new Stub.
 type Stub struct {
 	URL string
+
+	// inflight counts the requests being served (Settle).
+	inflight atomic.Int64
 
 	upstream // moto
 
@@ -142,6 +146,8 @@ func (s *Stub) Requests(service, action string) []Call {
 }
 
 func (s *Stub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
 	c, body, err := readCall(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -466,4 +472,19 @@ func (s *Stub) createImage(w http.ResponseWriter, r *http.Request, c Call) {
 	w.Header().Set("Content-Type", "text/xml;charset=UTF-8")
 	w.WriteHeader(status)
 	w.Write(out)
+}
+
+// Settle waits until the stub has answered every request it received. A
+// client killed mid-call leaves its requests to finish here, as AWS
+// finishes a request that reached it; a test that then inspects the
+// account must see what they made, not race them.
+func (s *Stub) Settle(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for s.inflight.Load() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stub: %d requests still being served after a minute", s.inflight.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
