@@ -25,8 +25,18 @@ import (
 
 // release runs kiln release through moto and returns the run id and the
 // image it published in each region, read from the channel's manifest.
+// newSecond waits, before a release, until the second of the world's
+// previous release is over (see awsWorld.lastRelease).
+func (w *awsWorld) newSecond() {
+	if next := w.lastRelease.Truncate(time.Second).Add(time.Second); time.Now().Before(next) {
+		time.Sleep(time.Until(next))
+	}
+	w.lastRelease = time.Now()
+}
+
 func (w *awsWorld) release(t *testing.T, channel string) released {
 	t.Helper()
+	w.newSecond()
 	out, stderr, code := w.kiln(t, "release", "ci-runner", "--channel", channel, "-o", "json")
 	if code != 0 {
 		t.Fatalf("release: exit %d\n%s\n%s", code, out, stderr)

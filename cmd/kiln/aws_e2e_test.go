@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -42,6 +43,10 @@ type awsWorld struct {
 	stub   *awstest.Stub
 	faults *awstest.Faults
 	guests *awstest.Guests
+	// lastRelease is when release last started one: version and image
+	// names tell time to the second, and two releases in one second
+	// would name their images alike, which EC2 refuses.
+	lastRelease time.Time
 }
 
 // awsBucket is the project's bucket in every aws world: bundles are
