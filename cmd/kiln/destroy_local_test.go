@@ -332,3 +332,63 @@ func httpGetErr(url string) (string, error) {
 	resp.Body.Close()
 	return resp.Status, nil
 }
+
+// TestDestroyLocalCrash kills `kiln destroy dev --apply`, a real process,
+// with SIGKILL at boundaries along the teardown — after the hook, between
+// stopping two units, after the data directory moved to where it is kept
+// but before the record says so, between destroying two units, after the
+// record says destroyed — each rerun killed again further on, then lets
+// it finish. Read from the process table and the disk: nothing of dev
+// runs or is left but the kept data, kept once and where the record says,
+// the hook ran once, and staging runs on.
+func TestDestroyLocalCrash(t *testing.T) {
+	w := newDestroyWorld(t)
+	for _, dep := range []string{"dev", "staging"} {
+		if out, errOut, code := w.kiln(t, "deploy", dep, "--apply"); code != 0 {
+			t.Fatalf("deploy %s: exit %d\n%s%s", dep, code, out, errOut)
+		}
+	}
+	tally := crashTally{backend: "local", variant: "destroy: kill, then rerun (chained)"}
+	args := []string{"destroy", "dev", "--apply", "--yes", "-c", w.cfg}
+	for _, point := range []string{
+		"~end destroy hook pre_destroy[0] backup",
+		"~progress stop unit web",
+		"~end destroy keep data-dir",
+		"~end destroy destroy unit box",
+		"~record dev destroyed",
+	} {
+		p, code := runKiln(t, []string{"KILN_FAILPOINT=" + point}, args...)
+		if code != -1 {
+			t.Fatalf("kiln destroy was not killed at %s (exit %d)\n%s%s", point, code, p.stdout.String(), p.stderr.String())
+		}
+		tally.points++
+		tally.names = append(tally.names, "destroy "+point)
+	}
+	if p, code := runKiln(t, nil, args...); code != 0 {
+		t.Fatalf("kiln destroy after the kills: exit %d\n%s%s", code, p.stdout.String(), p.stderr.String())
+	}
+	var left []string
+	left = append(left, running(w.dir, "dev")...)
+	left = append(left, unitDirs(w.dir, "dev")...)
+	kept := keptParts(w.dir, "dev")
+	r := readRecord(t, w.dir, "dev")
+	if len(kept) != 1 {
+		left = append(left, kept...)
+	} else if data, err := os.ReadFile(filepath.Join(kept[0], "db")); err != nil || string(data) != "rows of dev\n" {
+		t.Errorf("kept data %q %v", data, err)
+	}
+	if r.State != record.StateDestroyed || len(r.Retained) != 1 || len(kept) != 1 || r.Retained[0].ID != kept[0] {
+		t.Errorf("record %s retained %+v; kept on disk %v", r.State, r.Retained, kept)
+	}
+	if len(left) > 0 {
+		t.Errorf("left: %v", left)
+	}
+	tally.leaked = len(left)
+	if log, _ := os.ReadFile(filepath.Join(w.dir, "backup.log")); strings.Count(string(log), "\n") != 1 {
+		t.Errorf("the hook ran %d times: %q", strings.Count(string(log), "\n"), log)
+	}
+	if len(running(w.dir, "staging")) != 1 {
+		t.Errorf("staging: %v", running(w.dir, "staging"))
+	}
+	tally.report(t)
+}

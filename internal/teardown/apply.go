@@ -90,7 +90,12 @@ func (d *Destroyer) Apply(ctx context.Context, p *Plan) (*Report, error) {
 	d.log().Info("destroying", "deployment", p.Deployment, "run", run, "resources", p.Deletes, "retained", len(p.Retained))
 	before := rec.State
 	rec.State, rec.Run, rec.Reason = record.StateDestroying, run, ""
-	rec.Retained = mergeRetained(rec.Retained, p.Retained)
+	// A part a unit kind moves out of the unit (keep) enters the record
+	// only where it ends up: recorded at its old place, a crash between
+	// the move and the record would leave the record naming a place that
+	// is gone. Until then the part is in its unit, and a rerun plans its
+	// keep again or finds it, moved, by its kiln:retain tag.
+	rec.Retained = mergeRetained(rec.Retained, slices.DeleteFunc(slices.Clone(p.Retained), p.moving))
 	if err := d.saveRecord(rec, "destroying"); err != nil {
 		return rep, err
 	}
@@ -167,6 +172,19 @@ func mergeRetained(had, add []record.Retained) []record.Retained {
 		out = []record.Retained{}
 	}
 	return out
+}
+
+// moving reports whether r is a part that a unit kind is yet to move out
+// of its unit to keep it.
+func (p *Plan) moving(r record.Retained) bool {
+	for _, pu := range p.units {
+		for _, part := range pu.keep {
+			if kilnType(part.Type) == r.Type && part.ID == r.ID {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func keptKeys(rs []record.Retained) map[string]bool {
@@ -332,14 +350,10 @@ func (a *applier) keep(ctx context.Context) error {
 				// Destroying the unit now would delete what must be kept.
 				return a.fail(ctx, "keep "+part.Type+" of unit "+pu.unit.Name, err)
 			}
-			for i, r := range a.rec.Retained {
-				if r.Type == part.Type && r.ID == part.ID {
-					a.rec.Retained[i].ID = kept.ID
-				}
-			}
 			for i, r := range a.p.Retained {
 				if r.Type == part.Type && r.ID == part.ID {
 					a.p.Retained[i].ID = kept.ID
+					a.rec.Retained = mergeRetained(a.rec.Retained, a.p.Retained[i:i+1])
 				}
 			}
 			if err := a.d.saveRecord(a.rec, "kept "+part.Type); err != nil {
