@@ -1,14 +1,11 @@
 package awsrelease
 
 import (
-	"bytes"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -106,7 +103,7 @@ func BenchmarkRelease(b *testing.B) {
 		Command:   *flagCommand,
 		Latency:   *flagLatency,
 		Reference: "packer",
-		Machine:   machine(),
+		Machine:   Machine(),
 		Versions:  versions(b, kiln, packer),
 		Settings: []string{
 			fmt.Sprintf("proxy latency %s on every request, both tools; moto reset before every run", *flagLatency),
@@ -147,7 +144,7 @@ func BenchmarkRelease(b *testing.B) {
 			rep.Results = append(rep.Results, res)
 		}
 	}
-	rep.Machine = append(rep.Machine, "load average at the end: "+loadavg())
+	rep.Machine = append(rep.Machine, "load average at the end: "+LoadAvg())
 
 	for _, r := range rep.rows() {
 		w, q := Summarize(r.walls), Summarize(r.reqs)
@@ -176,51 +173,10 @@ func moduleRoot(tb testing.TB) string {
 	return dir
 }
 
-func machine() []string {
-	out := []string{fmt.Sprintf("nproc %d, %s/%s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)}
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(data), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				out = append(out, "cpu "+strings.TrimSpace(v))
-				break
-			}
-		}
-	}
-	if u, err := exec.Command("uname", "-sr").Output(); err == nil {
-		out = append(out, "kernel "+strings.TrimSpace(string(u)))
-	}
-	return append(out, "load average at the start: "+loadavg())
-}
-
-func loadavg() string {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 func versions(tb testing.TB, kiln, packer string) []string {
-	var out []string
-	if data, err := exec.Command(kiln, "version", "-o", "json").Output(); err == nil {
-		var v struct{ Version, Commit, GoVersion string }
-		var raw map[string]string
-		if json.Unmarshal(data, &raw) == nil {
-			v.Version, v.Commit, v.GoVersion = raw["version"], raw["commit"], raw["go_version"]
-		}
-		out = append(out, fmt.Sprintf("kiln %s (commit %s, %s)", v.Version, v.Commit, v.GoVersion))
-	} else {
-		tb.Fatalf("%s version: %v", kiln, err)
+	v, err := Versions(kiln, packer)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	if data, err := exec.Command(packer, "version").Output(); packer != "" && err == nil {
-		out = append(out, strings.TrimSpace(string(bytes.SplitN(data, []byte("\n"), 2)[0]))+" (Debian package, amazon-ebs builder built in)")
-	}
-	if data, err := exec.Command("python3", "-c", "import moto; print(moto.__version__)").Output(); err == nil {
-		out = append(out, "moto "+strings.TrimSpace(string(data))+" (moto_server)")
-	}
-	return out
+	return v
 }

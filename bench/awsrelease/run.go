@@ -39,14 +39,7 @@ func Measure(ctx context.Context, v Variant, w *World, dir string) (Result, erro
 	from := w.Recorder.Len()
 	res, err := v.Run(ctx, w, dir)
 	res.Variant = v.Name
-	res.Log = w.Recorder.Since(from)
-	if len(res.Log) > 0 {
-		first, last := res.Log[0].Start, res.Log[0].End
-		for _, r := range res.Log {
-			first, last = min(first, r.Start), max(last, r.End)
-		}
-		res.Span = last - first
-	}
+	res.SetLog(w.Recorder.Since(from))
 	if err != nil {
 		return res, fmt.Errorf("%s: %w", v.Name, err)
 	}
@@ -54,6 +47,19 @@ func Measure(ctx context.Context, v Variant, w *World, dir string) (Result, erro
 		return res, fmt.Errorf("%s: %w", v.Name, err)
 	}
 	return res, nil
+}
+
+// SetLog sets the run's request log, and its Span from it.
+func (res *Result) SetLog(log []Request) {
+	res.Log = log
+	if len(log) == 0 {
+		return
+	}
+	first, last := log[0].Start, log[0].End
+	for _, r := range log {
+		first, last = min(first, r.Start), max(last, r.End)
+	}
+	res.Span = last - first
 }
 
 // PackerVariant runs `packer build` with the generated template.

@@ -79,7 +79,7 @@ func BenchmarkUpload(b *testing.B) {
 		Command:   *flagCommand,
 		Latency:   *flagLatency,
 		Reference: "instance build + CopyImage",
-		Machine:   machine(),
+		Machine:   Machine(),
 		Versions:  versions(b, kiln, ""),
 		Settings: []string{
 			fmt.Sprintf("proxy latency %s on every request; request bodies through one modelled uplink of %.0f Mbit/s shared by all requests; moto reset before every run", *flagLatency, *flagBandwidth/1e6),
@@ -121,7 +121,7 @@ func BenchmarkUpload(b *testing.B) {
 			rep.Results = append(rep.Results, res)
 		}
 	}
-	rep.Machine = append(rep.Machine, "load average at the end: "+loadavg())
+	rep.Machine = append(rep.Machine, "load average at the end: "+LoadAvg())
 	md := rep.UploadMarkdown()
 	if *flagUploadOut != "" {
 		if err := WriteReport(*flagUploadOut, md); err != nil {

@@ -25,6 +25,7 @@ func (p *project) destroyer(ctx context.Context, g *globalOptions) (*teardown.De
 		Hook:        p.pl.Hook,
 		Progress:    p.pl.Progress,
 		Log:         g.logger(),
+		Concurrency: teardown.DefaultConcurrency,
 	}
 	switch b := p.backend.(type) {
 	case *local.Backend:

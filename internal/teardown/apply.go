@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/deploy"
 	"github.com/kiln-images/kiln/internal/deploy/record"
+	"github.com/kiln-images/kiln/internal/fanout"
 	"github.com/kiln-images/kiln/internal/journal"
 )
 
@@ -197,17 +199,21 @@ func keptKeys(rs []record.Retained) map[string]bool {
 
 // applier carries one Apply's state.
 type applier struct {
-	d     *Destroyer
-	p     *Plan
+	d   *Destroyer
+	p   *Plan
+	run string
+
+	mu    sync.Mutex // guards rep and rec while steps run concurrently
 	rep   *Report
 	rec   *record.Record
-	run   string
 	index map[string]int // action|type|id -> index in rep.Items
 }
 
 // outcome records what became of an item, adding it when the plan did
 // not have it (found after the units went).
 func (a *applier) outcome(it Item, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	it.Outcome = "done"
 	switch {
 	case errors.Is(err, cloud.ErrNotFound):
@@ -309,13 +315,15 @@ func (a *applier) stop(ctx context.Context) {
 
 // empty empties the buckets and repositories that go.
 func (a *applier) empty(ctx context.Context) {
-	for _, it := range slices.Clone(a.p.Items) {
-		if it.Action != ActEmpty {
-			continue
+	var items []Item
+	for _, it := range a.p.Items {
+		if it.Action == ActEmpty {
+			items = append(items, it)
 		}
-		err := a.emptyOne(ctx, it.Type, it.ID)
-		a.outcome(it, err)
 	}
+	each(ctx, items, a.d.Concurrency, func(ctx context.Context, it Item) {
+		a.outcome(it, a.emptyOne(ctx, it.Type, it.ID))
+	})
 }
 
 func (a *applier) emptyOne(ctx context.Context, typ, id string) error {
@@ -495,20 +503,47 @@ func (a *applier) leftovers(ctx context.Context) error {
 	slices.SortStableFunc(todo, func(x, y deploy.Resource) int {
 		return cmp.Or(cmp.Compare(leftoverOrder(kilnType(x.Type)), leftoverOrder(kilnType(y.Type))), strings.Compare(x.ID, y.ID))
 	})
-	for _, r := range todo {
-		t := kilnType(r.Type)
-		err := a.d.journalStep(ctx, a.run, "delete "+t+" "+r.ID, a.p.Region, "", func() (string, error) {
-			return r.ID, retry(ctx, func(ctx context.Context) error { return a.deleteOne(ctx, r) })
+	// One type after another, in dependency order; the resources of a
+	// type at once.
+	for len(todo) > 0 {
+		n := 1
+		for n < len(todo) && leftoverOrder(kilnType(todo[n].Type)) == leftoverOrder(kilnType(todo[0].Type)) {
+			n++
+		}
+		group := todo[:n]
+		todo = todo[n:]
+		each(ctx, group, a.d.Concurrency, func(ctx context.Context, r deploy.Resource) {
+			t := kilnType(r.Type)
+			err := a.d.journalStep(ctx, a.run, "delete "+t+" "+r.ID, a.p.Region, "", func() (string, error) {
+				return r.ID, retry(ctx, func(ctx context.Context) error { return a.deleteOne(ctx, r) })
+			})
+			if errors.Is(err, cloud.ErrNotFound) {
+				err = nil
+			}
+			a.outcome(Item{Action: ActDelete, Type: t, ID: r.ID, Note: "found by tag"}, err)
+			if err == nil && purge {
+				a.mu.Lock()
+				a.rec.Retained = slices.DeleteFunc(a.rec.Retained, func(k record.Retained) bool { return kilnType(k.Type) == t && k.ID == r.ID })
+				a.mu.Unlock()
+			}
 		})
-		if errors.Is(err, cloud.ErrNotFound) {
-			err = nil
-		}
-		a.outcome(Item{Action: ActDelete, Type: t, ID: r.ID, Note: "found by tag"}, err)
-		if err == nil && purge {
-			a.rec.Retained = slices.DeleteFunc(a.rec.Retained, func(k record.Retained) bool { return kilnType(k.Type) == t && k.ID == r.ID })
-		}
 	}
 	return nil
+}
+
+// each calls fn for every item, limit at a time; with a limit below 2
+// one after another in the caller's goroutine.
+func each[T any](ctx context.Context, items []T, limit int, fn func(context.Context, T)) {
+	if limit < 2 {
+		for _, it := range items {
+			fn(ctx, it)
+		}
+		return
+	}
+	fanout.Each(ctx, items, limit, func(ctx context.Context, it T) error {
+		fn(ctx, it)
+		return nil
+	})
 }
 
 // deleteOne deletes a leftover with the lister that knows its type; a

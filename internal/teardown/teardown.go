@@ -98,7 +98,16 @@ type Destroyer struct {
 	// PollInterval is the first pause between verification rounds (it
 	// doubles up to 30s); default 2s.
 	PollInterval time.Duration
+	// Concurrency is how many buckets or repositories are emptied, and
+	// how many leftovers of one type deleted, at once; below 1: one at a
+	// time. Types still go one after another, in dependency order.
+	Concurrency int
 }
+
+// DefaultConcurrency is the Concurrency kiln destroy uses: a teardown of
+// hundreds of snapshots and volumes is bound by round trips, and ten in
+// flight stay far below the request rates EC2, S3 and ECR allow.
+const DefaultConcurrency = 10
 
 // ErrRefused is matched by the errors of a teardown the deployment's
 // state or the rules refuse (protected, locked, depended on, a kept

@@ -2,6 +2,7 @@ package teardown
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -94,9 +95,18 @@ func TestPlanRefusals(t *testing.T) {
 // is deleted; hooks first; everything goes in the plan's order; what is
 // kept stays and is recorded; the neighbour is untouched; verification
 // confirms the tag index's stale entries gone; the record says destroyed.
+// TestApply tears hub down one step at a time and with steps of a kind
+// at once (Concurrency): the same end, the same order of kinds.
 func TestApply(t *testing.T) {
+	for _, n := range []int{1, 4} {
+		t.Run(fmt.Sprintf("concurrency %d", n), func(t *testing.T) { testApply(t, n) })
+	}
+}
+
+func testApply(t *testing.T, concurrency int) {
 	w := newWorld(t, projectYAML)
 	w.seed(t)
+	w.d.Concurrency = concurrency
 	p, err := w.d.Plan(t.Context(), "hub", Options{})
 	if err != nil {
 		t.Fatal(err)

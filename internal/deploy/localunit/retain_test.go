@@ -1,6 +1,7 @@
 package localunit
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -35,7 +36,8 @@ func TestKeepDataDir(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() { k.Destroy(ctx, u); k.Destroy(ctx, neighbour) })
+	// t.Context() is done by the time cleanups run.
+	t.Cleanup(func() { k.Destroy(context.Background(), u); k.Destroy(context.Background(), neighbour) })
 
 	parts, err := k.Parts(ctx, u)
 	if err != nil || len(parts) != 1 || parts[0].Type != PartDataDir || parts[0].Parent != "dev/db" || parts[0].Tags[cloud.TagDeployment] != "dev" {
@@ -98,7 +100,7 @@ func TestKeepOverlay(t *testing.T) {
 	if _, err := k.Apply(ctx, u); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { k.Destroy(ctx, u) })
+	t.Cleanup(func() { k.Destroy(context.Background(), u) })
 	if err := k.SetRunning(ctx, u, false); err != nil {
 		t.Fatal(err)
 	}
