@@ -3,7 +3,7 @@
 # the example recipe of `kiln init` built, boot-tested and copied by hand,
 # the way one would without kiln (mmdebstrap + sfdisk + mkfs + mtools +
 # qemu-img + qemu). Same image: Debian bookworm minbase with the same
-# packages, the recipe's provisioning script and file, a GPT disk with an
+# packages, the recipe's provisioning steps (scripts and files), a GPT disk with an
 # ESP holding systemd-boot and an ext4 root, a qcow2 export; the recipe's
 # tests run in the booted guest, under OVMF with the same qemu machine as
 # kiln's boot test, and their result comes back on the serial console.
@@ -21,7 +21,7 @@
 set -eu
 
 mirror=${MIRROR:-http://deb.debian.org/debian}
-packages=ca-certificates,kmod,less,linux-image-amd64,python3,systemd-sysv,udev
+packages=ca-certificates,dbus,kmod,less,linux-image-amd64,python3,systemd-sysv,udev
 # Fixed identities, as a script written once would have them.
 root_partuuid=5b7d3c1e-0f55-4d1c-9a3e-6c2f0b8d9e11
 esp_partuuid=0c2b6a4d-8e1f-4b7a-a5d2-3f9e1c7b4a22
@@ -79,6 +79,10 @@ EOF
 		--customize-hook='chroot "$1" sh -e /tmp/provision.sh' \
 		--customize-hook="upload $proj/files/welcome.txt /etc/kiln-demo/welcome.txt" \
 		--customize-hook='chmod 0644 "$1/etc/kiln-demo/welcome.txt"' \
+		--customize-hook='mkdir -p "$1/opt/kiln-demo-web"' \
+		--customize-hook="sync-in $proj/files/web /opt/kiln-demo-web" \
+		--customize-hook="copy-in $proj/scripts/web.sh /tmp" \
+		--customize-hook="chroot \"\$1\" env KILN_VERSION=peer-$(date -u +%Y%m%d%H%M%S) sh -e /tmp/web.sh" \
 		--customize-hook="upload $proj/tests/boot.sh /usr/local/lib/peer/boot.sh" \
 		--customize-hook='chmod 0755 "$1/usr/local/lib/peer/boot.sh"' \
 		--customize-hook="upload $work/esp/peer-test.service /etc/systemd/system/peer-test.service" \

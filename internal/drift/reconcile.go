@@ -83,11 +83,7 @@ func Plan(rep Report, in Input) (fixes []Fix, unfixable []Finding) {
 // Apply makes the fixes, regions in parallel, and records each one's error.
 // It returns the number that failed.
 func Apply(ctx context.Context, b Setter, fixes []Fix, concurrency int) int {
-	idx := make([]int, len(fixes))
-	for i := range idx {
-		idx[i] = i
-	}
-	errs := fanout.Each(ctx, idx, concurrency, func(ctx context.Context, i int) error {
+	errs := fanout.Range(ctx, len(fixes), concurrency, func(ctx context.Context, i int) error {
 		fx := fixes[i]
 		if fx.Permissions != nil {
 			if err := b.SetLaunchPermissions(ctx, fx.Region, fx.ImageID, *fx.Permissions); err != nil {

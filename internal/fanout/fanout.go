@@ -36,3 +36,13 @@ func Each[T any](ctx context.Context, items []T, limit int, fn func(context.Cont
 	wg.Wait()
 	return errs
 }
+
+// Range is Each over the indices 0 to n-1: for callers that fill a slice
+// of results by index, keeping their order.
+func Range(ctx context.Context, n, limit int, fn func(context.Context, int) error) []error {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	return Each(ctx, idx, limit, fn)
+}

@@ -70,3 +70,24 @@ func TestEachCancelled(t *testing.T) {
 		}
 	}
 }
+
+func TestRangeCallsEveryIndexOnce(t *testing.T) {
+	seen := make([]atomic.Int32, 5)
+	errs := Range(context.Background(), len(seen), 2, func(_ context.Context, i int) error {
+		if seen[i].Add(1) > 1 {
+			return fmt.Errorf("index %d twice", i)
+		}
+		if i == 3 {
+			return errors.New("three")
+		}
+		return nil
+	})
+	for i := range seen {
+		if n := seen[i].Load(); n != 1 {
+			t.Errorf("index %d: %d calls", i, n)
+		}
+		if (errs[i] != nil) != (i == 3) {
+			t.Errorf("index %d: error %v", i, errs[i])
+		}
+	}
+}

@@ -26,7 +26,10 @@
 // can keep parts; destroy the units in reverse dependency order (a unit
 // whose Destroy fails — a stack in DELETE_FAILED — gets its buckets and
 // repositories emptied again and one more try); then whatever is still
-// found by tag, in dependency order. Last, verification: everything is
+// found by tag, in dependency order: a type after the one before, the
+// resources of a type — and the containers emptied — Concurrency at a
+// time, as a teardown of hundreds of snapshots is bound by round trips.
+// Last, verification: everything is
 // listed again, by kiln:deployment and by the cost tag, through every
 // lister and the account's tag index (each entry confirmed by its own
 // service: the index returns resources deleted an hour ago), until nothing
@@ -37,8 +40,10 @@
 // Resources with a Retain deletion policy, tagged kiln:retain=true, or of a
 // type destroy.retain names. The retained set is written to the
 // deployment's record before anything is deleted — so that a rerun after a
-// crash keeps it too, even once the stack that said so is gone — and
-// updated with where each resource is at the end. --purge-retained
+// crash keeps it too, even once the stack that said so is gone — except a
+// part a Keeper moves out of its unit, which enters the record where it
+// ends up (recorded at its old place, a crash between the move and the
+// record would leave the record naming a place that is gone). --purge-retained
 // deletes them as well. A stack that would delete a resource the project
 // keeps (no Retain policy in its template) is refused at the plan.
 //

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/deploy"
+	"github.com/kiln-images/kiln/internal/fanout"
 )
 
 const typeInstance = "AWS::EC2::Instance"
@@ -302,41 +303,61 @@ func (k *Stack) Resources(ctx context.Context, region string, tags map[string]st
 	slices.SortFunc(stacks, func(a, b cfntypes.Stack) int {
 		return strings.Compare(aws.ToString(a.StackName), aws.ToString(b.StackName))
 	})
+	// Each stack's resources, template and tags are its own requests:
+	// read several stacks at once, as a deployment has many.
+	per := make([][]deploy.Resource, len(stacks))
+	errs := fanout.Range(ctx, len(stacks), stackReadConcurrency, func(ctx context.Context, i int) error {
+		var err error
+		per[i], err = stackResources(ctx, c, region, stacks[i])
+		return err
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	out := []deploy.Resource{}
-	for _, s := range stacks {
-		name, stags := aws.ToString(s.StackName), tagMap(s.Tags)
-		out = append(out, deploy.Resource{Type: "AWS::CloudFormation::Stack", ID: name, Region: region, Tags: stags, Created: aws.ToTime(s.CreationTime).UTC().Truncate(time.Second)})
-		if s.StackStatus == cfntypes.StackStatusReviewInProgress {
-			continue
+	for _, rs := range per {
+		out = append(out, rs...)
+	}
+	return out, nil
+}
+
+// stackReadConcurrency bounds the stacks Resources reads at once.
+const stackReadConcurrency = 8
+
+// stackResources is one stack of Resources, followed by its resources.
+func stackResources(ctx context.Context, c *clients, region string, s cfntypes.Stack) ([]deploy.Resource, error) {
+	name, stags := aws.ToString(s.StackName), tagMap(s.Tags)
+	out := []deploy.Resource{{Type: "AWS::CloudFormation::Stack", ID: name, Region: region, Tags: stags, Created: aws.ToTime(s.CreationTime).UTC().Truncate(time.Second)}}
+	if s.StackStatus == cfntypes.StackStatusReviewInProgress {
+		return out, nil
+	}
+	res, err := listResources(ctx, c, name)
+	if err != nil {
+		if errors.Is(err, cloud.ErrNotFound) {
+			return out, nil // deleted meanwhile
 		}
-		res, err := listResources(ctx, c, name)
-		if err != nil {
-			if errors.Is(err, cloud.ErrNotFound) {
-				continue // deleted meanwhile
-			}
-			return nil, err
-		}
-		keep, err := retained(ctx, c, name)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range res {
-			typ, id := aws.ToString(r.ResourceType), aws.ToString(r.PhysicalResourceId)
-			rtags := stags
-			if t := taggerFor(typ, id); t != nil {
-				if rtags, err = t.read(ctx, c, id); err != nil {
-					if errors.Is(err, cloud.ErrNotFound) {
-						continue // gone, whatever CloudFormation says
-					}
-					return nil, err
+		return nil, err
+	}
+	keep, err := retained(ctx, c, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range res {
+		typ, id := aws.ToString(r.ResourceType), aws.ToString(r.PhysicalResourceId)
+		rtags := stags
+		if t := taggerFor(typ, id); t != nil {
+			if rtags, err = t.read(ctx, c, id); err != nil {
+				if errors.Is(err, cloud.ErrNotFound) {
+					continue // gone, whatever CloudFormation says
 				}
+				return nil, err
 			}
-			out = append(out, deploy.Resource{
-				Type: typ, ID: id, Region: region, Tags: rtags, Parent: name,
-				Retain:  keep[aws.ToString(r.LogicalResourceId)] || rtags[cloud.TagRetain] == "true",
-				Created: aws.ToTime(r.LastUpdatedTimestamp).UTC().Truncate(time.Second),
-			})
 		}
+		out = append(out, deploy.Resource{
+			Type: typ, ID: id, Region: region, Tags: rtags, Parent: name,
+			Retain:  keep[aws.ToString(r.LogicalResourceId)] || rtags[cloud.TagRetain] == "true",
+			Created: aws.ToTime(r.LastUpdatedTimestamp).UTC().Truncate(time.Second),
+		})
 	}
 	return out, nil
 }

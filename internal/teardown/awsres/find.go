@@ -41,28 +41,34 @@ func (a *Account) Find(ctx context.Context, region string, tags map[string]strin
 	if err != nil {
 		return nil, err
 	}
-	var out []deploy.Resource
-	for _, m := range mappings {
+	// Confirmed one by one, tagConcurrency at once: the tag index lists
+	// what was deleted an hour ago.
+	out, err := matching(ctx, mappings, func(ctx context.Context, m mapping) (*deploy.Resource, error) {
 		typ, id, ok := parseARN(m.arn)
 		if !ok {
-			continue
+			return nil, nil
 		}
-		r := deploy.Resource{Type: typ, ID: id, Region: region, Tags: m.tags}
 		exists, err := c.exists(ctx, typ, id)
-		if err != nil {
+		if err != nil || !exists {
 			return nil, err
 		}
-		if exists {
-			out = append(out, r)
-		}
+		return &deploy.Resource{Type: typ, ID: id, Region: region, Tags: m.tags}, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	for _, list := range []func(context.Context, map[string]string) ([]deploy.Resource, error){
-		c.repositories, c.userPools, c.roles,
-	} {
-		rs, err := list(ctx, tags)
-		if err != nil {
-			return nil, err
-		}
+	// The services the tag index misses, each listed at the same time.
+	listers := []func(context.Context, map[string]string) ([]deploy.Resource, error){c.repositories, c.userPools, c.roles}
+	found := make([][]deploy.Resource, len(listers))
+	errs := fanout.Range(ctx, len(listers), len(listers), func(ctx context.Context, i int) error {
+		var err error
+		found[i], err = listers[i](ctx, tags)
+		return err
+	})
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for _, rs := range found {
 		out = append(out, rs...)
 	}
 	return out, nil
@@ -302,11 +308,7 @@ func matching[T any](ctx context.Context, items []T, check func(context.Context,
 	found := make([]*deploy.Resource, len(items))
 	var mu sync.Mutex
 	var first error
-	idx := make([]int, len(items))
-	for i := range idx {
-		idx[i] = i
-	}
-	fanout.Each(ctx, idx, tagConcurrency, func(ctx context.Context, i int) error {
+	fanout.Range(ctx, len(items), tagConcurrency, func(ctx context.Context, i int) error {
 		r, err := check(ctx, items[i])
 		mu.Lock()
 		defer mu.Unlock()
