@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench-destroy.sh measures `kiln destroy` of a deployment of 199 resources
 # (six stacks, buckets with versions and delete markers, repositories with
-# images, volumes, snapshots, a role; five retained) against the minimal
+# images, volumes, snapshots, a role; four retained) against the minimal
 # sequence of calls the same teardown needs, on moto behind a proxy adding
 # 150 ms to every request, interleaved round by round, and writes the
 # table into docs/bench/aws-destroy.md (between the GENERATED markers).

@@ -20,7 +20,7 @@ const Region = "us-east-1"
 // of the teardown checklist, six stacks deep (deployed base → pipeline →
 // cluster → hub → auth → container, destroyed the other way), with
 // buckets, repositories, volumes and snapshots around them: 199 resources
-// of the deployment, 5 of them retained, and a neighbour deployment that
+// of the deployment, 4 of them retained, and a neighbour deployment that
 // must survive.
 func Scenario() teardowntest.Scenario {
 	return teardowntest.Scenario{

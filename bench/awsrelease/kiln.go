@@ -42,7 +42,14 @@ func KilnProject(dir string, p Project) (string, error) {
 	}
 	build := "    base: {ami: " + SourceAMI + "}\n    provision:\n      - shell: scripts/setup.sh\n"
 	if p.UploadDisk != "" {
-		build = "    build: {method: upload, disk: " + p.UploadDisk + "}\n"
+		// Recipe files must be inside the project: link the disk in.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", err
+		}
+		if err := os.Link(p.UploadDisk, filepath.Join(dir, "disk.raw")); err != nil && !os.IsExist(err) {
+			return "", fmt.Errorf("link the disk into the project: %w", err)
+		}
+		build = "    build: {method: upload, disk: disk.raw}\n"
 	}
 	files := map[string]string{
 		"scripts/setup.sh": "#!/bin/sh\necho provisioned >/etc/bench\n",
