@@ -3,12 +3,11 @@ package awsdestroy
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/kiln-images/kiln/bench/awsrelease"
 	"github.com/kiln-images/kiln/internal/cloud/aws/awstest"
 	"github.com/kiln-images/kiln/internal/teardown/teardowntest"
 )
@@ -70,16 +69,7 @@ deployments:
 destroy: {retain: [log-group, user-pool], confirm_above: 1000, verify_timeout: 1m}
 `, s.Project, awstest.Account, poll, Region, s.CostKey, s.Project, s.Deployment, s.Protected, units.String(), s.Neighbour),
 	}
-	for name, text := range files {
-		path := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(path, []byte(text), 0o755); err != nil {
-			return "", err
-		}
-	}
-	return filepath.Join(dir, "kiln.yaml"), nil
+	return awsrelease.WriteProject(dir, files)
 }
 
 // Check reads the account straight from each service and says what of

@@ -70,6 +70,12 @@ use_cases:
     publish: {public: true}
 `, awstest.Account, p.Poll, p.Concurrency, extra, strings.Join(append([]string{BuildRegion}, regions...), ", "), BuildRegion, build),
 	}
+	return WriteProject(dir, files)
+}
+
+// WriteProject writes files (path relative to dir -> contents; scripts
+// and all, mode 0755) and returns the path of dir's kiln.yaml.
+func WriteProject(dir string, files map[string]string) (string, error) {
 	for name, text := range files {
 		path := filepath.Join(dir, name)
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {

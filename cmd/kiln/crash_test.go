@@ -154,6 +154,24 @@ func events(t *testing.T, path string) []string {
 	return out
 }
 
+// killChain runs kiln with args once per point (KILN_FAILPOINT=point),
+// each run expected to die there and each carrying on from what the one
+// before left, then once more to the end, which must exit 0.
+func killChain(t *testing.T, tally *crashTally, args []string, points ...string) {
+	t.Helper()
+	for _, point := range points {
+		p, code := runKiln(t, []string{"KILN_FAILPOINT=" + point}, args...)
+		if code != -1 {
+			t.Fatalf("kiln %s was not killed at %s (exit %d)\n%s%s", args[0], point, code, p.stdout.String(), p.stderr.String())
+		}
+		tally.points++
+		tally.names = append(tally.names, args[0]+" "+point)
+	}
+	if p, code := runKiln(t, nil, args...); code != 0 {
+		t.Fatalf("kiln %s after the kills: exit %d\n%s%s", args[0], code, p.stdout.String(), p.stderr.String())
+	}
+}
+
 // crashTally counts what a crash test tried and found.
 type crashTally struct {
 	backend, variant string

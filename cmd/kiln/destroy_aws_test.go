@@ -293,7 +293,7 @@ func TestDestroyAWSCrash(t *testing.T) {
 	w := newDestroyAWSWorld(t, 20, 5)
 	tally := crashTally{backend: "aws (moto)", variant: "destroy: kill, then rerun (chained)"}
 	args := []string{"destroy", "hub", "--apply", "--yes", "--force-protected", "-c", w.cfg}
-	for _, point := range []string{
+	killChain(t, &tally, args,
 		"~begin destroy hook pre_destroy[0] backup",
 		"~end destroy hook pre_destroy[0] backup",
 		"~end destroy empty bucket hub-cluster-data",
@@ -301,17 +301,7 @@ func TestDestroyAWSCrash(t *testing.T) {
 		"~end destroy destroy unit app",
 		"~begin destroy delete role hub-worker",
 		"~record hub destroyed",
-	} {
-		p, code := runKiln(t, []string{"KILN_FAILPOINT=" + point}, args...)
-		if code != -1 {
-			t.Fatalf("kiln destroy was not killed at %s (exit %d)\n%s%s", point, code, p.stdout.String(), p.stderr.String())
-		}
-		tally.points++
-		tally.names = append(tally.names, "destroy "+point)
-	}
-	if p, code := runKiln(t, nil, args...); code != 0 {
-		t.Fatalf("kiln destroy after the kills: exit %d\n%s%s", code, p.stdout.String(), p.stderr.String())
-	}
+	)
 	left, lost := w.left(t)
 	if len(left)+len(lost) > 0 {
 		t.Errorf("left %v; lost %v", left, lost)

@@ -350,23 +350,13 @@ func TestDestroyLocalCrash(t *testing.T) {
 	}
 	tally := crashTally{backend: "local", variant: "destroy: kill, then rerun (chained)"}
 	args := []string{"destroy", "dev", "--apply", "--yes", "-c", w.cfg}
-	for _, point := range []string{
+	killChain(t, &tally, args,
 		"~end destroy hook pre_destroy[0] backup",
 		"~progress stop unit web",
 		"~end destroy keep data-dir",
 		"~end destroy destroy unit box",
 		"~record dev destroyed",
-	} {
-		p, code := runKiln(t, []string{"KILN_FAILPOINT=" + point}, args...)
-		if code != -1 {
-			t.Fatalf("kiln destroy was not killed at %s (exit %d)\n%s%s", point, code, p.stdout.String(), p.stderr.String())
-		}
-		tally.points++
-		tally.names = append(tally.names, "destroy "+point)
-	}
-	if p, code := runKiln(t, nil, args...); code != 0 {
-		t.Fatalf("kiln destroy after the kills: exit %d\n%s%s", code, p.stdout.String(), p.stderr.String())
-	}
+	)
 	var left []string
 	left = append(left, running(w.dir, "dev")...)
 	left = append(left, unitDirs(w.dir, "dev")...)
