@@ -129,6 +129,7 @@ bench: build
 	./scripts/bench-local.sh
 	./scripts/bench-scale.sh
 	./scripts/bench-aws.sh
+	./scripts/bench-destroy.sh
 	./scripts/bench-console.sh
 	./scripts/bench-serve.sh
 
