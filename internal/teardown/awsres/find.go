@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
@@ -303,23 +302,20 @@ func (c *clients) roles(ctx context.Context, want map[string]string) ([]deploy.R
 }
 
 // matching runs check on every item, tagConcurrency at once, and returns
-// the resources it reports, in the items' order.
+// the resources it reports, in the items' order, or the first error —
+// also the context's, for items never checked: a listing cut short is not
+// a listing.
 func matching[T any](ctx context.Context, items []T, check func(context.Context, T) (*deploy.Resource, error)) ([]deploy.Resource, error) {
 	found := make([]*deploy.Resource, len(items))
-	var mu sync.Mutex
-	var first error
-	fanout.Range(ctx, len(items), tagConcurrency, func(ctx context.Context, i int) error {
-		r, err := check(ctx, items[i])
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil && first == nil {
-			first = err
-		}
-		found[i] = r
-		return nil
+	errs := fanout.Range(ctx, len(items), tagConcurrency, func(ctx context.Context, i int) error {
+		var err error
+		found[i], err = check(ctx, items[i])
+		return err
 	})
-	if first != nil {
-		return nil, first
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
 	}
 	var out []deploy.Resource
 	for _, r := range found {
