@@ -32,6 +32,7 @@ func TestAWSManifestCommits(t *testing.T) {
 
 	release := func() (run, commit string) {
 		t.Helper()
+		w.newSecond() // a version of its own: image names tell time to the second
 		out, stderr, code := w.kiln(t, "release", "ci-runner", "--commit", "-o", "json")
 		if code != 0 {
 			t.Fatalf("release --commit: exit %d\n%s", code, stderr)
@@ -69,7 +70,6 @@ func TestAWSManifestCommits(t *testing.T) {
 	git(t, w.dir, "tag", "v1")
 	v1 := git(t, w.dir, "show", "v1:manifests/latest.json")
 
-	w.newSecond() // its own version: names tell time to the second
 	run2, c2 := release()
 	if run2 == run1 || c2 == c1 {
 		t.Fatalf("second release: run %s commit %s, same as the first", run2, c2)
