@@ -55,7 +55,6 @@ func TestAWSPublishAccount(t *testing.T) {
 	})
 	release := func() string {
 		t.Helper()
-		w.newSecond()
 		out, stderr, code := w.kiln(t, "release", "ci-runner", "-o", "json")
 		if code != 0 {
 			t.Fatalf("release: exit %d\n%s%s", code, out, stderr)

@@ -57,7 +57,6 @@ func TestAWSChannelParameters(t *testing.T) {
 		return true
 	}
 
-	w.newSecond()
 	if _, stderr, code := w.kiln(t, "release", "ci-runner"); code != 0 {
 		t.Fatalf("release: exit %d\n%s", code, stderr)
 	}
@@ -76,7 +75,6 @@ func TestAWSChannelParameters(t *testing.T) {
 	git(t, w.dir, "add", "manifests")
 	git(t, w.dir, "commit", "-qm", "first release")
 	git(t, w.dir, "tag", "v1")
-	w.newSecond()
 	if _, stderr, code := w.kiln(t, "release", "ci-runner"); code != 0 {
 		t.Fatalf("second release: exit %d\n%s", code, stderr)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -148,6 +149,10 @@ func (w *awsWorld) staged(t *testing.T) []string {
 // kiln runs the CLI on the world's project.
 func (w *awsWorld) kiln(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
+	if len(args) > 0 && (args[0] == "release" || args[0] == "build") && !slices.Contains(args, "--resume") {
+		// A new run: a version and image names of its own.
+		w.newSecond()
+	}
 	return kiln(t, append(args, "-c", w.cfg)...)
 }
 

@@ -66,7 +66,6 @@ func TestAWSConsumerFormats(t *testing.T) {
 	stable := filepath.Join(w.dir, "modules/aws/ami_lookup/stable.json")
 	release := func() {
 		t.Helper()
-		w.newSecond()
 		if out, stderr, code := w.kiln(t, "release", "linux-ephemeral"); code != 0 {
 			t.Fatalf("release: exit %d\n%s%s", code, out, stderr)
 		}

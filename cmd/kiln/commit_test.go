@@ -32,7 +32,6 @@ func TestAWSManifestCommits(t *testing.T) {
 
 	release := func() (run, commit string) {
 		t.Helper()
-		w.newSecond() // a version of its own: image names tell time to the second
 		out, stderr, code := w.kiln(t, "release", "ci-runner", "--commit", "-o", "json")
 		if code != 0 {
 			t.Fatalf("release --commit: exit %d\n%s", code, stderr)
