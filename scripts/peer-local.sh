@@ -3,8 +3,9 @@
 # the example recipe of `kiln init` built, boot-tested and copied by hand,
 # the way one would without kiln (mmdebstrap + sfdisk + mkfs + mtools +
 # qemu-img + qemu). Same image: Debian bookworm minbase with the same
-# packages, the recipe's provisioning steps (scripts and files), a GPT disk with an
-# ESP holding systemd-boot and an ext4 root, a qcow2 export; the recipe's
+# packages and the same small initrd, the recipe's provisioning steps (scripts
+# and files), a GPT disk with an ESP holding systemd-boot and an ext4 root, a
+# qcow2 export; the recipe's
 # tests run in the booted guest, under OVMF with the same qemu machine as
 # kiln's boot test, and their result comes back on the serial console.
 # What it leaves out is what kiln adds: tags, records, a journal, checks,
@@ -38,7 +39,21 @@ case $cmd in
 bootstrap)
 	t=$(now)
 	rm -rf "$work/base"
+	# The same small initrd as kiln's images: the root disk's drivers only.
+	mkdir -p "$work/initramfs"
+	echo MODULES=list >"$work/initramfs/kiln.conf"
+	cat >"$work/initramfs/kiln-storage" <<'HOOK'
+#!/bin/sh
+case "$1" in prereqs) exit 0 ;; esac
+. /usr/share/initramfs-tools/hook-functions
+manual_add_modules virtio_pci virtio_blk virtio_scsi nvme xen-blkfront \
+	ahci ata_piix sd_mod vmw_pvscsi mptspi hv_storvsc hv_vmbus ext4
+HOOK
 	mmdebstrap --mode=root --variant=minbase --format=directory --include=$packages \
+		--essential-hook='mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/etc/initramfs-tools/hooks"' \
+		--essential-hook="upload $work/initramfs/kiln.conf /etc/initramfs-tools/conf.d/kiln.conf" \
+		--essential-hook="upload $work/initramfs/kiln-storage /etc/initramfs-tools/hooks/kiln-storage" \
+		--essential-hook='chmod 0755 "$1/etc/initramfs-tools/hooks/kiln-storage"' \
 		--customize-hook='echo localhost >"$1/etc/hostname"' \
 		--customize-hook='chroot "$1" apt-get clean' \
 		bookworm "$work/base" "$mirror" >"$work/bootstrap.log" 2>&1
@@ -127,7 +142,7 @@ test)
 	rm -f "$work/overlay.qcow2" "$work/console.log"
 	qemu-img create -q -f qcow2 -F raw -b "$work/disk.raw" "$work/overlay.qcow2"
 	cp /usr/share/OVMF/OVMF_VARS_4M.fd "$work/vars.fd"
-	qemu-system-x86_64 -nodefaults -display none -no-reboot -machine q35 -accel tcg -m 1024 -smp 1 \
+	qemu-system-x86_64 -nodefaults -display none -no-reboot -machine q35 -accel tcg -m 1024 -smp 2 \
 		-drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
 		-drive if=pflash,format=raw,unit=1,file="$work/vars.fd" \
 		-drive if=virtio,format=qcow2,file="$work/overlay.qcow2" \

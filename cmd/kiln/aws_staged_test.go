@@ -138,7 +138,7 @@ variables:
 		t.Fatalf("no build console kept")
 	}
 	for _, l := range logs {
-		if data, _ := os.ReadFile(l); !bytes.Contains(data, []byte("docker login -p ***")) {
+		if data, _ := os.ReadFile(l); !bytes.Contains(data, []byte("docker login -p [REDACTED]")) {
 			t.Errorf("%s does not show the masked line:\n%s", l, data)
 		}
 	}
@@ -152,14 +152,14 @@ variables:
 		return ""
 	})
 	failOut, failErr, code := w.kiln(t, "build", "ci-runner", "--var", "flavour=crisp")
-	if code != 2 || !strings.Contains(failErr, "registry refused token ***") {
+	if code != 2 || !strings.Contains(failErr, "registry refused token [REDACTED]") {
 		t.Fatalf("failing build: exit %d, stderr does not show the masked reason:\n%s", code, failErr)
 	}
 	failRuns, _, _ := w.kiln(t, "runs", "-o", "json")
 	failRun := strings.Fields(failErr[strings.Index(failErr, "run kiln-")+len("run "):])[0]
 	failRun = strings.TrimSuffix(failRun, ":")
 	steps, _, _ := w.kiln(t, "runs", "--run", failRun, "-o", "json")
-	if !strings.Contains(steps, "registry refused token ***") {
+	if !strings.Contains(steps, "registry refused token [REDACTED]") {
 		t.Errorf("the journal does not hold the masked reason:\n%s", steps)
 	}
 

@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp/device"
 
 	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/deploy/record"
 	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/report"
 )
@@ -214,14 +215,45 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	sched := visit(t, ctx, url+"/schedule", "07-schedule")
 
+	// Deployments: dev's record, as kiln deploy writes it, running the
+	// release; the page reads it when asked.
+	dev := record.New("dev", w.config(t).Project, "local-a", "000000000000")
+	dev.State, dev.DeployedBy, dev.Run = record.StateDeployed, "e2e", rel.run
+	dev.DeployedAt = time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	dev.Release = &record.Release{ID: "r-" + rel.run, UseCase: "sandbox", Arch: "x86_64", Version: "1",
+		ImageName: rel.images["local-a"].Name, Images: map[string]string{}, Channel: "latest", Manifest: "manifests/latest.json"}
+	for _, region := range localRegions {
+		dev.Release.Images[region] = rel.images[region].ID
+	}
+	dev.AddVerification(record.Verification{At: dev.DeployedAt.Add(time.Minute), Release: dev.Release.ID, Passed: true,
+		Checks: []record.CheckResult{{Name: "health", Passed: true, Measurements: 3}}})
+	if err := record.Save(w.dir, dev); err != nil {
+		t.Fatal(err)
+	}
+	deps := visit(t, ctx, url+"/deployments", "08-deployments")
+	row := browse(t, ctx, chromedp.Text(chromedp.CSS(`table.deployments tr[data-deployment="dev"]`)))
+	for _, want := range []string{"deployed", "r-" + rel.run, "passed", "local-a"} {
+		if !strings.Contains(row, want) {
+			t.Errorf("deployments page: dev's row %q lacks %q", row, want)
+		}
+	}
+	depPage := visit(t, ctx, url+"/deployments/dev", "09-deployment")
+	for _, want := range []string{rel.images["local-b"].ID, rel.images["local-c"].ID, "channel latest", "health: passed, 3 measurements", rel.run} {
+		if !strings.Contains(depPage.text, want) {
+			t.Errorf("dev's page lacks %q:\n%s", want, depPage.text)
+		}
+	}
+
 	// No form, no write endpoint.
-	for name, p := range map[string]page{"channels": home, "history": hist, "runs": runs, "run": run, "drift": drift, "assets": assets, "schedule": sched} {
+	for name, p := range map[string]page{"channels": home, "history": hist, "runs": runs, "run": run, "drift": drift, "assets": assets,
+		"schedule": sched, "deployments": deps, "deployment": depPage} {
 		if p.forms != 0 {
 			t.Errorf("the %s page has %d forms without --allow-actions", name, p.forms)
 		}
 	}
 	for _, path := range []string{"/", "/runs", "/runs/" + rel.run, "/drift", "/assets", "/schedule", "/login", "/actions/release",
-		"/actions/promote", "/actions/drift", "/api/v1/releases", "/api/v1/promotions", "/api/v1/drift", "/api/v1/runs", "/metrics"} {
+		"/actions/promote", "/actions/drift", "/api/v1/releases", "/api/v1/promotions", "/api/v1/drift", "/api/v1/runs", "/metrics",
+		"/deployments", "/deployments/dev", "/api/v1/deployments", "/api/v1/deployments/dev"} {
 		for _, method := range []string{"POST", "PUT", "PATCH", "DELETE"} {
 			req, _ := http.NewRequest(method, url+path, strings.NewReader("{}"))
 			req.Header.Set("Authorization", "Bearer anything-at-all-0123456789")
@@ -236,17 +268,20 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	}
 
-	// On a phone the channels page fits the screen's width.
-	if err := chromedp.Do(ctx, chromedp.Emulate(device.IPhone12), chromedp.Navigate(url+"/"), chromedp.WaitVisible(chromedp.CSS("main"))); err != nil {
-		t.Fatal(err)
+	// On a phone the channels and deployments pages fit the screen's width
+	// (wide tables scroll inside their box).
+	for _, pg := range []struct{ path, shot string }{{"/", "10-channels-phone"}, {"/deployments/dev", "11-deployment-phone"}} {
+		if err := chromedp.Do(ctx, chromedp.Emulate(device.IPhone12), chromedp.Navigate(url+pg.path), chromedp.WaitVisible(chromedp.CSS("main"))); err != nil {
+			t.Fatal(err)
+		}
+		overflow := browse(t, ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`))
+		screenshot(t, ctx, pg.shot)
+		if overflow {
+			t.Errorf("%s is wider than a phone's screen", pg.path)
+		}
 	}
-	overflow := browse(t, ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`))
-	screenshot(t, ctx, "08-channels-phone")
 	if err := chromedp.Do(ctx, chromedp.EmulateReset(), chromedp.EmulateViewport(1280, 900)); err != nil {
 		t.Fatal(err)
-	}
-	if overflow {
-		t.Error("the channels page is wider than a phone's screen")
 	}
 
 	srv.cmd.Process.Signal(syscall.SIGTERM)

@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-images/kiln/internal/assets"
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/console"
+	"github.com/kiln-images/kiln/internal/deploy/deployweb"
 	"github.com/kiln-images/kiln/internal/drift"
 	"github.com/kiln-images/kiln/internal/gates"
 	"github.com/kiln-images/kiln/internal/journal"
@@ -127,6 +128,15 @@ func mountConsole(ctx context.Context, g *globalOptions, p *project, srv *server
 		return nil, err
 	}
 	cs.console.Mount(srv)
+	deployments := &deployweb.Section{
+		Console: cs.console,
+		List:    p.deployer(g).List,
+		Load:    p.loadRecord,
+	}
+	if err := deployments.Mount(srv); err != nil {
+		cs.Close()
+		return nil, err
+	}
 	srv.Handle("GET /metrics", m.Handler())
 	srv.AddCheck("journal", func(ctx context.Context) error {
 		_, err := cs.journal.Stamp(ctx)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -182,6 +183,20 @@ func (c *Console) Render(w http.ResponseWriter, r *http.Request, title string, b
 	w.Header().Set("Content-Security-Policy", contentSecurityPolicy)
 	c.renderView(w, r, http.StatusOK, "section", v)
 }
+
+// Funcs returns the helpers the console's templates use, for a section
+// that renders its pages with templates of its own.
+func Funcs() template.FuncMap { return maps.Clone(funcs) }
+
+// NotFound writes the page of something that does not exist, for a
+// section's handlers.
+func (c *Console) NotFound(w http.ResponseWriter, r *http.Request, what string) {
+	c.notFound(w, r, what)
+}
+
+// Failed writes the page of an error reading kiln's state, for a
+// section's handlers.
+func (c *Console) Failed(w http.ResponseWriter, r *http.Request, err error) { c.failed(w, r, err) }
 
 // notFound is the page of something that does not exist.
 func (c *Console) notFound(w http.ResponseWriter, r *http.Request, what string) {

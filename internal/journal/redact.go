@@ -3,10 +3,12 @@ package journal
 import (
 	"regexp"
 	"strings"
+
+	"github.com/kiln-images/kiln/internal/redact"
 )
 
 // redacted replaces a secret in text that Redact returns.
-const redacted = "[REDACTED]"
+const redacted = redact.Mask
 
 var (
 	// keyValue matches a value given after a key whose name says it is

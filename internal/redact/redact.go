@@ -11,8 +11,10 @@ import (
 	"sync"
 )
 
-// Mask replaces a secret value.
-const Mask = "***"
+// Mask replaces a secret value: everywhere in kiln, so that one string
+// finds every place something was hidden (the journal's redaction of
+// secret-shaped text uses it too).
+const Mask = "[REDACTED]"
 
 // MinLine is the shortest line of a multi-line secret that is masked on
 // its own, for a secret that is printed line by line: shorter lines (a

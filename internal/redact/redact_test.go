@@ -18,13 +18,13 @@ func TestString(t *testing.T) {
 	}
 	s.Add("hunter2-hunter2", "", "line-one-xx\nshort\nline-three-yy", `quote"d-secret`)
 	tests := []struct{ in, want string }{
-		{"token=hunter2-hunter2.", "token=***."},
-		{"twice hunter2-hunter2 hunter2-hunter2", "twice *** ***"},
+		{"token=hunter2-hunter2.", "token=[REDACTED]."},
+		{"twice hunter2-hunter2 hunter2-hunter2", "twice [REDACTED] [REDACTED]"},
 		{"part hunter2-hunte", "part hunter2-hunte"},
-		{"whole: line-one-xx\nshort\nline-three-yy", "whole: ***"},
-		{"by line: line-three-yy", "by line: ***"},
+		{"whole: line-one-xx\nshort\nline-three-yy", "whole: [REDACTED]"},
+		{"by line: line-three-yy", "by line: [REDACTED]"},
 		{"short stays", "short stays"},
-		{`{"v":"quote\"d-secret"}`, `{"v":"***"}`},
+		{`{"v":"quote\"d-secret"}`, `{"v":"[REDACTED]"}`},
 	}
 	for _, tt := range tests {
 		if got := s.String(tt.in); got != tt.want {
@@ -32,7 +32,7 @@ func TestString(t *testing.T) {
 		}
 	}
 	err := s.Error(fmt.Errorf("step failed: %w", errors.New("echo hunter2-hunter2")))
-	if err.Error() != "step failed: echo ***" || errors.Unwrap(err) != nil {
+	if err.Error() != "step failed: echo [REDACTED]" || errors.Unwrap(err) != nil {
 		t.Errorf("Error: %q (unwraps to %v)", err, errors.Unwrap(err))
 	}
 	plain := errors.New("fine")
@@ -46,7 +46,7 @@ func TestWriterSplits(t *testing.T) {
 	var s Secrets
 	s.Add("s3cr3t-value!", "another-one-1")
 	text := "a s3cr3t-value! b s3cr3t-valu c another-one-1s3cr3t-value! end s3cr"
-	want := "a *** b s3cr3t-valu c ****** end s3cr"
+	want := "a [REDACTED] b s3cr3t-valu c [REDACTED][REDACTED] end s3cr"
 	for _, chunk := range []int{1, 2, 3, 5, 7, 13, len(text)} {
 		var out bytes.Buffer
 		w := NewWriter(&out, &s)
@@ -80,7 +80,7 @@ func TestWriterConcurrentAndLate(t *testing.T) {
 	if n := strings.Count(out.String(), "late-secret-1"); n != 1 {
 		t.Errorf("secret appears %d times, want only the line written before it was known:\n%s", n, out.String())
 	}
-	if n := strings.Count(out.String(), "***"); n != 20 {
+	if n := strings.Count(out.String(), "[REDACTED]"); n != 20 {
 		t.Errorf("%d masks, want 20", n)
 	}
 	if w.Unwrap() != &out {
@@ -98,7 +98,7 @@ func TestFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, _ := os.ReadFile(p)
-	if string(data) != "boot\nprinting ***\n" {
+	if string(data) != "boot\nprinting [REDACTED]\n" {
 		t.Errorf("file: %q", data)
 	}
 	entries, _ := os.ReadDir(dir)

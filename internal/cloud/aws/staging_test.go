@@ -125,7 +125,7 @@ func TestBuildStaged(t *testing.T) {
 	}
 	assertBuilt(t, r, in, img)
 	log, err := os.ReadFile(filepath.Join(in.StateDir, "logs", "aws-build-"+in.Token+".log"))
-	if err != nil || bytes.Contains(log, []byte(secret)) || !bytes.Contains(log, []byte("logging in with ***")) {
+	if err != nil || bytes.Contains(log, []byte(secret)) || !bytes.Contains(log, []byte("logging in with [REDACTED]")) {
 		t.Errorf("kept build console (%v) is not masked:\n%s", err, log)
 	}
 }

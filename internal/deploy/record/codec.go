@@ -29,9 +29,11 @@ func Path(projectDir, name string) string {
 }
 
 // Encode returns r in canonical form: keys sorted at every level,
-// two-space indent, no HTML escaping, a trailing newline. Equal records
-// encode to the same bytes.
+// two-space indent, no HTML escaping, a trailing newline, empty lists and
+// maps as [] and {} (never null, as Load reads them). Equal records encode
+// to the same bytes.
 func (r *Record) Encode() ([]byte, error) {
+	r.fillEmpty()
 	raw, err := json.Marshal(r)
 	if err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/redact"
 )
 
 // basePath is where the base for key lives in the cache: a directory as
@@ -78,7 +79,8 @@ func (b *builder) base(ctx context.Context) (string, bool, error) {
 }
 
 // bootstrapArgs are mmdebstrap's arguments for a base in format, up to
-// the suite: minbase with what booting needs and the guest agent.
+// the suite: minbase with what booting needs, a small initrd and the guest
+// agent.
 func (b *builder) bootstrapArgs(format string) ([]string, error) {
 	s := b.s
 	agentDir := filepath.Join(s.WorkDir, "agent")
@@ -93,9 +95,23 @@ func (b *builder) bootstrapArgs(format string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	conf, err := writeFile(agentDir, "initramfs.conf")
+	if err != nil {
+		return nil, err
+	}
+	hook, err := writeFile(agentDir, "initramfs-hook")
+	if err != nil {
+		return nil, err
+	}
 	return append(b.mmdebstrapArgs(format),
 		"--variant=minbase",
 		"--include="+strings.Join(s.packages(), ","),
+		// Essential hooks run before the included packages are installed:
+		// the kernel's installation makes the initrd once, already small.
+		`--essential-hook=chroot "$1" mkdir -p `+filepath.Dir(initramfsConf)+" "+filepath.Dir(initramfsHook),
+		"--essential-hook=upload "+quote(conf)+" "+initramfsConf,
+		"--essential-hook=upload "+quote(hook)+" "+initramfsHook,
+		`--essential-hook=chroot "$1" sh -ec 'chmod 0644 `+initramfsConf+`; chmod 0755 `+initramfsHook+`'`,
 		`--customize-hook=chroot "$1" mkdir -p `+filepath.Dir(agentScript)+" "+filepath.Dir(agentWants),
 		"--customize-hook=upload "+quote(script)+" "+agentScript,
 		"--customize-hook=upload "+quote(unit)+" "+agentUnit,
@@ -224,7 +240,9 @@ func (b *builder) mmdebstrap(ctx context.Context, logPath string, args []string,
 	last := &ring{n: outputTail}
 	// Extra vars and secret variables are secrets: a step that prints
 	// one must not put it in the log, the progress output or an error.
-	w := &lineWriter{log: logf, redact: config.Redactor(b.secrets()), fn: func(line string) {
+	secrets := &redact.Secrets{}
+	secrets.Add(b.secrets()...)
+	w := &lineWriter{log: logf, secrets: secrets, fn: func(line string) {
 		last.add(line)
 		if onLine != nil {
 			onLine(line)

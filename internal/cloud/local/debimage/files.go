@@ -9,9 +9,10 @@ import (
 )
 
 // files holds what the builder puts into images: the guest agent (see the
-// package documentation) and the helper that runs file steps in the chroot.
+// package documentation), the initrd's configuration and the helper that
+// runs file steps in the chroot.
 //
-//go:embed files/kiln-agent files/kiln-agent.service files/file-step
+//go:embed files/kiln-agent files/kiln-agent.service files/file-step files/initramfs.conf files/initramfs-hook
 var files embed.FS
 
 // Where the agent goes in the image.
@@ -21,11 +22,22 @@ const (
 	agentWants  = "/etc/systemd/system/multi-user.target.wants/kiln-agent.service"
 )
 
-// agentDigest is a digest of the agent's files; it is part of CacheKey, so
-// a changed agent makes new base tarballs.
-func agentDigest() []byte {
+// Where the initrd's configuration goes: in place before the kernel is
+// installed, so the initrd the kernel's installation makes is already the
+// small one.
+const (
+	initramfsConf = "/etc/initramfs-tools/conf.d/kiln.conf"
+	initramfsHook = "/etc/initramfs-tools/hooks/kiln-storage"
+)
+
+// baseFiles are the embedded files the base gets.
+var baseFiles = []string{"files/kiln-agent", "files/kiln-agent.service", "files/initramfs.conf", "files/initramfs-hook"}
+
+// baseDigest is a digest of the files the base gets; it is part of
+// CacheKey, so a changed agent or initrd configuration makes new bases.
+func baseDigest() []byte {
 	h := sha256.New()
-	for _, name := range []string{"files/kiln-agent", "files/kiln-agent.service"} {
+	for _, name := range baseFiles {
 		b, err := files.ReadFile(name)
 		if err != nil {
 			panic(err) // embedded at build time: cannot be missing

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"sync"
+
+	"github.com/kiln-images/kiln/internal/redact"
 )
 
 // maxLine caps one line of tool output; the rest of a longer line is
@@ -19,17 +21,17 @@ type lineWriter struct {
 	log io.Writer // may be nil
 	fn  func(line string)
 	buf []byte
-	// redact, when set, blanks secrets out of every line; the log then
-	// gets whole lines, redacted, instead of the bytes as they come.
-	redact *strings.Replacer
-	raw    []byte // the current line's bytes for the log, uncut
+	// secrets, when it holds any, are masked in every line; the log then
+	// gets whole lines, masked, instead of the bytes as they come.
+	secrets *redact.Secrets
+	raw     []byte // the current line's bytes for the log, uncut
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	n := len(p)
-	if w.log != nil && w.redact == nil {
+	if w.log != nil && w.secrets.Empty() {
 		// The log is for people; a failed write to it must not fail
 		// the build.
 		w.log.Write(p)
@@ -48,7 +50,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 }
 
 func (w *lineWriter) add(p []byte) {
-	if w.redact != nil && w.log != nil {
+	if !w.secrets.Empty() && w.log != nil {
 		w.raw = append(w.raw, p...)
 	}
 	if room := maxLine - len(w.buf); room < len(p) {
@@ -63,10 +65,10 @@ func (w *lineWriter) flush() {
 		line = line[i+1:]
 	}
 	w.buf = w.buf[:0]
-	if w.redact != nil {
-		line = w.redact.Replace(line)
+	if !w.secrets.Empty() {
+		line = w.secrets.String(line)
 		if w.log != nil {
-			io.WriteString(w.log, w.redact.Replace(string(w.raw))+"\n")
+			io.WriteString(w.log, w.secrets.String(string(w.raw))+"\n")
 			w.raw = w.raw[:0]
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/config"
+	"github.com/kiln-images/kiln/internal/redact"
 )
 
 const secret = "s3cret-db-pw"
@@ -85,7 +86,7 @@ func TestAnsibleVarsNeverOnACommandLine(t *testing.T) {
 func TestLineWriterRedacts(t *testing.T) {
 	var log bytes.Buffer
 	var lines []string
-	w := &lineWriter{log: &log, redact: config.Redactor([]string{secret}), fn: func(l string) { lines = append(lines, l) }}
+	w := &lineWriter{log: &log, secrets: secretsOf(secret), fn: func(l string) { lines = append(lines, l) }}
 	for _, chunk := range []string{"TASK [debug]\nok: db password is s3cr", "et-db-pw\r\n", "last ", secret} {
 		w.Write([]byte(chunk))
 	}
@@ -94,7 +95,7 @@ func TestLineWriterRedacts(t *testing.T) {
 	if strings.Contains(all, secret) || strings.Contains(all, "s3cr") {
 		t.Fatalf("secret in the output:\nlog %q\nlines %q", log.String(), lines)
 	}
-	if len(lines) != 3 || lines[1] != "ok: db password is "+config.Redacted || !strings.Contains(log.String(), "TASK [debug]\n") {
+	if len(lines) != 3 || lines[1] != "ok: db password is "+redact.Mask || !strings.Contains(log.String(), "TASK [debug]\n") {
 		t.Errorf("log %q, lines %q", log.String(), lines)
 	}
 }
@@ -110,8 +111,14 @@ func TestBuildSecrets(t *testing.T) {
 	if got != "registry-token-value,db-password" {
 		t.Errorf("secrets %q", got)
 	}
-	line := config.Redactor(b.secrets()).Replace("login registry-token-value community db-password")
-	if line != "login "+config.Redacted+" community "+config.Redacted {
+	line := secretsOf(b.secrets()...).String("login registry-token-value community db-password")
+	if line != "login "+redact.Mask+" community "+redact.Mask {
 		t.Errorf("masked line %q", line)
 	}
+}
+
+func secretsOf(values ...string) *redact.Secrets {
+	s := &redact.Secrets{}
+	s.Add(values...)
+	return s
 }

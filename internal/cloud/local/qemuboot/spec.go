@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"time"
 
 	"github.com/kiln-images/kiln/internal/cloud"
@@ -16,12 +17,21 @@ import (
 const (
 	DefaultTimeout = 10 * time.Minute
 	DefaultMemory  = 1024 // MiB
-	DefaultCPUs    = 1
-	DefaultAccel   = "auto"
+	// DefaultCPUs, or the host's CPUs if fewer. Two, because under
+	// software emulation each virtual CPU is a host thread (qemu's
+	// multi-threaded TCG) and systemd starts units in parallel: the example
+	// image's boot test takes about 29 s with two and 35 s with one on a
+	// 2-core host (docs/bench/local-phases.md).
+	DefaultCPUs  = 2
+	DefaultAccel = "auto"
 	// Debian's ovmf package.
 	DefaultOVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 	DefaultOVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 )
+
+// defaultCPUs is the number of virtual CPUs a boot test gets on a host
+// with host CPUs.
+func defaultCPUs(host int) int { return max(1, min(DefaultCPUs, host)) }
 
 // Spec describes one boot test.
 type Spec struct {
@@ -45,7 +55,8 @@ type Spec struct {
 	Accel string
 	// Memory is the guest's memory in MiB; default DefaultMemory.
 	Memory int
-	// CPUs is the guest's number of virtual CPUs; default DefaultCPUs.
+	// CPUs is the guest's number of virtual CPUs; default DefaultCPUs or
+	// the host's number of CPUs, whichever is smaller.
 	// Under software emulation each is a host thread (qemu's multi-threaded
 	// TCG), so more than the host's free cores only slows the boot.
 	CPUs int
@@ -130,7 +141,7 @@ func (s Spec) normalize() (Spec, error) {
 		bad("memory %d MiB: want 256 to 1048576", s.Memory)
 	}
 	if s.CPUs == 0 {
-		s.CPUs = DefaultCPUs
+		s.CPUs = defaultCPUs(runtime.NumCPU())
 	} else if s.CPUs < 1 || s.CPUs > 64 {
 		bad("cpus %d: want 1 to 64", s.CPUs)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func TestSpecErrors(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if n.Accel != "auto" || n.Memory != 1024 || n.CPUs != DefaultCPUs || n.Timeout != DefaultTimeout || n.TestTimeout != DefaultTimeout {
+				if n.Accel != "auto" || n.Memory != 1024 || n.CPUs != defaultCPUs(runtime.NumCPU()) || n.Timeout != DefaultTimeout || n.TestTimeout != DefaultTimeout {
 					t.Errorf("defaults not applied: %+v", n)
 				}
 				return
@@ -65,5 +66,13 @@ func TestSpecErrors(t *testing.T) {
 				t.Errorf("error %v does not match cloud.ErrInvalid", err)
 			}
 		})
+	}
+}
+
+func TestDefaultCPUs(t *testing.T) {
+	for _, tt := range []struct{ host, want int }{{0, 1}, {1, 1}, {2, 2}, {64, DefaultCPUs}} {
+		if got := defaultCPUs(tt.host); got != tt.want {
+			t.Errorf("defaultCPUs(%d) = %d, want %d", tt.host, got, tt.want)
+		}
 	}
 }
