@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -87,21 +88,16 @@ func (b *builder) bootstrapArgs(format string) ([]string, error) {
 	if err := os.MkdirAll(agentDir, 0o755); err != nil {
 		return nil, err
 	}
-	script, err := writeFile(agentDir, "kiln-agent")
-	if err != nil {
-		return nil, err
-	}
-	unit, err := writeFile(agentDir, "kiln-agent.service")
-	if err != nil {
-		return nil, err
-	}
-	conf, err := writeFile(agentDir, "initramfs.conf")
-	if err != nil {
-		return nil, err
-	}
-	hook, err := writeFile(agentDir, "initramfs-hook")
-	if err != nil {
-		return nil, err
+	// The base's files, written out for mmdebstrap to upload: name ->
+	// path on this machine.
+	src := map[string]string{}
+	for _, f := range baseFiles {
+		name := path.Base(f)
+		p, err := writeFile(agentDir, name)
+		if err != nil {
+			return nil, err
+		}
+		src[name] = quote(p)
 	}
 	return append(b.mmdebstrapArgs(format),
 		"--variant=minbase",
@@ -109,12 +105,12 @@ func (b *builder) bootstrapArgs(format string) ([]string, error) {
 		// Essential hooks run before the included packages are installed:
 		// the kernel's installation makes the initrd once, already small.
 		`--essential-hook=chroot "$1" mkdir -p `+filepath.Dir(initramfsConf)+" "+filepath.Dir(initramfsHook),
-		"--essential-hook=upload "+quote(conf)+" "+initramfsConf,
-		"--essential-hook=upload "+quote(hook)+" "+initramfsHook,
+		"--essential-hook=upload "+src["initramfs.conf"]+" "+initramfsConf,
+		"--essential-hook=upload "+src["initramfs-hook"]+" "+initramfsHook,
 		`--essential-hook=chroot "$1" sh -ec 'chmod 0644 `+initramfsConf+`; chmod 0755 `+initramfsHook+`'`,
 		`--customize-hook=chroot "$1" mkdir -p `+filepath.Dir(agentScript)+" "+filepath.Dir(agentWants),
-		"--customize-hook=upload "+quote(script)+" "+agentScript,
-		"--customize-hook=upload "+quote(unit)+" "+agentUnit,
+		"--customize-hook=upload "+src["kiln-agent"]+" "+agentScript,
+		"--customize-hook=upload "+src["kiln-agent.service"]+" "+agentUnit,
 		`--customize-hook=chroot "$1" sh -ec 'chmod 0755 `+agentScript+`; chmod 0644 `+agentUnit+`; ln -sf `+agentUnit+" "+agentWants+`'`,
 		// Not the build host's name (nor its file mode).
 		`--customize-hook=chroot "$1" sh -c 'rm -f /etc/hostname && echo localhost >/etc/hostname'`,
