@@ -177,6 +177,8 @@ func (d *documenter) record(ctx context.Context, g *globalOptions, c gitdoc.Chan
 		fmt.Fprintf(g.streams.err, "%s already has this change of %s; no merge request needed\n", d.branch, c.Channel)
 	case res.Created:
 		fmt.Fprintf(g.streams.err, "opened merge request %s (%s into %s)\n", res.URL, source, d.branch)
+	case res.Updated:
+		fmt.Fprintf(g.streams.err, "merge request %s is open (%s into %s); its description now shows the change against %s as it is\n", res.URL, source, d.branch, d.branch)
 	default:
 		fmt.Fprintf(g.streams.err, "merge request %s is open (%s into %s)\n", res.URL, source, d.branch)
 	}

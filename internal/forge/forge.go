@@ -24,6 +24,9 @@ type Request struct {
 	SourceBranch string `json:"source_branch"`
 	TargetBranch string `json:"target_branch"`
 	Title        string `json:"title"`
+	// Description is its Markdown text (GitLab's description, GitHub's
+	// body).
+	Description string `json:"-"`
 }
 
 // NewRequest is what a request is opened with.
@@ -43,18 +46,47 @@ type Forge interface {
 	// Open opens a request. When one from the same source branch is open
 	// already it returns an error matching ErrExists.
 	Open(ctx context.Context, nr NewRequest) (*Request, error)
+	// Update sets the title and description of request number.
+	Update(ctx context.Context, number int, title, description string) (*Request, error)
 }
 
 // ErrExists is matched by Open's error when the forge refused a request
 // because one from the same branch is open already.
 var ErrExists = errors.New("a request from this branch is already open")
 
+// Outcome says what Ensure did.
+type Outcome int
+
+const (
+	Found   Outcome = iota // the open request says what nr says
+	Created                // opened by this call
+	Updated                // found with another title or description, which this call set to nr's
+)
+
 // Ensure returns the open request from nr's source branch into its target,
-// opening it when there is none. created says whether this call opened it.
-// The lookup comes first, and a refusal because one exists (another kiln
-// opened it meanwhile, or an earlier attempt's answer was lost) is
-// answered with the lookup again, so reruns never open a second request.
-func Ensure(ctx context.Context, f Forge, nr NewRequest) (req *Request, created bool, err error) {
+// opening it when there is none, and setting its title and description to
+// nr's when they differ (the branch was made again on a newer target, so
+// the diff the description shows changed). The lookup comes first, and a
+// refusal because one exists (another kiln opened it meanwhile, or an
+// earlier attempt's answer was lost) is answered with the lookup again, so
+// reruns never open a second request.
+func Ensure(ctx context.Context, f Forge, nr NewRequest) (*Request, Outcome, error) {
+	req, created, err := ensureOpen(ctx, f, nr)
+	switch {
+	case err != nil:
+		return nil, Found, err
+	case created:
+		return req, Created, nil
+	case req.Title == nr.Title && req.Description == nr.Description:
+		return req, Found, nil
+	}
+	if req, err = f.Update(ctx, req.Number, nr.Title, nr.Description); err != nil {
+		return nil, Found, err
+	}
+	return req, Updated, nil
+}
+
+func ensureOpen(ctx context.Context, f Forge, nr NewRequest) (req *Request, created bool, err error) {
 	if req, err = f.FindOpen(ctx, nr.SourceBranch, nr.TargetBranch); err != nil || req != nil {
 		return req, false, err
 	}

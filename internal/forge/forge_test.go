@@ -60,16 +60,16 @@ func TestEnsureOpensOnceThenFinds(t *testing.T) {
 		t.Run(fc.name, func(t *testing.T) {
 			srv := fc.serve(t)
 			f := client(t, fc, srv, token)
-			req, created, err := forge.Ensure(t.Context(), f, nr)
-			if err != nil || !created {
-				t.Fatalf("first Ensure: %+v created=%v err=%v", req, created, err)
+			req, outcome, err := forge.Ensure(t.Context(), f, nr)
+			if err != nil || outcome != forge.Created {
+				t.Fatalf("first Ensure: %+v outcome=%v err=%v", req, outcome, err)
 			}
 			if req.Number != 1 || req.State != fc.open || req.SourceBranch != nr.SourceBranch || req.TargetBranch != "main" || !strings.HasSuffix(req.URL, "/1") {
 				t.Errorf("opened %+v", req)
 			}
-			again, created, err := forge.Ensure(t.Context(), f, nr)
-			if err != nil || created || again.Number != 1 || again.URL != req.URL {
-				t.Fatalf("second Ensure: %+v created=%v err=%v", again, created, err)
+			again, outcome, err := forge.Ensure(t.Context(), f, nr)
+			if err != nil || outcome != forge.Found || again.Number != 1 || again.URL != req.URL {
+				t.Fatalf("second Ensure: %+v outcome=%v err=%v", again, outcome, err)
 			}
 			reqs := srv.Requests()
 			if len(reqs) != 1 {
@@ -85,8 +85,35 @@ func TestEnsureOpensOnceThenFinds(t *testing.T) {
 			// Another branch gets its own.
 			other := nr
 			other.SourceBranch = "kiln/latest/kiln-20261122T093012Z-000001"
-			if r, created, err := forge.Ensure(t.Context(), f, other); err != nil || !created || r.Number != 2 {
-				t.Errorf("another branch: %+v %v %v", r, created, err)
+			if r, outcome, err := forge.Ensure(t.Context(), f, other); err != nil || outcome != forge.Created || r.Number != 2 {
+				t.Errorf("another branch: %+v %v %v", r, outcome, err)
+			}
+		})
+	}
+}
+
+// A rerun whose change is now against a newer target finds the request
+// open with the old description and sets it to the new one; the request
+// stays the one that was opened.
+func TestEnsureUpdatesDescription(t *testing.T) {
+	for _, fc := range forges {
+		t.Run(fc.name, func(t *testing.T) {
+			srv := fc.serve(t)
+			f := client(t, fc, srv, token)
+			if _, _, err := forge.Ensure(t.Context(), f, nr); err != nil {
+				t.Fatal(err)
+			}
+			newer := nr
+			newer.Description = "the diff against main as it is now\n"
+			req, outcome, err := forge.Ensure(t.Context(), f, newer)
+			if err != nil || outcome != forge.Updated || req.Number != 1 || req.Description != newer.Description {
+				t.Fatalf("Ensure with a new description: %+v outcome=%v err=%v", req, outcome, err)
+			}
+			if reqs := srv.Requests(); len(reqs) != 1 || reqs[0].Description != newer.Description || reqs[0].Title != nr.Title {
+				t.Errorf("the forge holds %+v", reqs)
+			}
+			if _, outcome, err := forge.Ensure(t.Context(), f, newer); err != nil || outcome != forge.Found {
+				t.Errorf("Ensure again: outcome=%v err=%v, want found", outcome, err)
 			}
 		})
 	}
@@ -110,9 +137,9 @@ func TestEnsureLostAnswer(t *testing.T) {
 			if _, err := f.Open(t.Context(), nr); !errors.Is(err, forge.ErrExists) {
 				t.Fatalf("Open with a lost answer: %v; want the retry refused as exists", err)
 			}
-			req, created, err := forge.Ensure(t.Context(), f, nr)
-			if err != nil || created || req.Number != 1 {
-				t.Fatalf("Ensure after a lost answer: %+v %v %v", req, created, err)
+			req, outcome, err := forge.Ensure(t.Context(), f, nr)
+			if err != nil || outcome != forge.Found || req.Number != 1 {
+				t.Fatalf("Ensure after a lost answer: %+v %v %v", req, outcome, err)
 			}
 			if n := len(srv.Requests()); n != 1 {
 				t.Errorf("%d requests, want 1", n)
@@ -129,9 +156,9 @@ func TestRetries(t *testing.T) {
 			srv := fc.serve(t)
 			f := client(t, fc, srv, token)
 			srv.Fail(http.StatusBadGateway, http.StatusTooManyRequests, http.StatusInternalServerError)
-			req, created, err := forge.Ensure(t.Context(), f, nr)
-			if err != nil || !created || req.Number != 1 {
-				t.Fatalf("Ensure through three faults: %+v %v %v", req, created, err)
+			req, outcome, err := forge.Ensure(t.Context(), f, nr)
+			if err != nil || outcome != forge.Created || req.Number != 1 {
+				t.Fatalf("Ensure through three faults: %+v %v %v", req, outcome, err)
 			}
 			var statuses []int
 			for _, c := range srv.Calls() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -23,6 +24,7 @@ type pullRequest struct {
 	HTMLURL string `json:"html_url"`
 	State   string `json:"state"`
 	Title   string `json:"title"`
+	Body    string `json:"body"`
 	Head    struct {
 		Ref string `json:"ref"`
 	} `json:"head"`
@@ -32,7 +34,8 @@ type pullRequest struct {
 }
 
 func (p pullRequest) request() *Request {
-	return &Request{Number: p.Number, URL: p.HTMLURL, State: p.State, SourceBranch: p.Head.Ref, TargetBranch: p.Base.Ref, Title: p.Title}
+	return &Request{Number: p.Number, URL: p.HTMLURL, State: p.State, SourceBranch: p.Head.Ref, TargetBranch: p.Base.Ref,
+		Title: p.Title, Description: p.Body}
 }
 
 func (g *github) path(rest string) string {
@@ -68,6 +71,15 @@ func (g *github) Open(ctx context.Context, nr NewRequest) (*Request, error) {
 		return nil, fmt.Errorf("%w: %w", ErrExists, err)
 	}
 	if err != nil {
+		return nil, err
+	}
+	return p.request(), nil
+}
+
+func (g *github) Update(ctx context.Context, number int, title, description string) (*Request, error) {
+	var p pullRequest
+	body := map[string]any{"title": title, "body": description}
+	if err := g.c.do(ctx, http.MethodPatch, g.path("/pulls/"+strconv.Itoa(number)), nil, body, &p); err != nil {
 		return nil, err
 	}
 	return p.request(), nil

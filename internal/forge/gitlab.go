@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -25,10 +26,12 @@ type mergeRequest struct {
 	SourceBranch string `json:"source_branch"`
 	TargetBranch string `json:"target_branch"`
 	Title        string `json:"title"`
+	Description  string `json:"description"`
 }
 
 func (m mergeRequest) request() *Request {
-	return &Request{Number: m.IID, URL: m.WebURL, State: m.State, SourceBranch: m.SourceBranch, TargetBranch: m.TargetBranch, Title: m.Title}
+	return &Request{Number: m.IID, URL: m.WebURL, State: m.State, SourceBranch: m.SourceBranch, TargetBranch: m.TargetBranch,
+		Title: m.Title, Description: m.Description}
 }
 
 // path is an API path of the project: GitLab takes the project's path as
@@ -69,6 +72,15 @@ func (g *gitlab) Open(ctx context.Context, nr NewRequest) (*Request, error) {
 		return nil, fmt.Errorf("%w: %w", ErrExists, err)
 	}
 	if err != nil {
+		return nil, err
+	}
+	return m.request(), nil
+}
+
+func (g *gitlab) Update(ctx context.Context, number int, title, description string) (*Request, error) {
+	var m mergeRequest
+	body := map[string]any{"title": title, "description": description}
+	if err := g.c.do(ctx, http.MethodPut, g.path("/merge_requests/"+strconv.Itoa(number)), nil, body, &m); err != nil {
 		return nil, err
 	}
 	return m.request(), nil

@@ -78,8 +78,10 @@ type Result struct {
 	URL    string `json:"url,omitempty"`
 	Number int    `json:"number,omitempty"`
 	State  string `json:"state,omitempty"`
-	// Created says whether this call opened it.
+	// Created says whether this call opened it; Updated whether it set
+	// the title and description of one found open with others.
 	Created bool `json:"created,omitempty"`
+	Updated bool `json:"updated,omitempty"`
 	// Request is the request itself.
 	Request *forge.Request `json:"-"`
 	// Changes are the change as the branch sees it, in the file's terms.
@@ -275,10 +277,12 @@ func Propose(ctx context.Context, c Change, o Options, f forge.Forge, source, ta
 			res.Pushed = true
 		}
 		res.Commit = commit
-		res.Request, res.Created, err = forge.Ensure(ctx, f, forge.NewRequest{
+		var outcome forge.Outcome
+		res.Request, outcome, err = forge.Ensure(ctx, f, forge.NewRequest{
 			SourceBranch: source, TargetBranch: target,
 			Title: c.Subject, Description: c.description(p, source, target),
 		})
+		res.Created, res.Updated = outcome == forge.Created, outcome == forge.Updated
 		res.setRequest()
 		return res, err
 	}
@@ -317,7 +321,7 @@ func (c Change) description(p prepared, source, target string) string {
 	fmt.Fprintf(&b, "Manifest `%s` of channel **%s**, against `%s` at %s:\n\n```diff\n", p.path, c.Channel, target, short(p.tip))
 	manifest.FormatDiff(&b, p.changes)
 	b.WriteString("```\n\n")
-	fmt.Fprintf(&b, "_Opened by kiln. Running the same kiln command again updates branch `%s` and finds this request instead of opening another._\n", source)
+	fmt.Fprintf(&b, "_Opened by kiln. Running the same kiln command again updates branch `%s` and this description, and finds this request instead of opening another._\n", source)
 	return b.String()
 }
 

@@ -281,7 +281,7 @@ func TestPropose(t *testing.T) {
 
 	// A rerun: same branch, same request, nothing pushed.
 	again, err := Propose(ctx, c, a.opts(), f, src, "main")
-	if err != nil || again.Pushed || again.Created || again.Request.Number != 1 || again.Commit != res.Commit {
+	if err != nil || again.Pushed || again.Created || again.Updated || again.Request.Number != 1 || again.Commit != res.Commit {
 		t.Fatalf("rerun: %+v %v", again, err)
 	}
 
@@ -300,6 +300,11 @@ func TestPropose(t *testing.T) {
 	}
 	if n := len(gl.Requests()); n != 1 {
 		t.Fatalf("%d requests, want 1", n)
+	}
+	// Its description now shows the change against main's new tip.
+	tip := git(t, w.origin, "rev-parse", "main")
+	if d := gl.Requests()[0].Description; !moved.Updated || !strings.Contains(d, "at "+tip[:12]) || strings.Contains(d, "at "+git(t, w.origin, "rev-parse", "main^")[:12]) {
+		t.Errorf("after main moved: updated %v, description:\n%s\nwant it against main at %s", moved.Updated, d, tip[:12])
 	}
 
 	// Merged by a person: main has the change, nothing left to propose.

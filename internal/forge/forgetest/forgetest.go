@@ -72,6 +72,16 @@ func (s *server) Requests() []Request {
 	return out
 }
 
+// find returns the request with number n (as the URL gives it), or nil.
+func (s *server) find(n string) *Request {
+	for _, r := range s.reqs {
+		if fmt.Sprint(r.Number) == n {
+			return r
+		}
+	}
+	return nil
+}
+
 // Calls returns what the fake was asked, in order.
 func (s *server) Calls() []Call {
 	s.mu.Lock()

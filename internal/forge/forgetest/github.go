@@ -39,7 +39,12 @@ func (g *GitHub) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	path, _, _ := strings.Cut(r.RequestURI, "?")
-	if path != "/repos/"+url.PathEscape(g.owner)+"/"+url.PathEscape(g.repo)+"/pulls" {
+	pulls := "/repos/" + url.PathEscape(g.owner) + "/" + url.PathEscape(g.repo) + "/pulls"
+	if n, ok := strings.CutPrefix(path, pulls+"/"); ok && r.Method == http.MethodPatch {
+		g.update(w, r, n)
+		return
+	}
+	if path != pulls {
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found", "status": "404"})
 		return
 	}
@@ -115,4 +120,29 @@ func (g *GitHub) create(w http.ResponseWriter, r *http.Request) {
 	p := &Request{Number: len(g.reqs) + 1, Source: head, Target: base, Title: str(body, "title"), Description: str(body, "body"), State: "open"}
 	g.reqs = append(g.reqs, p)
 	writeJSON(w, http.StatusCreated, g.pr(p))
+}
+
+// update is PATCH .../pulls/:number: title and body, both optional.
+func (g *GitHub) update(w http.ResponseWriter, r *http.Request, number string) {
+	p := g.find(number)
+	if p == nil {
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found", "status": "404"})
+		return
+	}
+	body, err := decodeBody(r)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "Problems parsing JSON"})
+		return
+	}
+	if _, ok := body["title"]; ok {
+		if str(body, "title") == "" {
+			validation(w, map[string]any{"resource": "PullRequest", "field": "title", "code": "missing_field"})
+			return
+		}
+		p.Title = str(body, "title")
+	}
+	if _, ok := body["body"]; ok {
+		p.Description = str(body, "body")
+	}
+	writeJSON(w, http.StatusOK, g.pr(p))
 }

@@ -38,6 +38,10 @@ func (g *GitLab) serve(w http.ResponseWriter, r *http.Request) {
 	// Unencoded slashes route nowhere.
 	want := "/api/v4/projects/" + url.PathEscape(g.project) + "/merge_requests"
 	path, _, _ := strings.Cut(r.RequestURI, "?")
+	if iid, ok := strings.CutPrefix(path, want+"/"); ok && r.Method == http.MethodPut {
+		g.update(w, r, iid)
+		return
+	}
 	if path != want {
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "404 Project Not Found"})
 		return
@@ -114,4 +118,30 @@ func (g *GitLab) create(w http.ResponseWriter, r *http.Request) {
 	m := &Request{Number: len(g.reqs) + 1, Source: src, Target: dst, Title: str(body, "title"), Description: str(body, "description"), State: "opened", RemoveSourceBranch: rm}
 	g.reqs = append(g.reqs, m)
 	writeJSON(w, http.StatusCreated, g.mr(m))
+}
+
+// update is PUT .../merge_requests/:iid: title and description, both
+// optional; GitLab refuses an empty title.
+func (g *GitLab) update(w http.ResponseWriter, r *http.Request, iid string) {
+	m := g.find(iid)
+	if m == nil {
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": "404 Not found"})
+		return
+	}
+	body, err := decodeBody(r)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
+		return
+	}
+	if t, ok := body["title"]; ok {
+		if s, _ := t.(string); s == "" {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "title is empty"})
+			return
+		}
+		m.Title = str(body, "title")
+	}
+	if _, ok := body["description"]; ok {
+		m.Description = str(body, "description")
+	}
+	writeJSON(w, http.StatusOK, g.mr(m))
 }
