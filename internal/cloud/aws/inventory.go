@@ -9,6 +9,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -17,6 +18,7 @@ import (
 	tagtypes "github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi/types"
 
 	"github.com/kiln-images/kiln/internal/cloud"
+	"github.com/kiln-images/kiln/internal/fanout"
 )
 
 // ListAssets returns the assets in region whose tags match f, each
@@ -31,7 +33,7 @@ func (b *Backend) ListAssets(ctx context.Context, region string, f cloud.Filter)
 	if err != nil {
 		return nil, err
 	}
-	inv := &inventory{b: b, c: c, assets: map[assetKey]*cloud.Asset{}}
+	inv := &inventory{b: b, c: c, assets: map[assetKey]*cloud.Asset{}, stackState: map[assetKey]bool{}}
 	if err := inv.collect(ctx, f); err != nil {
 		return nil, fmt.Errorf("list assets in %s: %w", region, err)
 	}
@@ -57,31 +59,49 @@ type assetKey struct {
 	id   string
 }
 
-// inventory accumulates one ListAssets call's findings.
+// inventory accumulates one ListAssets call's findings. Its steps run
+// at once, so what each finds is merged the same whichever comes first.
 type inventory struct {
-	b      *Backend
-	c      *regional
+	b *Backend
+	c *regional
+
+	mu     sync.Mutex
 	assets map[assetKey]*cloud.Asset
+	// stackState holds the assets whose State is their stack's view of
+	// them (a resource status), which their own describe call replaces.
+	stackState map[assetKey]bool
 }
 
-// add records an asset, merging with what is already known of it.
-func (inv *inventory) add(a cloud.Asset) *cloud.Asset {
+// add records an asset as its own service describes it, merging with
+// what is already known of it.
+func (inv *inventory) add(a cloud.Asset) { inv.merge(a, false) }
+
+// addStackResource records a resource as its stack lists it.
+func (inv *inventory) addStackResource(a cloud.Asset) { inv.merge(a, true) }
+
+func (inv *inventory) merge(a cloud.Asset, stackView bool) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
 	a.Region = inv.c.loc
 	k := assetKey{a.Kind, a.ID}
-	if cur, ok := inv.assets[k]; ok {
-		if len(a.Tags) > 0 {
-			cur.Tags = a.Tags
-		}
-		cur.State = cmp.Or(cur.State, a.State) // the resource's own state beats its stack's view
-		if cur.Created.IsZero() {
-			cur.Created = a.Created
-		}
-		cur.Parent = cmp.Or(cur.Parent, a.Parent)
-		cur.Retain = cur.Retain || a.Retain
-		return cur
+	cur, ok := inv.assets[k]
+	if !ok {
+		inv.assets[k] = &a
+		inv.stackState[k] = stackView && a.State != ""
+		return
 	}
-	inv.assets[k] = &a
-	return &a
+	if len(a.Tags) > 0 {
+		cur.Tags = a.Tags
+	}
+	// The resource's own state beats its stack's view.
+	if a.State != "" && (cur.State == "" || inv.stackState[k] && !stackView) {
+		cur.State, inv.stackState[k] = a.State, stackView
+	}
+	if cur.Created.IsZero() {
+		cur.Created = a.Created
+	}
+	cur.Parent = cmp.Or(cur.Parent, a.Parent)
+	cur.Retain = cur.Retain || a.Retain
 }
 
 func (inv *inventory) collect(ctx context.Context, f cloud.Filter) error {
@@ -104,12 +124,10 @@ func (inv *inventory) collect(ctx context.Context, f cloud.Filter) error {
 		func(ctx context.Context) error { return inv.staged(ctx, f.Tags) },
 		func(ctx context.Context) error { return inv.workDirs(f.Tags) },
 	}
-	for _, s := range steps {
-		if err := s(ctx); err != nil {
-			return err
-		}
-	}
-	return nil
+	// Each step waits on its own service; none needs another's findings.
+	return errors.Join(fanout.Each(ctx, steps, len(steps), func(ctx context.Context, step func(context.Context) error) error {
+		return step(ctx)
+	})...)
 }
 
 // tagged asks the tagging API for resources whose tags match want and
@@ -375,7 +393,7 @@ func (inv *inventory) stackChildren(ctx context.Context, name string) error {
 		if !ok || id == "" {
 			continue
 		}
-		inv.add(cloud.Asset{Kind: kind, ID: id, State: string(r.ResourceStatus), Parent: name,
+		inv.addStackResource(cloud.Asset{Kind: kind, ID: id, State: string(r.ResourceStatus), Parent: name,
 			Retain: retain[aws.ToString(r.LogicalResourceId)]})
 	}
 	return nil

@@ -206,3 +206,32 @@ func TestListAssetsWithoutExportBucket(t *testing.T) {
 		t.Errorf("assets %v, want the image and its snapshot", assetLines(got))
 	}
 }
+
+// The inventory's steps run at once: an instance a stack made, listed by
+// the stack (its resource status) and by EC2 (its own state), ends with
+// its own state and its stack as parent whichever answered first.
+func TestInventoryMergeOrder(t *testing.T) {
+	own := cloud.Asset{Kind: cloud.KindInstance, ID: "i-1", State: "running", Tags: map[string]string{"k": "v"}}
+	fromStack := cloud.Asset{Kind: cloud.KindInstance, ID: "i-1", State: "CREATE_COMPLETE", Parent: "kiln-app"}
+	for _, stackFirst := range []bool{true, false} {
+		inv := &inventory{c: &regional{loc: "us-east-1"}, assets: map[assetKey]*cloud.Asset{}, stackState: map[assetKey]bool{}}
+		if stackFirst {
+			inv.addStackResource(fromStack)
+			inv.add(own)
+		} else {
+			inv.add(own)
+			inv.addStackResource(fromStack)
+		}
+		got := *inv.assets[assetKey{cloud.KindInstance, "i-1"}]
+		if got.State != "running" || got.Parent != "kiln-app" || got.Tags["k"] != "v" || got.Region != "us-east-1" {
+			t.Errorf("stack first %v: %+v", stackFirst, got)
+		}
+	}
+	// A stack resource nothing else describes keeps its stack's view.
+	inv := &inventory{c: &regional{loc: "us-east-1"}, assets: map[assetKey]*cloud.Asset{}, stackState: map[assetKey]bool{}}
+	inv.addStackResource(fromStack)
+	inv.add(cloud.Asset{Kind: cloud.KindInstance, ID: "i-1"})
+	if got := inv.assets[assetKey{cloud.KindInstance, "i-1"}].State; got != "CREATE_COMPLETE" {
+		t.Errorf("state %q, want the stack's view", got)
+	}
+}
