@@ -44,9 +44,9 @@ type awsWorld struct {
 	stub   *awstest.Stub
 	faults *awstest.Faults
 	guests *awstest.Guests
-	// lastRelease is when release last started one: version and image
-	// names tell time to the second, and two releases in one second
-	// would name their images alike, which EC2 refuses.
+	// lastRelease is when the last command that started a run ended:
+	// version and image names tell time to the second, and two runs in
+	// one second would name their images alike, which EC2 refuses.
 	lastRelease time.Time
 }
 
@@ -150,8 +150,11 @@ func (w *awsWorld) staged(t *testing.T) []string {
 func (w *awsWorld) kiln(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	if len(args) > 0 && (args[0] == "release" || args[0] == "build") && !slices.Contains(args, "--resume") {
-		// A new run: a version and image names of its own.
+		// A new run: a version and image names of its own. The run's
+		// time is taken inside the process, after it starts, so the
+		// next new run waits for a second after this one ended.
 		w.newSecond()
+		defer func() { w.lastRelease = time.Now() }()
 	}
 	return kiln(t, append(args, "-c", w.cfg)...)
 }
