@@ -6,20 +6,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/journal"
 	"github.com/kiln-images/kiln/internal/report"
+	"github.com/kiln-images/kiln/internal/report/reporttest"
 )
-
-// schemaCache holds the compiled schema of each report kind.
-var schemaCache sync.Map // schema name -> *jsonschema.Schema
 
 // checkSchema validates a JSON document against the schema its "schema"
 // field names (which must be want) and returns the decoded document.
@@ -34,38 +30,7 @@ func checkSchema(t *testing.T, want, doc string) map[string]any {
 	if head.Schema != want {
 		t.Fatalf("schema %q, want %q\n%s", head.Schema, want, doc)
 	}
-	s, ok := schemaCache.Load(want)
-	if !ok {
-		k, found := report.Lookup(want)
-		if !found {
-			t.Fatalf("%s is not registered in internal/report", want)
-		}
-		data, err := k.JSONSchema(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sch, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := jsonschema.NewCompiler()
-		c.AssertFormat()
-		if err := c.AddResource(k.FileName(), sch); err != nil {
-			t.Fatal(err)
-		}
-		compiled, err := c.Compile(k.FileName())
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, _ = schemaCache.LoadOrStore(want, compiled)
-	}
-	v, err := jsonschema.UnmarshalJSON(strings.NewReader(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.(*jsonschema.Schema).Validate(v); err != nil {
-		t.Errorf("%s does not match its schema: %v\n%s", want, err, doc)
-	}
+	reporttest.Validate(t, want, want, []byte(doc))
 	var m map[string]any
 	json.Unmarshal([]byte(doc), &m)
 	return m

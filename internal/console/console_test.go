@@ -1,7 +1,6 @@
 package console
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/santhosh-tekuri/jsonschema/v6"
-
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/drift"
@@ -28,6 +25,7 @@ import (
 	"github.com/kiln-images/kiln/internal/pipeline"
 	"github.com/kiln-images/kiln/internal/refresh"
 	"github.com/kiln-images/kiln/internal/report"
+	"github.com/kiln-images/kiln/internal/report/reporttest"
 	"github.com/kiln-images/kiln/internal/server"
 )
 
@@ -347,11 +345,10 @@ func TestReadOnly(t *testing.T) {
 	}
 }
 
-// Every API document validates against its schema in docs/schemas, the
+// Every API document validates against its schema (docs/schemas), the
 // files the commands' documents are checked against.
 func TestAPIMatchesSchemas(t *testing.T) {
 	w := newWorld(t, nil)
-	schemas := loadSchemas(t)
 	for _, p := range append(w.apis(), "/api/v1/runs/kiln-20990101T000000Z-abcdef", "/api/v1/manifests?channel=nope", "/api/v1/schedule?count=0") {
 		code, body := w.get(t, nil, p)
 		var head struct {
@@ -361,7 +358,7 @@ func TestAPIMatchesSchemas(t *testing.T) {
 			t.Errorf("%s: not JSON (%d): %s", p, code, body)
 			continue
 		}
-		validateDoc(t, schemas, p, head.Schema, []byte(body))
+		reporttest.Validate(t, p, head.Schema, []byte(body))
 		if strings.Contains(body, "null") {
 			t.Errorf("%s has a null:\n%s", p, body)
 		}
@@ -377,51 +374,6 @@ func TestAPIMatchesSchemas(t *testing.T) {
 	json.Unmarshal([]byte(body), &as)
 	if len(as.Assets) != 3 || len(as.Runs) != 1 {
 		t.Errorf("assets of the run: %+v", as)
-	}
-}
-
-func loadSchemas(t *testing.T) map[string]*jsonschema.Schema {
-	t.Helper()
-	files, _ := filepath.Glob(filepath.Join("..", "..", "docs", "schemas", "kiln.*.v1.schema.json"))
-	if len(files) == 0 {
-		t.Fatal("no schemas in docs/schemas")
-	}
-	out := map[string]*jsonschema.Schema{}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := jsonschema.NewCompiler()
-		c.AssertFormat()
-		c.AddResource(f, doc)
-		s, err := c.Compile(f)
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		title := doc.(map[string]any)["title"].(string)
-		out[title] = s
-	}
-	return out
-}
-
-func validateDoc(t *testing.T, schemas map[string]*jsonschema.Schema, what, schema string, body []byte) {
-	t.Helper()
-	s, ok := schemas[schema]
-	if !ok {
-		t.Errorf("%s: schema %q is not in docs/schemas", what, schema)
-		return
-	}
-	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Validate(v); err != nil {
-		t.Errorf("%s does not match %s: %v\n%s", what, schema, err, body)
 	}
 }
 
@@ -559,17 +511,16 @@ func TestActions(t *testing.T) {
 	if code, _ := api("/api/v1/drift", "wrong", ""); code != 401 {
 		t.Errorf("API with a wrong token: %d", code)
 	}
-	schemas := loadSchemas(t)
 	code, body := api("/api/v1/drift", string(acts.Token), "")
 	if code != 200 {
 		t.Errorf("API drift check: %d %s", code, body)
 	}
-	validateDoc(t, schemas, "POST /api/v1/drift", report.SchemaDrift, []byte(body))
+	reporttest.Validate(t, "POST /api/v1/drift", report.SchemaDrift, []byte(body))
 	code, body = api("/api/v1/promotions", string(acts.Token), `{"use_case":"sandbox"}`)
 	if code != 200 {
 		t.Errorf("API promotion plan: %d %s", code, body)
 	}
-	validateDoc(t, schemas, "POST /api/v1/promotions", report.SchemaPromote, []byte(body))
+	reporttest.Validate(t, "POST /api/v1/promotions", report.SchemaPromote, []byte(body))
 	if code, body := api("/api/v1/releases", string(acts.Token), `{"use_case":"sandbox","bogus":1}`); code != 400 || !strings.Contains(body, "bogus") {
 		t.Errorf("API release with an unknown field: %d %s", code, body)
 	}
@@ -577,7 +528,7 @@ func TestActions(t *testing.T) {
 	if code != 202 {
 		t.Fatalf("API release: %d %s", code, body)
 	}
-	validateDoc(t, schemas, "POST /api/v1/releases", report.SchemaRuns, []byte(body))
+	reporttest.Validate(t, "POST /api/v1/releases", report.SchemaRuns, []byte(body))
 
 	// Logged out again, the forms are gone.
 	post("/logout", url.Values{"csrf_token": {csrf}})
