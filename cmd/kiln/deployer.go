@@ -25,11 +25,6 @@ import (
 
 // deployer returns the project's deployment engine: the backend's unit
 // kinds, the journal, the failpoints and progress of the pipeline.
-// loadRecord reads deployment name's record from the project.
-func (p *project) loadRecord(name string) (*record.Record, bool, error) {
-	return record.Load(p.cfg.Dir, name)
-}
-
 func (p *project) deployer(g *globalOptions) *deploy.Deployer {
 	return &deploy.Deployer{
 		Config:   p.cfg,

@@ -128,11 +128,8 @@ func mountConsole(ctx context.Context, g *globalOptions, p *project, srv *server
 		return nil, err
 	}
 	cs.console.Mount(srv)
-	deployments := &deployweb.Section{
-		Console: cs.console,
-		List:    p.deployer(g).List,
-		Load:    p.loadRecord,
-	}
+	d := p.deployer(g)
+	deployments := &deployweb.Section{Console: cs.console, List: d.List, Entry: d.Entry}
 	if err := deployments.Mount(srv); err != nil {
 		cs.Close()
 		return nil, err

@@ -99,7 +99,7 @@ func (c *Console) requireBearer(h http.HandlerFunc) http.HandlerFunc {
 				return
 			}
 			w.Header().Set("WWW-Authenticate", `Bearer realm="kiln"`)
-			c.apiError(w, http.StatusUnauthorized, errors.New("this endpoint needs the server's token: Authorization: Bearer TOKEN"))
+			c.APIError(w, http.StatusUnauthorized, errors.New("this endpoint needs the server's token: Authorization: Bearer TOKEN"))
 			return
 		}
 		h(w, r)
@@ -369,7 +369,7 @@ type ReleaseRequest struct {
 func (c *Console) apiRelease(w http.ResponseWriter, r *http.Request) {
 	var req ReleaseRequest
 	if err := decode(r, w, &req); err != nil {
-		c.apiError(w, http.StatusBadRequest, err)
+		c.APIError(w, http.StatusBadRequest, err)
 		return
 	}
 	if req.Channel == "" {
@@ -377,17 +377,17 @@ func (c *Console) apiRelease(w http.ResponseWriter, r *http.Request) {
 	}
 	id, err := c.startRelease(r.Context(), req.UseCase, req.Arch, req.Channel)
 	if err != nil {
-		c.apiError(w, statusOf(err), err)
+		c.APIError(w, statusOf(err), err)
 		return
 	}
 	c.log.Info("console: release started", "run", id, "client", server.Client(r))
 	run, steps, err := c.o.Journal.Run(r.Context(), id)
 	if err != nil {
-		c.apiError(w, http.StatusInternalServerError, err)
+		c.APIError(w, http.StatusInternalServerError, err)
 		return
 	}
 	w.Header().Set("Location", "/api/v1/runs/"+id)
-	c.writeJSON(w, http.StatusAccepted, report.NewRuns([]journal.Run{run}, steps))
+	c.WriteJSON(w, http.StatusAccepted, report.NewRuns([]journal.Run{run}, steps))
 }
 
 // PromoteRequest is the body of POST /api/v1/promotions.
@@ -401,7 +401,7 @@ type PromoteRequest struct {
 func (c *Console) apiPromote(w http.ResponseWriter, r *http.Request) {
 	var req PromoteRequest
 	if err := decode(r, w, &req); err != nil {
-		c.apiError(w, http.StatusBadRequest, err)
+		c.APIError(w, http.StatusBadRequest, err)
 		return
 	}
 	if req.From == "" {
@@ -412,14 +412,14 @@ func (c *Console) apiPromote(w http.ResponseWriter, r *http.Request) {
 	}
 	rep, err := c.o.Actions.Promote(r.Context(), req.UseCase, req.From, req.To, req.Apply)
 	if err != nil {
-		c.apiError(w, statusOf(err), err)
+		c.APIError(w, statusOf(err), err)
 		return
 	}
 	status := http.StatusOK
 	if req.Apply && !rep.Applied {
 		status = http.StatusConflict // a gate failed: nothing changed
 	}
-	c.writeJSON(w, status, rep)
+	c.WriteJSON(w, status, rep)
 }
 
 func (c *Console) apiCheck(w http.ResponseWriter, r *http.Request) {
@@ -427,16 +427,16 @@ func (c *Console) apiCheck(w http.ResponseWriter, r *http.Request) {
 	select {
 	case <-done:
 	case <-time.After(checkWait):
-		c.writeJSON(w, http.StatusAccepted, c.status())
+		c.WriteJSON(w, http.StatusAccepted, c.status())
 		return
 	case <-r.Context().Done():
 		return
 	}
 	s := c.o.Checks.Snapshot()
 	if s.Err != nil || s.Result == nil {
-		c.apiError(w, http.StatusBadGateway, fmt.Errorf("drift check: %v", s.Err))
+		c.APIError(w, http.StatusBadGateway, fmt.Errorf("drift check: %v", s.Err))
 		return
 	}
 	checked(w, s.LastSuccess)
-	c.writeJSON(w, http.StatusOK, s.Result.Drift)
+	c.WriteJSON(w, http.StatusOK, s.Result.Drift)
 }

@@ -25,8 +25,8 @@ import (
 //
 // Errors are kiln.error/v1 documents with the HTTP status that fits.
 
-// writeJSON writes a document with status.
-func (c *Console) writeJSON(w http.ResponseWriter, status int, doc any) {
+// WriteJSON writes a document with status (for a section's API too).
+func (c *Console) WriteJSON(w http.ResponseWriter, status int, doc any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	if err := report.Write(w, doc); err != nil {
@@ -34,17 +34,17 @@ func (c *Console) writeJSON(w http.ResponseWriter, status int, doc any) {
 	}
 }
 
-// apiError writes err as a kiln.error/v1 document; exit_code is what the
+// APIError writes err as a kiln.error/v1 document; exit_code is what the
 // command would have exited with (2: error).
-func (c *Console) apiError(w http.ResponseWriter, status int, err error) {
+func (c *Console) APIError(w http.ResponseWriter, status int, err error) {
 	if status >= 500 {
 		c.log.Error("console: api", "err", err)
 	}
-	c.writeJSON(w, status, report.NewError(err, 2))
+	c.WriteJSON(w, status, report.NewError(err, 2))
 }
 
 func (c *Console) apiStatus(w http.ResponseWriter, r *http.Request) {
-	c.writeJSON(w, http.StatusOK, c.status())
+	c.WriteJSON(w, http.StatusOK, c.status())
 }
 
 func (c *Console) status() report.ServeStatus {
@@ -75,27 +75,27 @@ func utc(t time.Time) time.Time {
 func (c *Console) apiRuns(w http.ResponseWriter, r *http.Request) {
 	runs, err := c.o.Journal.Runs(r.Context())
 	if err != nil {
-		c.apiError(w, http.StatusInternalServerError, err)
+		c.APIError(w, http.StatusInternalServerError, err)
 		return
 	}
-	c.writeJSON(w, http.StatusOK, report.NewRuns(runs, nil))
+	c.WriteJSON(w, http.StatusOK, report.NewRuns(runs, nil))
 }
 
 func (c *Console) apiRun(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if _, err := journal.ParseAssetID(id); err != nil {
-		c.apiError(w, http.StatusBadRequest, fmt.Errorf("run: %w", err))
+		c.APIError(w, http.StatusBadRequest, fmt.Errorf("run: %w", err))
 		return
 	}
 	run, steps, err := c.o.Journal.Run(r.Context(), id)
 	if errors.Is(err, journal.ErrUnknownRun) {
-		c.apiError(w, http.StatusNotFound, err)
+		c.APIError(w, http.StatusNotFound, err)
 		return
 	} else if err != nil {
-		c.apiError(w, http.StatusInternalServerError, err)
+		c.APIError(w, http.StatusInternalServerError, err)
 		return
 	}
-	c.writeJSON(w, http.StatusOK, report.NewRuns([]journal.Run{run}, steps))
+	c.WriteJSON(w, http.StatusOK, report.NewRuns([]journal.Run{run}, steps))
 }
 
 func (c *Console) apiManifests(w http.ResponseWriter, r *http.Request) {
@@ -103,17 +103,17 @@ func (c *Console) apiManifests(w http.ResponseWriter, r *http.Request) {
 	channels := cfg.ChannelNames()
 	if ch := r.URL.Query().Get("channel"); ch != "" {
 		if _, err := cfg.ManifestPath(ch); err != nil {
-			c.apiError(w, http.StatusBadRequest, fmt.Errorf("channel: %w", err))
+			c.APIError(w, http.StatusBadRequest, fmt.Errorf("channel: %w", err))
 			return
 		}
 		channels = []string{ch}
 	}
 	rep, err := report.NewManifestShow(cfg, channels)
 	if err != nil {
-		c.apiError(w, http.StatusInternalServerError, err)
+		c.APIError(w, http.StatusInternalServerError, err)
 		return
 	}
-	c.writeJSON(w, http.StatusOK, rep)
+	c.WriteJSON(w, http.StatusOK, rep)
 }
 
 func (c *Console) apiSchedule(w http.ResponseWriter, r *http.Request) {
@@ -122,7 +122,7 @@ func (c *Console) apiSchedule(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("count"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 100 {
-			c.apiError(w, http.StatusBadRequest, fmt.Errorf("count %q: give 1 to 100", s))
+			c.APIError(w, http.StatusBadRequest, fmt.Errorf("count %q: give 1 to 100", s))
 			return
 		}
 		count = n
@@ -130,17 +130,17 @@ func (c *Console) apiSchedule(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("from"); s != "" {
 		t, err := time.Parse(time.RFC3339, s)
 		if err != nil {
-			c.apiError(w, http.StatusBadRequest, fmt.Errorf("from %q: not an RFC 3339 time such as 2026-11-21T03:00:00Z", s))
+			c.APIError(w, http.StatusBadRequest, fmt.Errorf("from %q: not an RFC 3339 time such as 2026-11-21T03:00:00Z", s))
 			return
 		}
 		from = t.UTC()
 	}
 	rep, err := report.NewSchedule(c.o.Config, from, count)
 	if err != nil {
-		c.apiError(w, http.StatusInternalServerError, err)
+		c.APIError(w, http.StatusInternalServerError, err)
 		return
 	}
-	c.writeJSON(w, http.StatusOK, rep)
+	c.WriteJSON(w, http.StatusOK, rep)
 }
 
 // errNoCheck answers for the check's documents before the first check has
@@ -158,31 +158,31 @@ func (c *Console) apiDrift(w http.ResponseWriter, r *http.Request) {
 	s := c.o.Checks.Snapshot()
 	if s.Result == nil {
 		w.Header().Set("Retry-After", "5")
-		c.apiError(w, http.StatusServiceUnavailable, errNoCheck)
+		c.APIError(w, http.StatusServiceUnavailable, errNoCheck)
 		return
 	}
 	checked(w, s.LastSuccess)
-	c.writeJSON(w, http.StatusOK, s.Result.Drift)
+	c.WriteJSON(w, http.StatusOK, s.Result.Drift)
 }
 
 func (c *Console) apiAssets(w http.ResponseWriter, r *http.Request) {
 	run := r.URL.Query().Get("run")
 	if run != "" {
 		if _, err := journal.ParseAssetID(run); err != nil {
-			c.apiError(w, http.StatusBadRequest, fmt.Errorf("run: %w", err))
+			c.APIError(w, http.StatusBadRequest, fmt.Errorf("run: %w", err))
 			return
 		}
 	}
 	s := c.o.Checks.Snapshot()
 	if s.Result == nil {
 		w.Header().Set("Retry-After", "5")
-		c.apiError(w, http.StatusServiceUnavailable, errNoCheck)
+		c.APIError(w, http.StatusServiceUnavailable, errNoCheck)
 		return
 	}
 	checked(w, s.LastSuccess)
 	if run == "" {
-		c.writeJSON(w, http.StatusOK, s.Result.Assets)
+		c.WriteJSON(w, http.StatusOK, s.Result.Assets)
 		return
 	}
-	c.writeJSON(w, http.StatusOK, report.NewAssets(runAssets(s.Result.Assets.Assets, run)))
+	c.WriteJSON(w, http.StatusOK, report.NewAssets(runAssets(s.Result.Assets.Assets, run)))
 }

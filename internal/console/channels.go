@@ -96,7 +96,7 @@ func (c *Console) channelsPage(w http.ResponseWriter, r *http.Request) {
 	for _, ch := range cfg.ChannelNames() {
 		m, err := channel.Load(cfg, ch)
 		if err != nil {
-			c.failed(w, r, err)
+			c.Failed(w, r, err)
 			return
 		}
 		path, _ := cfg.ManifestPath(ch)
@@ -261,7 +261,7 @@ func (c *Console) historyPage(w http.ResponseWriter, r *http.Request) {
 	ch := r.PathValue("channel")
 	path, err := cfg.ManifestPath(ch)
 	if err != nil {
-		c.notFound(w, r, err.Error())
+		c.NotFound(w, r, err.Error())
 		return
 	}
 	page := historyPage{Channel: ch, Path: c.relPath(path)}

@@ -181,7 +181,7 @@ func (c *Console) schedulePage(w http.ResponseWriter, r *http.Request) {
 	}
 	latest, err := c.o.Journal.Latest(r.Context())
 	if err != nil {
-		c.failed(w, r, err)
+		c.Failed(w, r, err)
 		return
 	}
 	for _, j := range rep.Jobs {

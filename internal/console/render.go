@@ -188,23 +188,15 @@ func (c *Console) Render(w http.ResponseWriter, r *http.Request, title string, b
 // that renders its pages with templates of its own.
 func Funcs() template.FuncMap { return maps.Clone(funcs) }
 
-// NotFound writes the page of something that does not exist, for a
-// section's handlers.
+// NotFound writes the page of something that does not exist (for a
+// section's handlers too).
 func (c *Console) NotFound(w http.ResponseWriter, r *http.Request, what string) {
-	c.notFound(w, r, what)
-}
-
-// Failed writes the page of an error reading kiln's state, for a
-// section's handlers.
-func (c *Console) Failed(w http.ResponseWriter, r *http.Request, err error) { c.failed(w, r, err) }
-
-// notFound is the page of something that does not exist.
-func (c *Console) notFound(w http.ResponseWriter, r *http.Request, what string) {
 	c.render(w, r, http.StatusNotFound, "message", "Not found", message{Heading: "Not found", Text: what})
 }
 
-// failed is the page of an error reading kiln's state.
-func (c *Console) failed(w http.ResponseWriter, r *http.Request, err error) {
+// Failed writes the page of an error reading kiln's state (for a
+// section's handlers too).
+func (c *Console) Failed(w http.ResponseWriter, r *http.Request, err error) {
 	c.log.Error("console: page", "path", r.URL.Path, "err", err)
 	c.render(w, r, http.StatusInternalServerError, "message", "Error", message{Heading: "kiln could not read its state", Text: err.Error()})
 }

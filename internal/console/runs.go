@@ -82,7 +82,7 @@ func (c *Console) runsPage(w http.ResponseWriter, r *http.Request) {
 	}
 	runs, total, err := c.o.Journal.RunsPage(r.Context(), page.UseCase, journal.RunState(page.State), (page.Page-1)*runsPerPage, runsPerPage)
 	if err != nil {
-		c.failed(w, r, err)
+		c.Failed(w, r, err)
 		return
 	}
 	page.Total = total
@@ -157,15 +157,15 @@ type stepRow struct {
 func (c *Console) runPage(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if _, err := journal.ParseAssetID(id); err != nil {
-		c.notFound(w, r, err.Error())
+		c.NotFound(w, r, err.Error())
 		return
 	}
 	run, steps, err := c.o.Journal.Run(r.Context(), id)
 	if errors.Is(err, journal.ErrUnknownRun) {
-		c.notFound(w, r, fmt.Sprintf("run %s is not in this machine's journal", id))
+		c.NotFound(w, r, fmt.Sprintf("run %s is not in this machine's journal", id))
 		return
 	} else if err != nil {
-		c.failed(w, r, err)
+		c.Failed(w, r, err)
 		return
 	}
 	page := runPage{Run: run, Status: c.runStatus(run), CostKey: c.o.Config.CostTag.Key}
@@ -175,7 +175,7 @@ func (c *Console) runPage(w http.ResponseWriter, r *http.Request) {
 	page.Start, page.End, page.Phases = timeline(steps, page.Status == statusRunning)
 	page.Took = page.End.Sub(page.Start)
 	if page.Log, err = c.readConsoleLog(id, consoleLogTail); err != nil {
-		c.failed(w, r, err)
+		c.Failed(w, r, err)
 		return
 	}
 	if snap := c.o.Checks.Snapshot(); snap.Result != nil {
@@ -320,16 +320,16 @@ func (c *Console) readConsoleLog(id string, limit int64) (*consoleLog, error) {
 func (c *Console) consoleLog(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if _, err := journal.ParseAssetID(id); err != nil {
-		c.notFound(w, r, err.Error())
+		c.NotFound(w, r, err.Error())
 		return
 	}
 	l, err := c.readConsoleLog(id, consoleLogMax)
 	if err != nil {
-		c.failed(w, r, err)
+		c.Failed(w, r, err)
 		return
 	}
 	if l == nil {
-		c.notFound(w, r, fmt.Sprintf("run %s has no boot test console log on this machine", id))
+		c.NotFound(w, r, fmt.Sprintf("run %s has no boot test console log on this machine", id))
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -181,31 +181,54 @@ func (d *Deployer) List() ([]ListEntry, error) {
 	slices.Sort(names)
 	out := []ListEntry{}
 	for _, n := range names {
-		e := ListEntry{Name: n, Kind: "deployment", State: record.StateNew}
-		if def, ok := d.Config.Deployments[n]; ok {
-			e.Region = def.Region
-			if def.Template {
-				e.Kind, e.State = "template", ""
-			}
-		}
-		rec, ok, err := record.Load(d.Config.Dir, n)
+		e, _, err := d.entry(n)
 		if err != nil {
 			return nil, err
-		}
-		if ok {
-			if rec.Template != "" {
-				e.Kind, e.Template = "personal", rec.Template
-			}
-			e.Region, e.State, e.DeployedAt = rec.Region, rec.State, rec.DeployedAt
-			if rec.Release != nil {
-				e.Release, e.Version = rec.Release.ID, rec.Release.Version
-			}
-			if v, ok := rec.LastVerification(); ok {
-				e.Verified, e.VerifiedAt = map[bool]string{true: "passed", false: "failed"}[v.Passed], v.At
-			}
-			e.Locked, e.Held, e.Expires, e.Expired = rec.Lock != nil, rec.Hold != nil, rec.Expires, d.expired(rec)
 		}
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// Entry returns deployment name's entry in List and its record (nil when
+// it has none), reading that record only; ok is false when neither
+// kiln.yaml nor the records know the name.
+func (d *Deployer) Entry(name string) (e ListEntry, rec *record.Record, ok bool, err error) {
+	if _, defined := d.Config.Deployments[name]; !defined {
+		// Only names record.List finds are read: a name from a request
+		// never becomes a path of its own.
+		recs, err := record.List(d.Config.Dir)
+		if err != nil || !slices.Contains(recs, name) {
+			return ListEntry{}, nil, false, err
+		}
+	}
+	e, rec, err = d.entry(name)
+	return e, rec, err == nil, err
+}
+
+// entry is deployment n's list entry, from kiln.yaml and its record.
+func (d *Deployer) entry(n string) (ListEntry, *record.Record, error) {
+	e := ListEntry{Name: n, Kind: "deployment", State: record.StateNew}
+	if def, ok := d.Config.Deployments[n]; ok {
+		e.Region = def.Region
+		if def.Template {
+			e.Kind, e.State = "template", ""
+		}
+	}
+	rec, ok, err := record.Load(d.Config.Dir, n)
+	if err != nil || !ok {
+		return e, nil, err
+	}
+	if rec.Template != "" {
+		e.Kind, e.Template = "personal", rec.Template
+	}
+	e.Region, e.State, e.DeployedAt = rec.Region, rec.State, rec.DeployedAt
+	if rec.Release != nil {
+		e.Release, e.Version = rec.Release.ID, rec.Release.Version
+	}
+	if v, ok := rec.LastVerification(); ok {
+		e.Verified, e.VerifiedAt = map[bool]string{true: "passed", false: "failed"}[v.Passed], v.At
+	}
+	e.Locked, e.Held, e.Expires, e.Expired = rec.Lock != nil, rec.Hold != nil, rec.Expires, d.expired(rec)
+	return e, rec, nil
 }

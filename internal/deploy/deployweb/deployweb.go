@@ -36,10 +36,10 @@ const shownVerifications = 10
 // Section serves the deployments pages inside Console.
 type Section struct {
 	Console *console.Console
-	// List returns the project's deployments, as kiln deployments does.
-	List func() ([]deploy.ListEntry, error)
-	// Load reads a deployment's record; ok is false when it has none.
-	Load func(name string) (r *record.Record, ok bool, err error)
+	// List returns the project's deployments, as kiln deployments does;
+	// Entry one of them and its record (deploy.Deployer's methods).
+	List  func() ([]deploy.ListEntry, error)
+	Entry func(name string) (e deploy.ListEntry, rec *record.Record, ok bool, err error)
 
 	tmpl *template.Template
 }
@@ -53,34 +53,33 @@ func (s *Section) Mount(m console.Mounter) error {
 	}
 	s.tmpl = t
 	s.Console.AddSection(console.Section{Title: "Deployments", Path: "/deployments"})
-	m.Handle("GET /deployments", http.HandlerFunc(s.list))
-	m.Handle("GET /deployments/{name}", http.HandlerFunc(s.show))
-	m.Handle("GET /api/v1/deployments", http.HandlerFunc(s.apiList))
-	m.Handle("GET /api/v1/deployments/{name}", http.HandlerFunc(s.apiShow))
+	// Records change under the server (kiln deploy, verify): never cached.
+	get := func(pattern string, h http.HandlerFunc) {
+		m.Handle("GET "+pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "no-store")
+			h(w, r)
+		}))
+	}
+	get("/deployments", s.list)
+	get("/deployments/{name}", s.show)
+	get("/api/v1/deployments", s.apiList)
+	get("/api/v1/deployments/{name}", s.apiShow)
 	return nil
+}
+
+// entry returns deployment name's list entry and its record (nil when it
+// has none yet); the error of a name kiln does not know matches
+// errNotFound.
+func (s *Section) entry(name string) (deploy.ListEntry, *record.Record, error) {
+	e, rec, ok, err := s.Entry(name)
+	if err == nil && !ok {
+		err = fmt.Errorf("%w %q: kiln.yaml and deployments/ have none of that name", errNotFound, name)
+	}
+	return e, rec, err
 }
 
 // errNotFound is the error of a deployment kiln does not know.
 var errNotFound = errors.New("no such deployment")
-
-// entry returns the list entry of deployment name and its record (nil when
-// it has none yet). Only names the list holds are looked up, so a request
-// never names a file of its own making.
-func (s *Section) entry(name string) (deploy.ListEntry, *record.Record, error) {
-	list, err := s.List()
-	if err != nil {
-		return deploy.ListEntry{}, nil, err
-	}
-	i := slices.IndexFunc(list, func(e deploy.ListEntry) bool { return e.Name == name })
-	if i < 0 {
-		return deploy.ListEntry{}, nil, fmt.Errorf("%w %q: kiln.yaml and deployments/ have none of that name", errNotFound, name)
-	}
-	rec, ok, err := s.Load(name)
-	if err != nil || !ok {
-		return list[i], nil, err
-	}
-	return list[i], rec, nil
-}
 
 // listPage is the data of the deployments page.
 type listPage struct {
@@ -155,29 +154,28 @@ func (s *Section) show(w http.ResponseWriter, r *http.Request) {
 func (s *Section) apiList(w http.ResponseWriter, r *http.Request) {
 	list, err := s.List()
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, report.NewError(err, 2))
+		s.Console.APIError(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, report.Deployments{Schema: report.SchemaDeployments, Deployments: list})
+	s.Console.WriteJSON(w, http.StatusOK, report.Deployments{Schema: report.SchemaDeployments, Deployments: list})
 }
 
 func (s *Section) apiShow(w http.ResponseWriter, r *http.Request) {
 	e, rec, err := s.entry(r.PathValue("name"))
 	switch {
 	case errors.Is(err, errNotFound):
-		writeJSON(w, http.StatusNotFound, report.NewError(err, 2))
+		s.Console.APIError(w, http.StatusNotFound, err)
 	case err != nil:
-		writeJSON(w, http.StatusInternalServerError, report.NewError(err, 2))
+		s.Console.APIError(w, http.StatusInternalServerError, err)
 	case rec == nil:
-		writeJSON(w, http.StatusNotFound, report.NewError(fmt.Errorf("deployment %s has no record: it was never deployed", e.Name), 2))
+		s.Console.APIError(w, http.StatusNotFound, fmt.Errorf("deployment %s has no record: it was never deployed", e.Name))
 	default:
 		data, err := rec.Encode()
 		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, report.NewError(err, 2))
+			s.Console.APIError(w, http.StatusInternalServerError, err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
 		w.Write(data)
 	}
 }
@@ -189,13 +187,5 @@ func (s *Section) render(w http.ResponseWriter, r *http.Request, title, name str
 		s.Console.Failed(w, r, fmt.Errorf("deployments page: %w", err))
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
 	s.Console.Render(w, r, title, template.HTML(b.String())) // #nosec: the output of html/template
-}
-
-func writeJSON(w http.ResponseWriter, status int, doc any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	report.Write(w, doc) // the client went away; nothing to tell it
 }

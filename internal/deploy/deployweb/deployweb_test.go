@@ -58,7 +58,7 @@ func newServer(t *testing.T) (*httptest.Server, string) {
 	mux := http.NewServeMux()
 	c.Mount(mux)
 	d := &deploy.Deployer{Config: cfg}
-	s := &Section{Console: c, List: d.List, Load: func(name string) (*record.Record, bool, error) { return record.Load(dir, name) }}
+	s := &Section{Console: c, List: d.List, Entry: d.Entry}
 	if err := s.Mount(mux); err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +192,16 @@ func TestAPI(t *testing.T) {
 	}
 	if _, err := record.Decode("api", []byte(body), "dev"); err != nil {
 		t.Error(err)
+	}
+	for _, path := range []string{"/deployments", "/deployments/dev", "/api/v1/deployments", "/api/v1/deployments/dev", "/api/v1/deployments/nope"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("%s: Cache-Control %q, want no-store (records change under the server)", path, cc)
+		}
 	}
 	if code, body := get(t, srv, "/api/v1/deployments/staging"); code != http.StatusNotFound || !strings.Contains(body, "never deployed") {
 		t.Errorf("staging: status %d %s", code, body)
