@@ -19,9 +19,9 @@ const (
 	DefaultMemory  = 1024 // MiB
 	// DefaultCPUs, or the host's CPUs if fewer. Two, because under
 	// software emulation each virtual CPU is a host thread (qemu's
-	// multi-threaded TCG) and systemd starts units in parallel: the example
-	// image's boot test takes about 29 s with two and 35 s with one on a
-	// 2-core host (docs/bench/local-phases.md).
+	// multi-threaded TCG) and systemd starts units in parallel: in a trial
+	// on a 2-core host the example image's boot test took 29 s with two and
+	// 35 s with one (docs/design-notes.md).
 	DefaultCPUs  = 2
 	DefaultAccel = "auto"
 	// Debian's ovmf package.
