@@ -22,6 +22,13 @@ func EncodeSums(sums map[string]string) []byte {
 	return b.Bytes()
 }
 
+// notPlain reports the runes a file name in the list may not hold: path
+// separators, and control characters, which a line-based format cannot
+// carry back (a trailing '\r' is eaten by the line reader).
+func notPlain(r rune) bool {
+	return r == '/' || r == '\\' || r < 0x20 || r == 0x7f
+}
+
 // ParseSums reads a SHA256SUMS file: one "<64 hex>  <name>" per line (a
 // "*" before the name, sha256sum's binary mode, is accepted), names
 // without slashes, each once.
@@ -37,11 +44,16 @@ func ParseSums(data []byte) (map[string]string, error) {
 			continue
 		}
 		sum, name, ok := strings.Cut(line, " ")
-		name = strings.TrimPrefix(strings.TrimPrefix(name, " "), "*")
+		// One mode character follows the separator, as sha256sum writes:
+		// ' ' for text, '*' for binary. Only one is dropped, so a name that
+		// itself starts with '*' or ' ' reads back as it was written.
+		if name != "" && (name[0] == ' ' || name[0] == '*') {
+			name = name[1:]
+		}
 		switch {
 		case !ok || !sha256RE.MatchString(sum):
 			return nil, fmt.Errorf("%s line %d: want \"<sha256>  <file name>\"", SumsFile, n)
-		case name == "" || strings.ContainsAny(name, "/\\\x00") || name == "." || name == "..":
+		case name == "" || strings.ContainsFunc(name, notPlain) || name == "." || name == "..":
 			return nil, fmt.Errorf("%s line %d: file name %q is not a plain name", SumsFile, n, name)
 		}
 		if _, dup := out[name]; dup {
