@@ -46,9 +46,11 @@ and speaks HTTPS with serve.tls_cert and tls_key (or the flags).
 Mounted:
   /                        the console: channels x regions by drift state, runs
                            with their timelines, drift and orphans, assets,
-                           the schedule (read-only unless --allow-actions)
+                           the schedule, deployments (read-only unless
+                           --allow-actions)
   /api/v1/                 the same as JSON: the documents kiln runs, manifest
-                           show, drift, assets and schedule print with -o json
+                           show, drift, assets, schedule and deployments print
+                           with -o json
   /metrics                 Prometheus metrics
   /healthz                 200 when every part is ready, else 503 with why
   /streams/, /images/      with a distribution section: the download tree
@@ -63,9 +65,11 @@ results of a drift check and asset scan the server runs at start, every
 kiln schedule --daemon does (into --channel, with --commit and --push).
 
 --allow-actions lets people holding the token (--token-file FILE, mode 600,
-or $KILN_SERVE_TOKEN) start a release, promote behind the gates and run a
-drift check, from the pages (after logging in with the token) or the API
-(Authorization: Bearer TOKEN). Without it the server has no write path.
+or $KILN_SERVE_TOKEN) start a release, promote behind the gates, run a
+drift check and verify a deployment, from the pages (after logging in with
+the token) or the API (Authorization: Bearer TOKEN). With --commit [--push]
+what they write to a manifest or a record is committed. Without it the
+server has no write path.
 
 Exit 0 when stopped; 2 on error, or when stopping interrupted a release
 (each is logged with the kiln release --resume that finishes it).
@@ -100,7 +104,7 @@ Add it as an LXD image remote (HTTPS):  lxc remote add NAME https://HOST:PORT --
 	f.StringVar(&o.gitRefs, "git-refs", "", "the drift check takes images referenced at git tags matching this pattern as not orphans")
 	f.BoolVar(&o.schedule, "schedule", false, "also run the scheduled releases (as kiln schedule --daemon)")
 	f.StringVar(&o.channel, "channel", o.channel, "with --schedule: channel the scheduled releases publish to")
-	f.BoolVar(&o.allowActions, "allow-actions", false, "let holders of the token release, promote and check drift from the console and the API")
+	f.BoolVar(&o.allowActions, "allow-actions", false, "let holders of the token release, promote, check drift and verify deployments from the console and the API")
 	f.StringVar(&o.tokenFile, "token-file", "", "with --allow-actions: file holding the token (default $"+serveTokenEnv+")")
 	o.addFlags(cmd)
 	completeChannels(g, cmd)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/kiln-images/kiln/internal/deploy"
 	"github.com/kiln-images/kiln/internal/report"
 	"github.com/spf13/cobra"
 )
@@ -69,8 +70,7 @@ func runVerify(ctx context.Context, g *globalOptions, p *project, name string, o
 	if err != nil {
 		return err
 	}
-	outcome := map[bool]string{true: "passed", false: "failed"}[rep.Verification.Passed]
-	commit, err := o.recordOpt.record(ctx, g, p.cfg, name, fmt.Sprintf("%s: verification of %s %s", name, rep.Release, outcome), true)
+	commit, err := o.recordOpt.record(ctx, g, p.cfg, name, verifySubject(rep), true)
 	if err != nil {
 		return err
 	}
@@ -80,10 +80,22 @@ func runVerify(ctx context.Context, g *globalOptions, p *project, name string, o
 		}
 	} else {
 		printVerification(g.streams.out, rep.Verification)
-		fmt.Fprintf(g.streams.out, "\ndeployment %s, release %s: verification %s\n", name, rep.Release, outcome)
+		fmt.Fprintf(g.streams.out, "\ndeployment %s, release %s: verification %s\n", name, rep.Release, verifyOutcome(rep))
 	}
 	if !rep.Verification.Passed {
 		return findings("")
 	}
 	return nil
+}
+
+func verifyOutcome(rep *deploy.VerifyReport) string {
+	if rep.Verification.Passed {
+		return "passed"
+	}
+	return "failed"
+}
+
+// verifySubject is the commit subject of a verification's record.
+func verifySubject(rep *deploy.VerifyReport) string {
+	return fmt.Sprintf("%s: verification of %s %s", rep.Deployment, rep.Release, verifyOutcome(rep))
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,13 +146,30 @@ func cell(t *testing.T, ctx context.Context, channel, key, region string) (class
 	return attr.Value, browse(t, ctx, chromedp.Text(sel))
 }
 
+// browserDeployments is dev for the console's deployments pages: its
+// record is written by the test, its app served by the test.
+const browserDeployments = `deployments:
+  dev:
+    image: {use_case: sandbox, channel: latest}
+    units:
+      web:
+        process: {command: [/bin/true], ports: [http]}
+    checks:
+      - name: health
+        http: {url: "{web.url.http}/health", body: "^ok"}
+        count: 2
+        interval: 1s
+      - name: version
+        http: {url: "{web.url.http}/version", json_field: version, equals: "{version}"}
+`
+
 // The console in a real browser: kiln serve (the binary) on a project
 // with a completed local release; each page as a person sees it, no form
 // and no write endpoint without --allow-actions; then with actions, an
 // image made private behind kiln's back shows as drifted once a drift
 // check started from the page has run.
 func TestConsoleInBrowser(t *testing.T) {
-	w := newLocalWorld(t, 50)
+	w := newLocalWorldYAML(t, fmt.Sprintf(localYAML, 50)+browserDeployments)
 	git(t, w.dir, "init", "-q")
 	git(t, w.dir, "add", "-A")
 	git(t, w.dir, "commit", "-qm", "project")
@@ -225,6 +244,18 @@ func TestConsoleInBrowser(t *testing.T) {
 	for _, region := range localRegions {
 		dev.Release.Images[region] = rel.images[region].ID
 	}
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/health":
+			io.WriteString(w, "ok\n")
+		case "/version":
+			io.WriteString(w, `{"version": "1"}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer app.Close()
+	dev.Outputs = map[string]string{"web.url.http": app.URL}
 	dev.AddVerification(record.Verification{At: dev.DeployedAt.Add(time.Minute), Release: dev.Release.ID, Passed: true,
 		Checks: []record.CheckResult{{Name: "health", Passed: true, Measurements: 3}}})
 	if err := record.Save(w.dir, dev); err != nil {
@@ -253,7 +284,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	for _, path := range []string{"/", "/runs", "/runs/" + rel.run, "/drift", "/assets", "/schedule", "/login", "/actions/release",
 		"/actions/promote", "/actions/drift", "/api/v1/releases", "/api/v1/promotions", "/api/v1/drift", "/api/v1/runs", "/metrics",
-		"/deployments", "/deployments/dev", "/api/v1/deployments", "/api/v1/deployments/dev"} {
+		"/deployments", "/deployments/dev", "/api/v1/deployments", "/api/v1/deployments/dev", "/deployments/dev/verify",
+		"/api/v1/deployments/dev/verifications"} {
 		for _, method := range []string{"POST", "PUT", "PATCH", "DELETE"} {
 			req, _ := http.NewRequest(method, url+path, strings.NewReader("{}"))
 			req.Header.Set("Authorization", "Bearer anything-at-all-0123456789")
@@ -334,6 +366,24 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if home.forms == 0 {
 		t.Error("logged in with actions, the channels page has no form")
+	}
+	// Verify now on dev's page runs its checks against the app and shows
+	// the outcome on top of its verifications.
+	verifyNow := chromedp.CSS(`form[action="/deployments/dev/verify"] button`)
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(url+"/deployments/dev"),
+		chromedp.Click(verifyNow),
+		chromedp.WaitVisible(chromedp.CSS(`table.verifications tbody tr:first-child .check:nth-child(2)`)),
+	); err != nil {
+		t.Fatalf("verify dev from its page: %v\n%s", err, srv.stderr.String())
+	}
+	latest := browse(t, ctx, chromedp.Text(chromedp.CSS(`table.verifications tbody tr:first-child`)))
+	screenshot(t, ctx, "12-deployment-verified")
+	if !strings.Contains(latest, "passed") || !strings.Contains(latest, "health: passed, 2 measurements") || !strings.Contains(latest, "version: passed") {
+		t.Errorf("dev's latest verification after Verify now: %q", latest)
+	}
+	if rec, _, err := record.Load(w.dir, "dev"); err != nil || len(rec.Verifications) != 2 || !rec.Verifications[1].Passed || len(rec.Verifications[1].Checks) != 2 {
+		t.Errorf("dev's record after Verify now: %v %+v", err, rec)
 	}
 	srv.cmd.Process.Signal(syscall.SIGTERM)
 	if code := srv.wait(); code != 0 {

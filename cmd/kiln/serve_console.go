@@ -13,6 +13,7 @@ import (
 	"github.com/kiln-images/kiln/internal/assets"
 	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/console"
+	"github.com/kiln-images/kiln/internal/deploy"
 	"github.com/kiln-images/kiln/internal/deploy/deployweb"
 	"github.com/kiln-images/kiln/internal/drift"
 	"github.com/kiln-images/kiln/internal/gates"
@@ -130,6 +131,9 @@ func mountConsole(ctx context.Context, g *globalOptions, p *project, srv *server
 	cs.console.Mount(srv)
 	d := p.deployer(g)
 	deployments := &deployweb.Section{Console: cs.console, List: d.List, Entry: d.Entry}
+	if o.allowActions {
+		deployments.Verify = func(name string) (*deploy.VerifyReport, error) { return cs.verify(ctx, g, p, o, d, name) }
+	}
 	if err := deployments.Mount(srv); err != nil {
 		cs.Close()
 		return nil, err
@@ -261,6 +265,22 @@ func (cs *consoleServer) release(srvCtx, ctx context.Context, g *globalOptions, 
 		done <- err
 	}()
 	return r.ID, func() error { return <-done }, nil
+}
+
+// verify is kiln verify NAME from the console, under the server's ctx,
+// with kiln serve's --commit and --push for the record.
+func (cs *consoleServer) verify(ctx context.Context, g *globalOptions, p *project, o serveOptions, d *deploy.Deployer, name string) (*deploy.VerifyReport, error) {
+	cs.bg.Add(1)
+	defer cs.bg.Done()
+	rep, err := d.Verify(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	ro := recordOptions{commit: o.commit, push: o.push}
+	if _, err := ro.record(ctx, g, p.cfg, name, verifySubject(rep), true); err != nil {
+		return nil, fmt.Errorf("deployment %s: the verification is in its record, not in git: %w", name, err)
+	}
+	return rep, nil
 }
 
 // promote is kiln promote USE_CASE --from FROM --to TO [--apply] from the

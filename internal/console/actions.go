@@ -69,6 +69,45 @@ func (c *Console) mountActions(m Mounter) {
 	api("POST /api/v1/drift", c.apiCheck)
 }
 
+// HandleForm mounts h, a form action of a section, the way the console's
+// own are: behind the login and the CSRF guard, never cached. Without
+// actions it mounts nothing and returns false.
+func (c *Console) HandleForm(m Mounter, pattern string, h http.HandlerFunc) bool {
+	if c.o.Actions == nil {
+		return false
+	}
+	m.Handle(pattern, c.headers(c.csrf.Protect(c.requireSession(h), c.session), "no-store"))
+	return true
+}
+
+// HandleAPI mounts h, a write endpoint of a section, behind the bearer
+// token as the console's own are. Without actions it mounts nothing and
+// returns false.
+func (c *Console) HandleAPI(m Mounter, pattern string, h http.HandlerFunc) bool {
+	if c.o.Actions == nil {
+		return false
+	}
+	m.Handle(pattern, c.headers(c.requireBearer(h), "no-store"))
+	return true
+}
+
+// FormToken returns the CSRF token a section's form must carry for r's
+// session, and false when r has none (actions off, or not logged in):
+// then the section shows no form.
+func (c *Console) FormToken(r *http.Request) (string, bool) {
+	s := c.session(r)
+	if s == "" {
+		return "", false
+	}
+	return c.csrf.Token(s), true
+}
+
+// Message writes the message page of an action's outcome (for a
+// section's handlers too), with a link back.
+func (c *Console) Message(w http.ResponseWriter, r *http.Request, status int, heading, text, link, linkText string) {
+	c.render(w, r, status, "message", heading, message{Heading: heading, Text: text, Link: link, LinkText: linkText})
+}
+
 // tokenOK compares a presented token with the server's in constant time
 // (hashing both first, so their lengths do not show either).
 func (c *Console) tokenOK(presented string) bool {

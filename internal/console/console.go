@@ -2,7 +2,8 @@
 // project's channels, runs, drift, assets and schedule, the same data as a
 // JSON API under /api/v1 whose documents are those the commands print with
 // -o json, and, only when the server is started with --allow-actions, the
-// forms and endpoints that start a release, promote or run a drift check.
+// forms and endpoints that start a release, promote or run a drift check
+// (and those a feature's section mounts through HandleForm and HandleAPI).
 //
 // Pages read the journal, the channel manifests (and their git history)
 // and the last results of the server's drift check; a page view never

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 
+	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/config"
 	"github.com/kiln-images/kiln/internal/deploy/record"
 	"github.com/kiln-images/kiln/internal/deploy/verify"
@@ -31,7 +32,7 @@ func (d *Deployer) Verify(ctx context.Context, name string) (*VerifyReport, erro
 		return nil, err
 	}
 	if len(def.Checks) == 0 {
-		return nil, fmt.Errorf("deployment %s has no checks to run; add checks to it in kiln.yaml", name)
+		return nil, cloud.Mark(fmt.Errorf("deployment %s has no checks to run; add checks to it in kiln.yaml", name), cloud.ErrInvalid)
 	}
 	inputs, _, _, err := d.inputs(ctx, def)
 	if err != nil {

@@ -6,20 +6,30 @@
 //	GET /api/v1/deployments         kiln deployments -o json
 //	GET /api/v1/deployments/{name}  the record, as deployments/NAME.json holds it
 //
-// Like the rest of the console it reads files (kiln.yaml and the records),
-// never the cloud: what runs against what the record says is kiln status.
+// Like the rest of the console its pages read files (kiln.yaml and the
+// records), never the cloud: what runs against what the record says is
+// kiln status. With the console's actions on, it adds one action, a
+// verification (kiln verify NAME), through the console's login and token:
+//
+//	POST /deployments/{name}/verify                 the page's Verify now (form)
+//	POST /api/v1/deployments/{name}/verifications   kiln verify -o json (bearer token)
 package deployweb
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
 	"html/template"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
+	"github.com/kiln-images/kiln/internal/cloud"
 	"github.com/kiln-images/kiln/internal/console"
 	"github.com/kiln-images/kiln/internal/deploy"
 	"github.com/kiln-images/kiln/internal/deploy/record"
@@ -40,12 +50,32 @@ type Section struct {
 	// Entry one of them and its record (deploy.Deployer's methods).
 	List  func() ([]deploy.ListEntry, error)
 	Entry func(name string) (e deploy.ListEntry, rec *record.Record, ok bool, err error)
+	// Verify runs a deployment's checks and records the outcome, as kiln
+	// verify does, under the server's context: a verification started
+	// from a page goes on when the page has answered. With the console's
+	// actions on, a deployment's page offers it to a logged-in user and
+	// POST /api/v1/deployments/{name}/verifications to a bearer of the
+	// token; nil offers neither.
+	Verify func(name string) (*deploy.VerifyReport, error)
+	// Wait is how long a verify request waits for the outcome before it
+	// answers that the verification is still running (default
+	// verifyWait).
+	Wait time.Duration
 
-	tmpl *template.Template
+	tmpl    *template.Template
+	actions bool
+
+	mu        sync.Mutex
+	verifying map[string]bool // deployments a verification started here runs on
 }
 
+// verifyWait keeps a verify request under the server's write timeout; a
+// longer verification goes on and lands in the record.
+const verifyWait = 45 * time.Second
+
 // Mount adds the section to the console's navigation and its handlers to
-// m. Every handler answers GET (and HEAD) only.
+// m. Without the console's actions (or without Verify) every handler
+// answers GET (and HEAD) only.
 func (s *Section) Mount(m console.Mounter) error {
 	t, err := template.New("deployweb").Funcs(console.Funcs()).ParseFS(templateFS, "templates/*.html")
 	if err != nil {
@@ -64,6 +94,11 @@ func (s *Section) Mount(m console.Mounter) error {
 	get("/deployments/{name}", s.show)
 	get("/api/v1/deployments", s.apiList)
 	get("/api/v1/deployments/{name}", s.apiShow)
+	if s.Verify != nil {
+		form := s.Console.HandleForm(m, "POST /deployments/{name}/verify", s.verifyForm)
+		api := s.Console.HandleAPI(m, "POST /api/v1/deployments/{name}/verifications", s.apiVerify)
+		s.actions = form && api
+	}
 	return nil
 }
 
@@ -107,6 +142,10 @@ type showPage struct {
 	History []record.Event
 	Units   []unitRow
 	Regions []regionImage
+	// CSRF is the verify form's token; empty shows no form.
+	CSRF string
+	// Verifying: a verification started from the console runs now.
+	Verifying bool
 }
 
 type unitRow struct {
@@ -128,7 +167,10 @@ func (s *Section) show(w http.ResponseWriter, r *http.Request) {
 		s.Console.Failed(w, r, err)
 		return
 	}
-	p := showPage{Entry: e, Record: rec}
+	p := showPage{Entry: e, Record: rec, Verifying: s.running(e.Name)}
+	if tok, ok := s.Console.FormToken(r); ok && s.actions && rec != nil && rec.Release != nil {
+		p.CSRF = tok
+	}
 	if rec != nil {
 		v := slices.Clone(rec.Verifications)
 		slices.Reverse(v)
@@ -177,6 +219,123 @@ func (s *Section) apiShow(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(data)
+	}
+}
+
+// errBusy is the error of a verification asked for while one started
+// from the console runs on that deployment: one at a time keeps a double
+// click from measuring twice.
+var errBusy = errors.New("a verification started from the console is still running on it; its outcome will be on the deployment's page")
+
+// errPending is the outcome of a verification still running when the
+// request stops waiting.
+var errPending = errors.New("still running")
+
+// verify starts deployment name's verification and waits for its outcome
+// up to s.Wait, or until ctx (the request's) ends: errPending then, and
+// the verification goes on.
+func (s *Section) verify(ctx context.Context, name string) (*deploy.VerifyReport, error) {
+	_, rec, err := s.entry(name)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil || rec.Release == nil {
+		return nil, fmt.Errorf("%w: deployment %s was never deployed, so there is nothing to verify: kiln deploy %s --apply", errNotDeployed, name, name)
+	}
+	s.mu.Lock()
+	if s.verifying[name] {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("deployment %s: %w", name, errBusy)
+	}
+	if s.verifying == nil {
+		s.verifying = map[string]bool{}
+	}
+	s.verifying[name] = true
+	s.mu.Unlock()
+	type outcome struct {
+		rep *deploy.VerifyReport
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		rep, err := s.Verify(name)
+		s.mu.Lock()
+		delete(s.verifying, name)
+		s.mu.Unlock()
+		done <- outcome{rep, err}
+	}()
+	wait := s.Wait
+	if wait <= 0 {
+		wait = verifyWait
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case o := <-done:
+		return o.rep, o.err
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return nil, errPending
+}
+
+// errNotDeployed is the error of verifying a deployment with no release.
+var errNotDeployed = errors.New("not deployed")
+
+// running reports whether a verification started here runs on name.
+func (s *Section) running(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.verifying[name]
+}
+
+// statusOf is the HTTP status of a verify request's error.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, errNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, errBusy), errors.Is(err, errNotDeployed), errors.Is(err, cloud.ErrInvalid):
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
+
+// verifyForm runs the checks from the deployment's page and shows the
+// page again, with the outcome at the top of its verifications.
+func (s *Section) verifyForm(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	page := "/deployments/" + url.PathEscape(name)
+	_, err := s.verify(r.Context(), name)
+	if err != nil && !errors.Is(err, errPending) {
+		if statusOf(err) >= http.StatusInternalServerError {
+			s.Console.Failed(w, r, err)
+			return
+		}
+		s.Console.Message(w, r, statusOf(err), "The verification did not run", err.Error(), page, "Back to "+name)
+		return
+	}
+	http.Redirect(w, r, page+"#verifications", http.StatusSeeOther)
+}
+
+// apiVerify answers with kiln verify's document, or, when the checks take
+// longer than the request waits, 202 and the deployment's entry: its
+// verified_at changes when the outcome is recorded.
+func (s *Section) apiVerify(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	rep, err := s.verify(r.Context(), name)
+	switch {
+	case errors.Is(err, errPending):
+		e, _, err := s.entry(name)
+		if err != nil {
+			s.Console.APIError(w, statusOf(err), err)
+			return
+		}
+		w.Header().Set("Location", "/api/v1/deployments/"+url.PathEscape(name))
+		s.Console.WriteJSON(w, http.StatusAccepted, report.Deployments{Schema: report.SchemaDeployments, Deployments: []deploy.ListEntry{e}})
+	case err != nil:
+		s.Console.APIError(w, statusOf(err), err)
+	default:
+		s.Console.WriteJSON(w, http.StatusOK, report.Verify{Schema: report.SchemaVerify, VerifyReport: rep})
 	}
 }
 
