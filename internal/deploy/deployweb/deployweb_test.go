@@ -92,16 +92,8 @@ func newSection(t *testing.T, with func(*Section, *deploy.Deployer)) (*httptest.
 
 func get(t *testing.T, srv *httptest.Server, path string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(srv.URL + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	resp, body := do(t, http.DefaultClient, mustRequest(t, "GET", srv.URL+path, nil))
+	return resp.StatusCode, body
 }
 
 // devRecord is dev after a deploy, a failed and a passed verification and
