@@ -130,7 +130,7 @@ func mountConsole(ctx context.Context, g *globalOptions, p *project, srv *server
 	}
 	cs.console.Mount(srv)
 	d := p.deployer(g)
-	deployments := &deployweb.Section{Console: cs.console, List: d.List, Entry: d.Entry}
+	deployments := &deployweb.Section{Console: cs.console, List: d.List, Entry: d.Entry, Log: log}
 	if o.allowActions {
 		deployments.Verify = func(name string) (*deploy.VerifyReport, error) { return cs.verify(ctx, g, p, o, d, name) }
 	}

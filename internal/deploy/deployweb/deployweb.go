@@ -16,11 +16,11 @@
 package deployweb
 
 import (
-	"context"
 	"embed"
 	"errors"
 	"fmt"
 	"html/template"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/url"
@@ -34,6 +34,7 @@ import (
 	"github.com/kiln-images/kiln/internal/deploy"
 	"github.com/kiln-images/kiln/internal/deploy/record"
 	"github.com/kiln-images/kiln/internal/report"
+	"github.com/kiln-images/kiln/internal/server"
 )
 
 //go:embed templates/*.html
@@ -61,6 +62,9 @@ type Section struct {
 	// answers that the verification is still running (default
 	// verifyWait).
 	Wait time.Duration
+	// Log gets who asked for a verification and its outcome; nil logs
+	// nothing.
+	Log *slog.Logger
 
 	tmpl    *template.Template
 	actions bool
@@ -232,9 +236,9 @@ var errBusy = errors.New("a verification started from the console is still runni
 var errPending = errors.New("still running")
 
 // verify starts deployment name's verification and waits for its outcome
-// up to s.Wait, or until ctx (the request's) ends: errPending then, and
-// the verification goes on.
-func (s *Section) verify(ctx context.Context, name string) (*deploy.VerifyReport, error) {
+// up to s.Wait, or until the request ends: errPending then, and the
+// verification goes on.
+func (s *Section) verify(req *http.Request, name string) (*deploy.VerifyReport, error) {
 	_, rec, err := s.entry(name)
 	if err != nil {
 		return nil, err
@@ -252,6 +256,7 @@ func (s *Section) verify(ctx context.Context, name string) (*deploy.VerifyReport
 	}
 	s.verifying[name] = true
 	s.mu.Unlock()
+	s.log().Info("console: verification started", "deployment", name, "client", server.Client(req))
 	type outcome struct {
 		rep *deploy.VerifyReport
 		err error
@@ -259,6 +264,12 @@ func (s *Section) verify(ctx context.Context, name string) (*deploy.VerifyReport
 	done := make(chan outcome, 1)
 	go func() {
 		rep, err := s.Verify(name)
+		switch {
+		case err != nil:
+			s.log().Error("console: verification did not run", "deployment", name, "err", err)
+		default:
+			s.log().Info("console: verified", "deployment", name, "release", rep.Release, "passed", rep.Verification.Passed)
+		}
 		s.mu.Lock()
 		delete(s.verifying, name)
 		s.mu.Unlock()
@@ -274,13 +285,20 @@ func (s *Section) verify(ctx context.Context, name string) (*deploy.VerifyReport
 	case o := <-done:
 		return o.rep, o.err
 	case <-t.C:
-	case <-ctx.Done():
+	case <-req.Context().Done():
 	}
 	return nil, errPending
 }
 
 // errNotDeployed is the error of verifying a deployment with no release.
 var errNotDeployed = errors.New("not deployed")
+
+func (s *Section) log() *slog.Logger {
+	if s.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Log
+}
 
 // running reports whether a verification started here runs on name.
 func (s *Section) running(name string) bool {
@@ -305,7 +323,7 @@ func statusOf(err error) int {
 func (s *Section) verifyForm(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	page := "/deployments/" + url.PathEscape(name)
-	_, err := s.verify(r.Context(), name)
+	_, err := s.verify(r, name)
 	if err != nil && !errors.Is(err, errPending) {
 		if statusOf(err) >= http.StatusInternalServerError {
 			s.Console.Failed(w, r, err)
@@ -322,7 +340,7 @@ func (s *Section) verifyForm(w http.ResponseWriter, r *http.Request) {
 // verified_at changes when the outcome is recorded.
 func (s *Section) apiVerify(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	rep, err := s.verify(r.Context(), name)
+	rep, err := s.verify(r, name)
 	switch {
 	case errors.Is(err, errPending):
 		e, _, err := s.entry(name)
