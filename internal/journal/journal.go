@@ -146,14 +146,83 @@ func (j *Journal) Close() error {
 // means this machine's hostname. If a run with that ID exists, StartRun leaves
 // it as it is and returns nil, so that reruns may call it again.
 func (j *Journal) StartRun(ctx context.Context, r Run) error {
+	r, err := newRun(r)
+	if err != nil {
+		return err
+	}
+	if err := insertRun(ctx, j.db, r); err != nil {
+		return fmt.Errorf("start run %s in journal %s: %w", r.ID, j.path, err)
+	}
+	return nil
+}
+
+// StartRunUnique is StartRun for a run whose version kiln made up from the
+// time: when another run of the use case and architecture already has
+// r.Version, the run gets the first of VERSION-2, VERSION-3, ... that none
+// has. The choice and the insert are one transaction, so two processes
+// starting in the same second do not share a version. It returns the
+// version recorded (the run's own, when its ID was already recorded).
+func (j *Journal) StartRunUnique(ctx context.Context, r Run) (string, error) {
+	r, err := newRun(r)
+	if err != nil {
+		return "", err
+	}
+	fail := func(err error) (string, error) {
+		return "", fmt.Errorf("start run %s in journal %s: %w", r.ID, j.path, err)
+	}
+	tx, err := j.db.BeginTx(ctx, nil) // immediate (see Open): no other writer in between
+	if err != nil {
+		return fail(err)
+	}
+	defer tx.Rollback()
+	var recorded string
+	switch err := tx.QueryRowContext(ctx, `SELECT version FROM runs WHERE id = ?`, r.ID).Scan(&recorded); {
+	case err == nil:
+		return recorded, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return fail(err)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT version FROM runs
+		WHERE use_case = ? AND arch = ? AND substr(version, 1, ?) = ?`,
+		r.UseCase, r.Arch, len(r.Version), r.Version)
+	if err != nil {
+		return fail(err)
+	}
+	taken := map[string]bool{}
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fail(err)
+		}
+		taken[v] = true
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return fail(err)
+	}
+	base := r.Version
+	for n := 2; taken[r.Version]; n++ {
+		r.Version = fmt.Sprintf("%s-%d", base, n)
+	}
+	if err := insertRun(ctx, tx, r); err != nil {
+		return fail(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fail(err)
+	}
+	return r.Version, nil
+}
+
+// newRun checks r and fills in StartRun's defaults.
+func newRun(r Run) (Run, error) {
 	if _, err := ParseAssetID(r.ID); err != nil {
-		return fmt.Errorf("start run: %w", err)
+		return r, fmt.Errorf("start run: %w", err)
 	}
 	if r.State == "" {
 		r.State = RunRunning
 	}
 	if err := r.State.check(); err != nil {
-		return fmt.Errorf("start run %s: %w", r.ID, err)
+		return r, fmt.Errorf("start run %s: %w", r.ID, err)
 	}
 	if r.Created.IsZero() {
 		r.Created = time.Now()
@@ -164,16 +233,20 @@ func (j *Journal) StartRun(ctx context.Context, r Run) error {
 	if r.Host == "" {
 		r.Host, _ = os.Hostname() // the host is informative; unknown is fine
 	}
-	_, err := j.db.ExecContext(ctx, `INSERT INTO runs
+	return r, nil
+}
+
+// insertRun inserts r unless its ID is recorded.
+func insertRun(ctx context.Context, db interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}, r Run) error {
+	_, err := db.ExecContext(ctx, `INSERT INTO runs
 		(id, use_case, arch, version, created, updated, state, phase, host)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`,
 		r.ID, r.UseCase, r.Arch, r.Version, formatTime(r.Created), formatTime(r.Updated),
 		string(r.State), r.Phase, r.Host)
-	if err != nil {
-		return fmt.Errorf("start run %s in journal %s: %w", r.ID, j.path, err)
-	}
-	return nil
+	return err
 }
 
 // SetRun records that run id entered phase and is in state. An empty phase

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -461,5 +462,72 @@ func TestGoroutines(t *testing.T) {
 	}
 	if len(steps) != workers*each || len(names) != workers*each {
 		t.Errorf("%d steps with %d distinct names, want %d", len(steps), len(names), workers*each)
+	}
+}
+
+// A version kiln made up from the time is unique per use case and
+// architecture, even when processes start runs in the same second.
+func TestStartRunUnique(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "journal.db")
+	var js []*Journal
+	for range 2 { // two handles: two processes on one file
+		j, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { j.Close() })
+		js = append(js, j)
+	}
+	now := time.Date(2026, 12, 4, 22, 15, 0, 0, time.UTC)
+	const base = "20261204.221500"
+
+	// An explicit version is the caller's to repeat.
+	if err := js[0].StartRun(ctx, Run{ID: NewAssetID(now), UseCase: "uc", Arch: "x86_64", Version: base}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	got := make([]string, n)
+	errs := make([]error, n)
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		ids[i] = NewAssetID(now)
+		wg.Go(func() {
+			got[i], errs[i] = js[i%2].StartRunUnique(ctx, Run{ID: ids[i], UseCase: "uc", Arch: "x86_64", Version: base})
+		})
+	}
+	wg.Wait()
+	seen := map[string]bool{base: true}
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if seen[got[i]] || !strings.HasPrefix(got[i], base+"-") {
+			t.Errorf("run %d got version %q; taken: %v", i, got[i], seen)
+		}
+		seen[got[i]] = true
+		if r, _, err := js[0].Run(ctx, ids[i]); err != nil || r.Version != got[i] {
+			t.Errorf("run %d recorded %q, %v; returned %q", i, r.Version, err, got[i])
+		}
+	}
+	for i := 2; i < n+2; i++ {
+		if !seen[fmt.Sprintf("%s-%d", base, i)] {
+			t.Errorf("versions %v skip %s-%d", seen, base, i)
+		}
+	}
+	// A rerun keeps its version; another architecture or use case has its own.
+	if v, err := js[1].StartRunUnique(ctx, Run{ID: ids[3], UseCase: "uc", Arch: "x86_64", Version: base}); err != nil || v != got[3] {
+		t.Errorf("rerun: %q, %v; want %q", v, err, got[3])
+	}
+	for _, r := range []Run{{UseCase: "uc", Arch: "arm64"}, {UseCase: "other", Arch: "x86_64"}} {
+		r.ID, r.Version = NewAssetID(now), base
+		if v, err := js[0].StartRunUnique(ctx, r); err != nil || v != base {
+			t.Errorf("%s %s: %q, %v; want %s", r.UseCase, r.Arch, v, err, base)
+		}
+	}
+	if _, err := js[0].StartRunUnique(ctx, Run{ID: "bogus", UseCase: "uc", Version: base}); err == nil {
+		t.Error("a bad id was accepted")
 	}
 }

@@ -24,19 +24,23 @@ func (p *Pipeline) NewRun(ctx context.Context, useCase, arch, version string) (R
 	if version == "" {
 		version = u.Version
 	}
-	if version == "" {
-		version = now.Format("20060102.150405")
-	}
-	r := Run{ID: id, UseCase: u.Name, Arch: arch, Version: version, Created: now, fresh: new(atomic.Bool), begun: new(sync.Map)}
-	r.fresh.Store(true)
 	host, _ := os.Hostname()
-	err = p.Journal.StartRun(ctx, journal.Run{
-		ID: id, UseCase: u.Name, Arch: arch, Version: version,
-		Created: now, Updated: now, State: journal.RunRunning, Phase: cloud.PhaseBuild, Host: host,
-	})
+	jr := journal.Run{ID: id, UseCase: u.Name, Arch: arch, Version: version,
+		Created: now, Updated: now, State: journal.RunRunning, Phase: cloud.PhaseBuild, Host: host}
+	if version != "" {
+		err = p.Journal.StartRun(ctx, jr)
+	} else {
+		// A version made up from the time is unique among the use case's
+		// runs: a second run in the same second (a retried CI job, a
+		// script) gets VERSION-2 rather than the first one's image names.
+		jr.Version = now.Format("20060102.150405")
+		version, err = p.Journal.StartRunUnique(ctx, jr)
+	}
 	if err != nil {
 		return Run{}, fmt.Errorf("journal: %w", err)
 	}
+	r := Run{ID: id, UseCase: u.Name, Arch: arch, Version: version, Created: now, fresh: new(atomic.Bool), begun: new(sync.Map)}
+	r.fresh.Store(true)
 	return r, nil
 }
 

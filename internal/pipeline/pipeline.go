@@ -20,6 +20,7 @@ import (
 // Journal records runs and the intent and outcome of their steps.
 type Journal interface {
 	StartRun(ctx context.Context, r journal.Run) error
+	StartRunUnique(ctx context.Context, r journal.Run) (string, error)
 	SetRun(ctx context.Context, id, phase string, state journal.RunState) error
 	Begin(ctx context.Context, runID, phase, name, region, detail string) (int64, error)
 	End(ctx context.Context, stepID int64, resource string, err error) error

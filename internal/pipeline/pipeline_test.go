@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -472,5 +473,33 @@ func assertNothingPublished(t *testing.T, w *world, r Run) {
 	}
 	if m, _ := channel.Load(w.cfg, "latest"); len(m) != 0 {
 		t.Fatalf("manifest written: %v", m)
+	}
+}
+
+// Two runs of a use case in the same second get versions of their own, so
+// the second does not collide with the first's image names.
+func TestNewRunVersionsInOneSecond(t *testing.T) {
+	w := newWorld(t, "", "0s")
+	now := time.Date(2026, 12, 4, 22, 15, 0, 0, time.UTC)
+	w.p.Now = func() time.Time { return now }
+	var versions []string
+	for range 3 {
+		r, err := w.p.NewRun(t.Context(), "sandbox", "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		versions = append(versions, r.Version)
+		if jr, _, err := w.j.Run(t.Context(), r.ID); err != nil || jr.Version != r.Version {
+			t.Errorf("journal has %q, %v; run has %q", jr.Version, err, r.Version)
+		}
+	}
+	if want := []string{"20261204.221500", "20261204.221500-2", "20261204.221500-3"}; !slices.Equal(versions, want) {
+		t.Errorf("versions %v, want %v", versions, want)
+	}
+	// A version given is the caller's to repeat.
+	for range 2 {
+		if r, err := w.p.NewRun(t.Context(), "sandbox", "", "1.0"); err != nil || r.Version != "1.0" {
+			t.Errorf("--version 1.0: %q, %v", r.Version, err)
+		}
 	}
 }
