@@ -244,7 +244,7 @@ func (s *Section) verify(req *http.Request, name string) (*deploy.VerifyReport, 
 		return nil, err
 	}
 	if rec == nil || rec.Release == nil {
-		return nil, fmt.Errorf("%w: deployment %s was never deployed, so there is nothing to verify: kiln deploy %s --apply", errNotDeployed, name, name)
+		return nil, cloud.Mark(fmt.Errorf("deployment %s was never deployed, so there is nothing to verify: kiln deploy %s --apply", name, name), errNotDeployed)
 	}
 	s.mu.Lock()
 	if s.verifying[name] {
@@ -325,10 +325,6 @@ func (s *Section) verifyForm(w http.ResponseWriter, r *http.Request) {
 	page := "/deployments/" + url.PathEscape(name)
 	_, err := s.verify(r, name)
 	if err != nil && !errors.Is(err, errPending) {
-		if statusOf(err) >= http.StatusInternalServerError {
-			s.Console.Failed(w, r, err)
-			return
-		}
 		s.Console.Message(w, r, statusOf(err), "The verification did not run", err.Error(), page, "Back to "+name)
 		return
 	}
