@@ -356,10 +356,16 @@ func TestVerifyForm(t *testing.T) {
 	}
 
 	// A deployment never deployed: 409 and a page saying so; an unknown one: 404.
-	for path, want := range map[string]int{"/deployments/staging/verify": http.StatusConflict, "/deployments/nope/verify": http.StatusNotFound} {
-		resp, body := do(t, c, formRequest(t, srv.URL+path, url.Values{"csrf_token": {m[1]}}))
-		if resp.StatusCode != want {
-			t.Errorf("%s: status %d, want %d:\n%s", path, resp.StatusCode, want, body)
+	for _, tt := range []struct {
+		path, says string
+		status     int
+	}{
+		{"/deployments/staging/verify", "deployment staging was never deployed, so there is nothing to verify", http.StatusConflict},
+		{"/deployments/nope/verify", "no such deployment", http.StatusNotFound},
+	} {
+		resp, body := do(t, c, formRequest(t, srv.URL+tt.path, url.Values{"csrf_token": {m[1]}}))
+		if resp.StatusCode != tt.status || !strings.Contains(body, tt.says) {
+			t.Errorf("%s: status %d, want %d saying %q:\n%s", tt.path, resp.StatusCode, tt.status, tt.says, body)
 		}
 	}
 }
