@@ -25,15 +25,6 @@ import (
 
 // release runs kiln release through moto and returns the run id and the
 // image it published in each region, read from the channel's manifest.
-// newSecond waits, before a new run, until the second in which the
-// world's previous one ended is over (see awsWorld.lastRelease);
-// awsWorld.kiln calls it for every command that starts a run.
-func (w *awsWorld) newSecond() {
-	if next := w.lastRelease.Truncate(time.Second).Add(time.Second); time.Now().Before(next) {
-		time.Sleep(time.Until(next))
-	}
-}
-
 func (w *awsWorld) release(t *testing.T, channel string) released {
 	t.Helper()
 	out, stderr, code := w.kiln(t, "release", "ci-runner", "--channel", channel, "-o", "json")

@@ -8,10 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -44,10 +42,6 @@ type awsWorld struct {
 	stub   *awstest.Stub
 	faults *awstest.Faults
 	guests *awstest.Guests
-	// lastRelease is when the last command that started a run ended:
-	// version and image names tell time to the second, and two runs in
-	// one second would name their images alike, which EC2 refuses.
-	lastRelease time.Time
 }
 
 // awsBucket is the project's bucket in every aws world: bundles are
@@ -149,13 +143,6 @@ func (w *awsWorld) staged(t *testing.T) []string {
 // kiln runs the CLI on the world's project.
 func (w *awsWorld) kiln(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	if len(args) > 0 && (args[0] == "release" || args[0] == "build") && !slices.Contains(args, "--resume") {
-		// A new run: a version and image names of its own. The run's
-		// time is taken inside the process, after it starts, so the
-		// next new run waits for a second after this one ended.
-		w.newSecond()
-		defer func() { w.lastRelease = time.Now() }()
-	}
 	return kiln(t, append(args, "-c", w.cfg)...)
 }
 
