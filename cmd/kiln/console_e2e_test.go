@@ -384,6 +384,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if rec, _, err := record.Load(w.dir, "dev"); err != nil || len(rec.Verifications) != 2 || !rec.Verifications[1].Passed || len(rec.Verifications[1].Checks) != 2 {
 		t.Errorf("dev's record after Verify now: %v %+v", err, rec)
+	} else if ev := rec.History[len(rec.History)-1]; ev.Action != "verify" || !strings.HasSuffix(ev.By, " via the console") {
+		t.Errorf("dev's history after Verify now ends with %+v; want a verify by the server via the console", ev)
 	}
 	srv.cmd.Process.Signal(syscall.SIGTERM)
 	if code := srv.wait(); code != 0 {

@@ -132,7 +132,11 @@ func mountConsole(ctx context.Context, g *globalOptions, p *project, srv *server
 	d := p.deployer(g)
 	deployments := &deployweb.Section{Console: cs.console, List: d.List, Entry: d.Entry, Log: log}
 	if o.allowActions {
-		deployments.Verify = func(name string) (*deploy.VerifyReport, error) { return cs.verify(ctx, g, p, o, d, name) }
+		// The console knows the token, not the person: its verifications
+		// are recorded as the server's, through the console.
+		dv := p.deployer(g)
+		dv.Who += " via the console"
+		deployments.Verify = func(name string) (*deploy.VerifyReport, error) { return cs.verify(ctx, g, p, o, dv, name) }
 	}
 	if err := deployments.Mount(srv); err != nil {
 		cs.Close()
