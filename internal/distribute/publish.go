@@ -184,7 +184,14 @@ func (p *Publisher) Publish(ctx context.Context, rels []Release, apply bool) (*R
 		prod.ReleaseTitle = cmp.Or(rel.Title, rel.UseCase)
 		prod.Aliases = rel.UseCase + "/" + rel.Channel
 		ref := VersionRef{Channel: rel.Channel, Product: pk, Serial: serial, Version: rel.Version, AssetID: rel.AssetID}
-		if old := prod.Versions[serial]; old != nil && old.AssetID == rel.AssetID {
+		if old := prod.Versions[serial]; old != nil && old.AssetID != rel.AssetID {
+			// The key is the start time to the second, as LXD reads it:
+			// a second run of that second would take the first one's
+			// place in the index.
+			return rep, fmt.Errorf("run %s of %s %s: channel %s already indexes run %s under %s, the second both runs started in; version keys are start times to the second (LXD reads them as dates), so release it again",
+				rel.AssetID, rel.UseCase, rel.Arch, rel.Channel, old.AssetID, serial)
+		}
+		if old := prod.Versions[serial]; old != nil {
 			v := *old
 			v.Images = maps.Clone(rel.Images)
 			prod.Versions[serial] = &v

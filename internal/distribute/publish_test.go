@@ -269,6 +269,12 @@ func TestPublishRefuses(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "version 1.0 of sandbox x86_64 is already published (run kiln-a") {
 		t.Fatalf("conflict: %v", err)
 	}
+	// Another run started in the same second, with a version of its own:
+	// its key would be the first run's.
+	_, err = w.pub.Publish(context.Background(), []Release{w.release("latest", "1.0-2", "kiln-s", t0)}, true)
+	if err == nil || !strings.Contains(err.Error(), "run kiln-s of sandbox x86_64: channel latest already indexes run kiln-a under "+Serial(t0)) {
+		t.Fatalf("same second: %v", err)
+	}
 	// A file changed after it was indexed.
 	vmdk := filepath.Join(w.dir, "images/sandbox/x86_64/1.0/sandbox-x86_64-1.0.vmdk")
 	os.Remove(vmdk) // a hard link of the source: replace, do not write through
