@@ -52,43 +52,41 @@ const (
 )
 
 func (c *Console) mountActions(m Mounter) {
-	form := func(pattern string, h http.HandlerFunc) {
+	// The login's own forms pass the CSRF guard without a session.
+	login := func(pattern string, h http.HandlerFunc) {
 		m.Handle(pattern, c.headers(c.csrf.Protect(h, c.session), "no-store"))
 	}
-	form("GET /login", c.loginPage)
-	form("POST /login", c.login)
-	form("POST /logout", c.logout)
-	form("GET /promote", c.requireSession(c.promotePage))
-	form("POST /actions/release", c.requireSession(c.releaseAction))
-	form("POST /actions/promote", c.requireSession(c.promoteAction))
-	form("POST /actions/drift", c.requireSession(c.driftAction))
+	login("GET /login", c.loginPage)
+	login("POST /login", c.login)
+	login("POST /logout", c.logout)
+	c.HandleForm(m, "GET /promote", c.promotePage)
+	c.HandleForm(m, "POST /actions/release", c.releaseAction)
+	c.HandleForm(m, "POST /actions/promote", c.promoteAction)
+	c.HandleForm(m, "POST /actions/drift", c.driftAction)
 
-	api := func(pattern string, h http.HandlerFunc) { m.Handle(pattern, c.headers(c.requireBearer(h), "no-store")) }
-	api("POST /api/v1/releases", c.apiRelease)
-	api("POST /api/v1/promotions", c.apiPromote)
-	api("POST /api/v1/drift", c.apiCheck)
+	c.HandleAPI(m, "POST /api/v1/releases", c.apiRelease)
+	c.HandleAPI(m, "POST /api/v1/promotions", c.apiPromote)
+	c.HandleAPI(m, "POST /api/v1/drift", c.apiCheck)
 }
 
-// HandleForm mounts h, a form action of a section, the way the console's
-// own are: behind the login and the CSRF guard, never cached. Without
-// actions it mounts nothing and returns false.
-func (c *Console) HandleForm(m Mounter, pattern string, h http.HandlerFunc) bool {
+// HandleForm mounts h, a form action (the console's or a section's),
+// behind the login and the CSRF guard, never cached. Without actions it
+// mounts nothing.
+func (c *Console) HandleForm(m Mounter, pattern string, h http.HandlerFunc) {
 	if c.o.Actions == nil {
-		return false
+		return
 	}
 	m.Handle(pattern, c.headers(c.csrf.Protect(c.requireSession(h), c.session), "no-store"))
-	return true
 }
 
-// HandleAPI mounts h, a write endpoint of a section, behind the bearer
-// token as the console's own are. Without actions it mounts nothing and
-// returns false.
-func (c *Console) HandleAPI(m Mounter, pattern string, h http.HandlerFunc) bool {
+// HandleAPI mounts h, a write endpoint (the console's or a section's),
+// behind the bearer token, never cached. Without actions it mounts
+// nothing.
+func (c *Console) HandleAPI(m Mounter, pattern string, h http.HandlerFunc) {
 	if c.o.Actions == nil {
-		return false
+		return
 	}
 	m.Handle(pattern, c.headers(c.requireBearer(h), "no-store"))
-	return true
 }
 
 // FormToken returns the CSRF token a section's form must carry for r's

@@ -66,8 +66,7 @@ type Section struct {
 	// nothing.
 	Log *slog.Logger
 
-	tmpl    *template.Template
-	actions bool
+	tmpl *template.Template
 
 	mu        sync.Mutex
 	verifying map[string]bool // deployments a verification started here runs on
@@ -99,9 +98,8 @@ func (s *Section) Mount(m console.Mounter) error {
 	get("/api/v1/deployments", s.apiList)
 	get("/api/v1/deployments/{name}", s.apiShow)
 	if s.Verify != nil {
-		form := s.Console.HandleForm(m, "POST /deployments/{name}/verify", s.verifyForm)
-		api := s.Console.HandleAPI(m, "POST /api/v1/deployments/{name}/verifications", s.apiVerify)
-		s.actions = form && api
+		s.Console.HandleForm(m, "POST /deployments/{name}/verify", s.verifyForm)
+		s.Console.HandleAPI(m, "POST /api/v1/deployments/{name}/verifications", s.apiVerify)
 	}
 	return nil
 }
@@ -172,7 +170,9 @@ func (s *Section) show(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := showPage{Entry: e, Record: rec, Verifying: s.running(e.Name)}
-	if tok, ok := s.Console.FormToken(r); ok && s.actions && rec != nil && rec.Release != nil {
+	// A session exists only with the console's actions on, which is when
+	// Mount mounted the verify form.
+	if tok, ok := s.Console.FormToken(r); ok && s.Verify != nil && rec != nil && rec.Release != nil {
 		p.CSRF = tok
 	}
 	if rec != nil {
